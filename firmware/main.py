@@ -1,0 +1,39 @@
+# Entry point, the same on a board and on the sim board: only the `board` module differs
+# (firmware/board.py on a board; host_tests/sim/board.py, first on the path, on the host).
+
+import asyncio
+
+import board
+from nostall import VERSION
+from nostall.server import Server
+from nostall.settings import SettingsError, load
+
+
+def main():
+    try:
+        settings = load(board.SETTINGS_PATH, board.NEEDS_WIFI)
+    except SettingsError as e:
+        print("nostall: settings: %s" % e)
+        return
+    hw = board.Board(settings)
+    ip = hw.connect()  # Wi-Fi with retries and backoff on a board; nothing on the sim
+    import app
+
+    info = {"firmware_version": VERSION, "board": hw.name}
+    server = Server(app.make_app(hw), settings.config, board.BIND_HOST, settings.http_port, info)
+    server.listen()
+    print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
+
+    async def run():
+        hw.start(server)  # background tasks: Wi-Fi reconnect, watchdog feeding
+        await server.serve()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        print("nostall: stopped")
+    finally:
+        server.stop()
+
+
+main()

@@ -1,0 +1,503 @@
+# HTTP/1.1 for a small server, sans-IO: no sockets, no asyncio, runs on CPython and MicroPython.
+#
+# How it works. A RequestReader owns one fixed receive buffer (a connection slot's). The shell
+# reads socket bytes straight into reader.space() and calls reader.added(n), or calls feed(data).
+# Then reader.next() returns a complete Request (head and body), None when it needs more bytes,
+# or raises HTTPError carrying the status to answer with. After an HTTPError the framing is lost,
+# so the connection must be closed after the error response. Several requests in one read are
+# returned one by one, in order (pipelining). The search for the end of the head resumes where it
+# stopped, so parsing is O(n) in the bytes received, and every limit is checked before anything
+# is allocated for it: the buffer itself is the cap on the head.
+#
+# Responses are built by response_head() and chunk(); nothing here writes.
+
+import re
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    206: "Partial Content",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+# Characters that may not appear in a header name (RFC 9110 token) or anywhere in a head
+# (controls other than HTAB; CR and LF are checked separately as line ends).
+_NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
+_CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HEX = "0123456789abcdefABCDEF"
+
+# Reader states
+_HEAD = 0
+_BODY = 1  # Content-Length body
+_CHUNK_SIZE = 2
+_CHUNK_DATA = 3
+_CHUNK_END = 4  # the CRLF after a chunk's data
+_TRAILER = 5
+_DEAD = 6  # after an error: nothing more is parsed
+
+_MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
+
+
+class HTTPError(Exception):
+    """A request the server must refuse; .status is the response status."""
+
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Request:
+    """One parsed request. Headers are a dict of lower-case names to str values."""
+
+    def __init__(self, method, target, version, headers):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = b""
+        p = target.find("?")
+        if p < 0:
+            self.path = target
+            self.query = ""
+        else:
+            self.path = target[:p]
+            self.query = target[p + 1 :]
+        conn = headers.get("connection")
+        if version == "HTTP/1.1":
+            self.keep_alive = not (conn and "close" in _tokens(conn))
+        else:
+            self.keep_alive = bool(conn) and "keep-alive" in _tokens(conn)
+        self._args = None
+        self.error = None  # the exception a handler raised, for the server's accounting
+
+    @property
+    def args(self):
+        """Query string as a dict (the last of repeated names wins)."""
+        if self._args is None:
+            self._args = parse_qs(self.query)
+        return self._args
+
+    @property
+    def text(self):
+        return str(self.body, "utf-8")
+
+    @property
+    def json(self):
+        """The body parsed as JSON; HTTPError 400 when it is not JSON."""
+        import json
+
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeError):
+            raise HTTPError(400, "body is not valid JSON")
+
+
+def _tokens(value):
+    return [t.strip().lower() for t in value.split(",")]
+
+
+class RequestReader:
+    """Turns received bytes into Requests. See the module comment.
+
+    Example::
+
+        r = RequestReader(Config())
+        r.feed(b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        req = r.next()        # Request, or None: feed more
+    """
+
+    def __init__(self, cfg, buf=None):
+        self.cfg = cfg
+        self.buf = buf if buf is not None else bytearray(cfg.recv_buffer_bytes)
+        self.mv = memoryview(self.buf)
+        self.reset()
+
+    def reset(self):
+        """Forget everything: the slot is being reused for a new connection."""
+        self.start = 0  # first unconsumed byte
+        self.end = 0  # end of received bytes
+        self.scan = 0  # where the search for the end of the head resumes
+        self.state = _HEAD
+        self.req = None  # request whose body is being read
+        self.body = None
+        self.body_len = 0  # bytes of body received
+        self.remaining = 0  # bytes left in a Content-Length body or the current chunk
+        self.need_continue = False  # the head asked "Expect: 100-continue" and its body is due
+
+    def pending(self):
+        """True when part of a request has arrived: EOF now would cut a request short."""
+        return self.state != _HEAD or self.end > self.start
+
+    def space(self):
+        """A memoryview to receive into; empty only when a head fills the whole buffer."""
+        if self.start == self.end:
+            self.scan -= self.start
+            self.start = self.end = 0
+        elif self.end == len(self.buf) and self.start:
+            n = self.end - self.start
+            # the regions may overlap: go through a copy rather than trust memmove semantics
+            self.buf[0:n] = bytes(self.mv[self.start : self.end])
+            self.scan -= self.start
+            self.start = 0
+            self.end = n
+        return self.mv[self.end :]
+
+    def added(self, n):
+        self.end += n
+
+    def feed(self, data):
+        """Copy data into the buffer; returns how many bytes fitted (call next() to make room)."""
+        space = self.space()
+        n = min(len(space), len(data))
+        space[:n] = data[:n]
+        self.end += n
+        return n
+
+    def next(self):
+        state = self.state
+        if state == _HEAD:
+            return self._head()
+        if state == _BODY:
+            return self._body()
+        if state == _DEAD:
+            raise HTTPError(400, "connection is in error")
+        return self._chunked()
+
+    def _fail(self, status, reason):
+        self.state = _DEAD
+        raise HTTPError(status, reason)
+
+    def _head(self):
+        buf = self.buf
+        cfg = self.cfg
+        # RFC 9112 2.2: ignore empty lines before a request line
+        while self.end - self.start >= 2 and buf[self.start] == 13 and buf[self.start + 1] == 10:
+            self.start += 2
+        if self.scan < self.start:
+            self.scan = self.start
+        i = buf.find(b"\r\n\r\n", self.scan, self.end)
+        if i < 0:
+            have = self.end - self.start
+            if buf.find(b"\n\n", self.scan, self.end) >= 0 or buf.find(b"\r\n\n", self.scan, self.end) >= 0:
+                self._fail(400, "bare LF line ending")
+            lf = buf.find(b"\n", self.start, self.end)
+            if lf < 0:
+                if have > cfg.max_request_line_bytes:
+                    self._fail(414, "request line too long")
+            elif lf == self.start or buf[lf - 1] != 13:
+                self._fail(400, "bare LF line ending")
+            if have >= cfg.max_header_bytes:
+                self._fail(431, "request head too large")
+            self.scan = max(self.start, self.end - 3)
+            return None
+        if i + 4 - self.start > cfg.max_header_bytes:
+            self._fail(431, "request head too large")
+        head = bytes(self.mv[self.start : i])
+        self.start = i + 4
+        self.scan = self.start
+        try:
+            text = str(head, "utf-8")
+        except UnicodeError:
+            self._fail(400, "request head is not UTF-8")
+        if "\0" in text or _CTL.search(text):
+            self._fail(400, "control character in request head")
+        lines = text.split("\r\n")
+        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+            self._fail(400, "bare CR or LF in request head")
+        req = self._request_line(lines[0])
+        if len(lines) - 1 > cfg.max_header_count:
+            self._fail(431, "too many header fields")
+        headers = req.headers
+        for k in range(1, len(lines)):
+            line = lines[k]
+            name, sep, value = line.partition(":")
+            if not sep or not name or _NOT_TOKEN.search(name):
+                # covers obs-fold (a line starting with SP/HT) and "Name :" too
+                self._fail(400, "malformed header field")
+            name = name.lower()
+            value = value.strip(" \t")
+            old = headers.get(name)
+            if old is None:
+                headers[name] = value
+            elif name == "content-length":
+                if old != value:
+                    self._fail(400, "conflicting Content-Length")
+            elif name == "host":
+                self._fail(400, "more than one Host")
+            else:
+                headers[name] = old + ", " + value
+        return self._framing(req)
+
+    def _request_line(self, line):
+        if len(line) > self.cfg.max_request_line_bytes:
+            self._fail(414, "request line too long")
+        parts = line.split(" ")
+        if len(parts) != 3:
+            self._fail(400, "malformed request line")
+        method, target, version = parts
+        if method not in METHODS:
+            if not method or _NOT_TOKEN.search(method):
+                self._fail(400, "malformed method")
+            self._fail(501, "method not implemented")
+        if version != "HTTP/1.1" and version != "HTTP/1.0":
+            if version.startswith("HTTP/") and len(version) == 8 and version[5].isdigit():
+                self._fail(505, "HTTP version not supported")
+            self._fail(400, "malformed HTTP version")
+        if not target.startswith("/"):
+            if target == "*" and method == "OPTIONS":
+                pass
+            elif target.startswith("http://") or target.startswith("https://"):
+                # absolute-form (RFC 9112 3.2.2): servers must accept it; keep path and query
+                p = target.find("/", target.find("//") + 2)
+                target = target[p:] if p > 0 else "/"
+            else:
+                self._fail(400, "malformed request target")
+        return Request(method, target, version, {})
+
+    def _framing(self, req):
+        headers = req.headers
+        if req.version == "HTTP/1.1" and "host" not in headers:
+            self._fail(400, "HTTP/1.1 request without Host")
+        te = headers.get("transfer-encoding")
+        cl = headers.get("content-length")
+        if te is not None:
+            if cl is not None:
+                self._fail(400, "both Content-Length and Transfer-Encoding")
+            if req.version != "HTTP/1.1":
+                self._fail(400, "Transfer-Encoding in HTTP/1.0")
+            if te.lower() != "chunked":
+                self._fail(501, "transfer coding not implemented")
+            self.req = req
+            self.body = bytearray()
+            self.body_len = 0
+            self.state = _CHUNK_SIZE
+            self.need_continue = self._expects(req)
+            return self._chunked()
+        if cl is not None:
+            if not cl.isdigit():
+                self._fail(400, "malformed Content-Length")
+            if len(cl) > 10 or int(cl) > self.cfg.max_body_bytes:
+                self._fail(413, "body too large")
+            n = int(cl)
+            if n:
+                self.req = req
+                self.remaining = n
+                self.state = _BODY
+                self.need_continue = self._expects(req)
+                return self._body()
+        return req
+
+    def _expects(self, req):
+        e = req.headers.get("expect")
+        if e is None:
+            return False
+        if e.lower() != "100-continue":
+            self._fail(400, "unsupported Expect")
+        return req.version == "HTTP/1.1" and self.end == self.start
+
+    def _body(self):
+        have = self.end - self.start
+        if have == 0:
+            return None
+        self.need_continue = False
+        req = self.req
+        n = self.remaining
+        if self.body is None:
+            if have >= n:  # common case: the whole body came with the head
+                req.body = bytes(self.mv[self.start : self.start + n])
+                self.start += n
+                return self._done()
+            self.body = bytearray(n)
+            self.body_len = 0
+        take = min(have, n)
+        self.body[self.body_len : self.body_len + take] = self.mv[self.start : self.start + take]
+        self.body_len += take
+        self.start += take
+        self.remaining -= take
+        if self.remaining:
+            return None
+        req.body = bytes(self.body)
+        return self._done()
+
+    def _done(self):
+        req = self.req
+        self.req = None
+        self.body = None
+        self.state = _HEAD
+        self.scan = self.start
+        return req
+
+    def _chunked(self):
+        buf = self.buf
+        while True:
+            state = self.state
+            have = self.end - self.start
+            if state == _CHUNK_SIZE or state == _TRAILER:
+                i = buf.find(b"\r\n", self.start, self.end)
+                if i < 0:
+                    limit = _MAX_CHUNK_LINE if state == _CHUNK_SIZE else self.cfg.max_header_bytes
+                    if have > limit or buf.find(b"\n", self.start, self.end) >= 0:
+                        self._fail(400, "malformed chunk line")
+                    return None
+                self.need_continue = False
+                line = bytes(self.mv[self.start : i])
+                self.start = i + 2
+                if state == _TRAILER:
+                    if not line:  # end of trailers: the request is complete
+                        self.req.body = bytes(self.body)
+                        return self._done()
+                    if b"\n" in line or b":" not in line:
+                        self._fail(400, "malformed trailer")
+                    continue
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not size or len(size) > 8 or any(chr(c) not in _HEX for c in size):
+                    self._fail(400, "malformed chunk size")
+                n = int(size, 16)
+                if self.body_len + n > self.cfg.max_body_bytes:
+                    self._fail(413, "body too large")
+                if n == 0:
+                    self.state = _TRAILER
+                else:
+                    self.remaining = n
+                    self.state = _CHUNK_DATA
+            elif state == _CHUNK_DATA:
+                if have == 0:
+                    return None
+                take = min(have, self.remaining)
+                self.body.extend(self.mv[self.start : self.start + take])
+                self.body_len += take
+                self.start += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self.state = _CHUNK_END
+            else:  # _CHUNK_END
+                if have < 2:
+                    if have == 1 and buf[self.start] != 13:
+                        self._fail(400, "chunk data longer than its size")
+                    return None
+                if buf[self.start] != 13 or buf[self.start + 1] != 10:
+                    self._fail(400, "chunk data longer than its size")
+                self.start += 2
+                self.state = _CHUNK_SIZE
+
+
+# ---- responses ----
+
+_STATUS_LINES = {}
+
+
+def status_line(status):
+    """b"HTTP/1.1 200 OK\\r\\n", built once per status."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 599:
+            raise ValueError("bad status %r" % (status,))
+        line = ("HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))).encode()
+        if len(_STATUS_LINES) < 64:
+            _STATUS_LINES[status] = line
+    return line
+
+
+def check_header(name, value):
+    """Header name and value as str, refusing anything that could split the response."""
+    name = str(name)
+    value = str(value)
+    if not name or _NOT_TOKEN.search(name) or "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError("refused response header %r" % (name,))
+    return name, value
+
+
+def response_head(status, headers, length, keep_alive, keep_alive_field=None):
+    """Status line and header block as bytes.
+
+    headers: list of (name, value) already checked by check_header; length: body bytes, or
+    None to send the body chunked; keep_alive_field: the Keep-Alive value to send when the
+    connection stays open (e.g. "timeout=5, max=99").
+    """
+    parts = [status_line(status)]
+    for name, value in headers:
+        parts.append(("%s: %s\r\n" % (name, value)).encode())
+    if length is None:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    elif status >= 200 and status != 204 and status != 304:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    if keep_alive:
+        if keep_alive_field:
+            parts.append(("Keep-Alive: %s\r\n" % keep_alive_field).encode())
+    else:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data):
+    """One chunk of a chunked body; chunk(b"") is the last one."""
+    if not data:
+        return b"0\r\n\r\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def error_body(status, reason):
+    return ("%d %s: %s\n" % (status, REASONS.get(status, "Error"), reason)).encode()
+
+
+# ---- URLs ----
+
+
+def unquote(s, plus=False):
+    """Percent-decode a str (and '+' to space when plus); ValueError on a bad escape."""
+    if plus and "+" in s:
+        s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    parts = s.split("%")
+    out = bytearray(parts[0].encode())
+    for part in parts[1:]:
+        h = part[:2]
+        if len(h) < 2 or h[0] not in _HEX or h[1] not in _HEX:
+            raise ValueError("bad percent escape")
+        out.append(int(h, 16))
+        out.extend(part[2:].encode())
+    return str(bytes(out), "utf-8")
+
+
+def parse_qs(query):
+    args = {}
+    if query:
+        for item in query.split("&"):
+            if item:
+                k, _, v = item.partition("=")
+                try:
+                    args[unquote(k, True)] = unquote(v, True)
+                except (ValueError, UnicodeError):
+                    raise HTTPError(400, "bad query string")
+    return args

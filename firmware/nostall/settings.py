@@ -1,0 +1,83 @@
+# The settings file on flash (JSON): Wi-Fi, hostname, port, limits, watchdog, LED pin, API token.
+# Validated at start-up; every problem becomes one SettingsError line saying how to fix it.
+
+import json
+
+from nostall.config import Config, ConfigError
+
+_KNOWN = (
+    "wifi",
+    "hostname",
+    "http_port",
+    "limits",
+    "watchdog_ms",
+    "led_pin",
+    "led_active_low",
+    "tx_power_dbm",
+    "wifi_retry_max_s",
+)
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings:
+    def __init__(self, d, need_wifi):
+        for k in d:
+            if k not in _KNOWN:
+                raise SettingsError("unknown setting %r; known: %s" % (k, ", ".join(_KNOWN)))
+        wifi = d.get("wifi") or {}
+        if not isinstance(wifi, dict):
+            raise SettingsError('"wifi" must be an object: {"ssid": "...", "password": "..."}')
+        self.ssid = wifi.get("ssid", "")
+        self.password = wifi.get("password", "")
+        if not isinstance(self.ssid, str) or not isinstance(self.password, str):
+            raise SettingsError("wifi ssid and password must be strings")
+        if need_wifi and not self.ssid:
+            raise SettingsError('no Wi-Fi network: set "wifi": {"ssid": ..., "password": ...}')
+        self.hostname = _get(d, "hostname", str, "nostall")
+        self.http_port = _get(d, "http_port", int, 80)
+        if not 1 <= self.http_port <= 65535:
+            raise SettingsError("http_port must be 1..65535, got %d" % self.http_port)
+        self.watchdog_ms = _get(d, "watchdog_ms", int, 0)
+        if self.watchdog_ms and self.watchdog_ms < 1000:
+            raise SettingsError("watchdog_ms must be 0 (off) or at least 1000")
+        self.led_pin = _get(d, "led_pin", int, None)
+        self.led_active_low = _get(d, "led_active_low", bool, False)
+        self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
+        self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, 30)
+        limits = d.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise SettingsError('"limits" must be an object of limit names to integers')
+        try:
+            self.config = Config(**limits)
+        except ConfigError as e:
+            raise SettingsError("limits: %s" % e)
+
+
+def _get(d, key, typ, default):
+    v = d.get(key, default)
+    if v is None:
+        return default
+    if type(v) is not typ:
+        raise SettingsError("setting %r must be %s, got %r" % (key, typ.__name__, v))
+    return v
+
+
+def load(path, need_wifi=True):
+    """Read and check the settings file; SettingsError with a one-line fix when it is wrong."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        raise SettingsError(
+            "no settings file %s: copy settings.example.json there with your Wi-Fi name and password" % path
+        )
+    try:
+        d = json.loads(text)
+    except ValueError:
+        raise SettingsError("%s is not valid JSON" % path)
+    if not isinstance(d, dict):
+        raise SettingsError("%s must hold a JSON object" % path)
+    return Settings(d, need_wifi)

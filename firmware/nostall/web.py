@@ -1,0 +1,340 @@
+# The application API: routes, responses, error handlers, static files. No I/O besides reading
+# static files; the server (server.py) calls App.dispatch(request) and writes what it returns.
+
+import json
+import os
+
+from nostall.proto import HTTPError, check_header, error_body, unquote
+
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "htm": "text/html; charset=utf-8",
+    "css": "text/css",
+    "js": "text/javascript",
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "ico": "image/x-icon",
+    "webp": "image/webp",
+    "woff2": "font/woff2",
+    "wasm": "application/wasm",
+}
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+class Response:
+    """What a handler may return (it may also return str, bytes, dict/list, None or a tuple).
+
+    body: bytes or str; or stream: an iterator of bytes sent as it is produced (chunked
+    unless length is given). Header values are checked: CR/LF in them raise ValueError.
+
+    Example::
+
+        return Response("<h1>hi</h1>", content_type=HTML)
+        return Response(stream=(b"%d\\n" % i for i in range(10)))
+    """
+
+    def __init__(self, body=b"", status=200, headers=None, content_type=None, stream=None, length=None):
+        if isinstance(body, str):
+            body = body.encode()
+            if content_type is None:
+                content_type = TEXT
+        self.body = body
+        self.status = status
+        self.stream = stream
+        self.length = length if stream is not None else len(body)
+        self.headers = []
+        if content_type is None:
+            content_type = "application/octet-stream" if (body or stream is not None) else None
+        if content_type:
+            self.headers.append(("Content-Type", content_type))
+        if headers:
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
+                self.set_header(name, value)
+
+    def set_header(self, name, value):
+        self.headers.append(check_header(name, value))
+
+    @staticmethod
+    def json(obj, status=200):
+        return Response(json.dumps(obj).encode(), status, content_type=JSON)
+
+    @staticmethod
+    def redirect(location, status=302):
+        return Response(b"", status, {"Location": location})
+
+
+def make_response(rv):
+    if isinstance(rv, Response):
+        return rv
+    status = 200
+    headers = None
+    if isinstance(rv, tuple):
+        if len(rv) == 3:
+            rv, status, headers = rv
+        elif len(rv) == 2:
+            rv, status = rv
+        else:
+            raise TypeError("a handler's tuple is (body, status[, headers])")
+        if isinstance(rv, Response):
+            rv.status = status
+            if headers:
+                for k, v in headers.items():
+                    rv.set_header(k, v)
+            return rv
+    if rv is None:
+        return Response(b"", 204 if status == 200 else status, headers)
+    if isinstance(rv, (dict, list)):
+        return Response(json.dumps(rv).encode(), status, headers, JSON)
+    if isinstance(rv, (str, bytes)):
+        return Response(rv, status, headers)
+    raise TypeError("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
+
+
+def error_response(status, reason=""):
+    return Response(error_body(status, reason), status, content_type=TEXT)
+
+
+class _Route:
+    def __init__(self, pattern, methods, handler):
+        self.methods = methods
+        self.handler = handler
+        self.segments = []  # (literal str) or (name, kind)
+        self.tail = None  # a trailing <path:name> takes the rest of the path
+        parts = pattern.strip("/").split("/") if pattern != "/" else []
+        for i, part in enumerate(parts):
+            if part.startswith("<") and part.endswith(">"):
+                kind, _, name = part[1:-1].rpartition(":")
+                kind = kind or "string"
+                if kind not in ("string", "int", "path"):
+                    raise ValueError("route %r: unknown converter %r" % (pattern, kind))
+                if kind == "path":
+                    if i != len(parts) - 1:
+                        raise ValueError("route %r: <path:...> must come last" % pattern)
+                    self.tail = name
+                else:
+                    self.segments.append((name, kind))
+            else:
+                self.segments.append(part)
+
+    def match(self, parts):
+        segs = self.segments
+        n = len(segs)
+        if self.tail is None:
+            if len(parts) != n:
+                return None
+        elif len(parts) < n:
+            return None
+        params = {}
+        for i in range(n):
+            seg = segs[i]
+            part = parts[i]
+            if isinstance(seg, str):
+                if seg != part:
+                    return None
+            else:
+                if not part:
+                    return None
+                if seg[1] == "int":
+                    if not part.isdigit():
+                        return None
+                    part = int(part)
+                params[seg[0]] = part
+        if self.tail is not None:
+            params[self.tail] = "/".join(parts[n:])
+        return params
+
+
+class App:
+    """Routes requests to handlers.
+
+    Example::
+
+        app = App()
+
+        @app.route("/led/<int:n>", methods=("GET", "POST"))
+        async def led(req, n):
+            return {"led": n, "on": True}
+    """
+
+    def __init__(self):
+        self._exact = {}  # path -> {method: handler}: most routes have no parameters
+        self._routes = []
+        self._error_handlers = {}
+        self.chunk_bytes = 1024  # static file pieces; the server sets its send_chunk_bytes here
+
+    def route(self, pattern, methods=("GET",)):
+        def register(handler):
+            if "<" in pattern:
+                self._routes.append(_Route(pattern, tuple(methods), handler))
+            else:
+                by_method = self._exact.setdefault(pattern, {})
+                for m in methods:
+                    by_method[m] = handler
+            return handler
+
+        return register
+
+    def get(self, pattern):
+        return self.route(pattern, ("GET",))
+
+    def post(self, pattern):
+        return self.route(pattern, ("POST",))
+
+    def put(self, pattern):
+        return self.route(pattern, ("PUT",))
+
+    def delete(self, pattern):
+        return self.route(pattern, ("DELETE",))
+
+    def has_route(self, path):
+        return path in self._exact
+
+    def errorhandler(self, status_or_exception):
+        """Register handler(req) for a status, or handler(req, exc) for an exception class."""
+
+        def register(handler):
+            self._error_handlers[status_or_exception] = handler
+            return handler
+
+        return register
+
+    def static(self, prefix, root, index="index.html"):
+        """Serve files under the directory root at URL prefix ("/" serves root/index.html)."""
+        prefix = prefix.rstrip("/")
+        root = root.rstrip("/")
+
+        def serve(req, path=""):
+            return send_file(root, path or index, self.chunk_bytes)
+
+        self.route(prefix + "/<path:path>", ("GET",))(serve)
+        self.route(prefix or "/", ("GET",))(serve)
+
+    def _find(self, method, path):
+        """(handler, params) or raise HTTPError 404/405."""
+        by_method = self._exact.get(path)
+        allowed = ()
+        if by_method is not None:
+            h = by_method.get(method) or (method == "HEAD" and by_method.get("GET"))
+            if h:
+                return h, None
+            allowed = tuple(by_method)
+        parts = None
+        for r in self._routes:
+            if parts is None:
+                parts = path.strip("/").split("/") if path != "/" else []
+            params = r.match(parts)
+            if params is not None:
+                if method in r.methods or (method == "HEAD" and "GET" in r.methods):
+                    return r.handler, params
+                allowed = allowed + r.methods
+        if allowed:
+            raise _NotAllowed(allowed)
+        raise HTTPError(404, "no route for " + path)
+
+    async def dispatch(self, req):
+        """The Response for req; never raises (an exception becomes a 500)."""
+        try:
+            path = req.path
+            if "%" in path:
+                try:
+                    path = unquote(path)
+                except (ValueError, UnicodeError):
+                    raise HTTPError(400, "bad percent escape in path")
+            try:
+                handler, params = self._find(req.method, path)
+            except _NotAllowed as e:
+                allow = sorted(set(e.allowed + (("HEAD",) if "GET" in e.allowed else ())))
+                allow = ", ".join(allow + ["OPTIONS"])
+                if req.method == "OPTIONS":
+                    return Response(b"", 204, {"Allow": allow})
+                r = error_response(405, req.method + " not allowed")
+                r.set_header("Allow", allow)
+                return r
+            rv = handler(req, **params) if params else handler(req)
+            if hasattr(rv, "send"):  # a coroutine (on MicroPython, also a generator)
+                rv = await rv
+            return make_response(rv)
+        except HTTPError as e:
+            return await self._error(req, e.status, e.reason, None)
+        except Exception as e:  # the handler's fault: 500 for this request only
+            req.error = e
+            return await self._error(req, 500, "handler failed", e)
+
+    async def _error(self, req, status, reason, exc):
+        h = None
+        if exc is not None:
+            h = self._error_handlers.get(type(exc))
+        if h is None:
+            h = self._error_handlers.get(status)
+            exc = None
+        if h is not None:
+            try:
+                rv = h(req, exc) if exc is not None else h(req)
+                if hasattr(rv, "send"):
+                    rv = await rv
+                r = make_response(rv)
+                if status >= 500 and r.status < 500 and exc is None:
+                    r.status = status  # an error page must not turn a failure into a success
+                return r
+            except Exception as e:
+                req.error = e
+                status = 500
+        return error_response(status, reason)
+
+
+class _NotAllowed(Exception):
+    def __init__(self, allowed):
+        super().__init__()
+        self.allowed = allowed
+
+
+def content_type(path):
+    ext = path.rpartition(".")[2].lower()
+    return CONTENT_TYPES.get(ext, "application/octet-stream")
+
+
+def send_file(root, path, chunk_bytes=1024, max_age=None):
+    """A Response streaming root/path, or 404. path may not leave root.
+
+    Example::
+
+        @app.get("/log")
+        def log(req):
+            return send_file("/data", "log.txt")
+    """
+    if "\\" in path or "\0" in path:
+        raise HTTPError(400, "bad character in path")
+    for seg in path.split("/"):
+        if seg == ".." or seg == ".":
+            raise HTTPError(404, "no such file")
+    full = root + "/" + path.lstrip("/")
+    try:
+        st = os.stat(full)
+    except OSError:
+        raise HTTPError(404, "no such file")
+    if st[0] & 0x4000:  # a directory
+        raise HTTPError(404, "no such file")
+    size = st[6]
+    r = Response(b"", 200, content_type=content_type(full), stream=_read_file(full, chunk_bytes), length=size)
+    if max_age is not None:
+        r.set_header("Cache-Control", "max-age=%d" % max_age)
+    return r
+
+
+def _read_file(path, chunk_bytes):
+    # one buffer per transfer; yields views of it, consumed before the next read
+    with open(path, "rb") as f:
+        buf = bytearray(chunk_bytes)
+        mv = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return
+            yield mv[:n]
