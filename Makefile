@@ -10,6 +10,7 @@ MICROPYTHON := $(VENV)/bin/micropython
 help:
 	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
 	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
+	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 
 $(VENV)/.stamp: host_tests/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install python3 and python3-venv"; exit 1; }
@@ -25,3 +26,32 @@ venv: $(VENV)/.stamp
 
 # Job-specific targets live in mk/*.mk (build/flash, emulator, ...).
 -include $(wildcard mk/*.mk)
+
+# ---- sim board ----
+SIM_PORT ?= 8080
+SIM_HEAP ?=
+SIM_FIRMWARE ?= firmware
+
+sim: venv
+	@$(VPY) host_tests/simboard.py --port $(SIM_PORT) --firmware $(SIM_FIRMWARE) $(if $(SIM_HEAP),--heap $(SIM_HEAP))
+
+# ---- tests ----
+# BOARD_IP=x.x.x.x [BOARD_PORT=80] points every HTTP test at a real board instead of the sim.
+BOARD_IP ?=
+BOARD_PORT ?= 80
+PYTEST_ARGS ?=
+TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT))
+
+test: venv
+	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
+	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
+
+# The 1000-request soak with a progress bar, a JSON report and a PNG latency timeline in reports/.
+# Without BOARD_IP it starts the sim board.
+SOAK_COUNT ?= 1000
+SOAK_INTERVAL ?= 0.15
+soak: venv
+	@$(VPY) host_tests/soak.py $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
+		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
+
+.PHONY: sim test soak

@@ -91,11 +91,7 @@ class Request:
         else:
             self.path = target[:p]
             self.query = target[p + 1 :]
-        conn = headers.get("connection")
-        if version == "HTTP/1.1":
-            self.keep_alive = not (conn and "close" in _tokens(conn))
-        else:
-            self.keep_alive = bool(conn) and "keep-alive" in _tokens(conn)
+        self.keep_alive = version == "HTTP/1.1"  # settled by the reader once headers are in
         self._args = None
         self.error = None  # the exception a handler raised, for the server's accounting
 
@@ -285,6 +281,13 @@ class RequestReader:
 
     def _framing(self, req):
         headers = req.headers
+        conn = headers.get("connection")
+        if conn is not None:
+            tokens = _tokens(conn)
+            if req.version == "HTTP/1.1":
+                req.keep_alive = "close" not in tokens
+            else:
+                req.keep_alive = "keep-alive" in tokens
         if req.version == "HTTP/1.1" and "host" not in headers:
             self._fail(400, "HTTP/1.1 request without Host")
         te = headers.get("transfer-encoding")

@@ -352,7 +352,13 @@ class Server:
                     self._log_error(req)
             else:
                 st["status_4xx"] += 1
-        keep = req.keep_alive and slot.requests < cfg.max_requests_per_connection and not self.stopping
+        # after a handler failure, end the connection too (the client closes first, as always)
+        keep = (
+            req.keep_alive
+            and slot.requests < cfg.max_requests_per_connection
+            and not self.stopping
+            and req.error is None
+        )
         stream = resp.stream
         length = resp.length
         if stream is not None and length is None and req.version != "HTTP/1.1":

@@ -1,0 +1,199 @@
+"""Fixtures: the target board (the sim board by default, a real board with --board-ip/BOARD_IP),
+dedicated sim boards with their own settings, and a raw HTTP/1.1 client for protocol tests."""
+
+import json
+import os
+import socket
+import time
+
+import pytest
+import requests
+
+from simboard import DEFAULT_HEAP, FIRMWARE, SimBoard
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("nostall")
+    g.addoption("--board-ip", default=os.environ.get("BOARD_IP") or None, help="test a real board at this IP")
+    g.addoption("--board-port", type=int, default=int(os.environ.get("BOARD_PORT") or 80))
+    g.addoption("--sim-heap", default=os.environ.get("SIM_HEAP") or DEFAULT_HEAP, help="sim board heap size")
+    g.addoption("--sim-firmware", default=os.environ.get("SIM_FIRMWARE") or FIRMWARE, help="firmware dir for the sim")
+    g.addoption("--stall-threshold", type=float, default=2.0, help="soak: slowest acceptable request, s")
+    g.addoption("--soak-count", type=int, default=1000)
+    g.addoption("--soak-interval", type=float, default=0.15)
+
+
+class Target:
+    """Where the HTTP tests send requests. sim is the SimBoard (None for a real board)."""
+
+    def __init__(self, host, port, sim=None):
+        self.host = host
+        self.port = port
+        self.sim = sim
+        self.url = "http://%s:%d" % (host, port)
+
+    def status(self, gc=False):
+        r = requests.get(self.url + "/status" + ("?gc=1" if gc else ""), timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def connect(self, timeout=5.0):
+        return RawConn(self.host, self.port, timeout)
+
+    def fd_count(self):
+        return self.sim.fd_count() if self.sim else None
+
+
+@pytest.fixture(scope="session")
+def board(request, tmp_path_factory):
+    cfg = request.config
+    ip = cfg.getoption("--board-ip")
+    if ip:
+        yield Target(ip, cfg.getoption("--board-port"))
+        return
+    log = str(tmp_path_factory.mktemp("sim") / "sim.log")
+    with SimBoard(heap=cfg.getoption("--sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log) as sim:
+        yield Target(sim.host, sim.port, sim)
+        if sim.proc.poll() is not None:
+            raise AssertionError("sim board died during the tests; log: %s" % log)
+
+
+@pytest.fixture
+def make_sim(request, tmp_path):
+    """Start a dedicated sim board: make_sim(limits={...}, app_dir=None, www=None) -> Target."""
+    if request.config.getoption("--board-ip"):
+        pytest.skip("needs its own sim board with special settings")
+    started = []
+
+    def start(limits=None, app_dir=None, www=None, heap=None):
+        settings = tmp_path / ("settings%d.json" % len(started))
+        settings.write_text(json.dumps({"http_port": 8080, "limits": limits or {}}))
+        sim = SimBoard(
+            heap=heap or request.config.getoption("--sim-heap"),
+            firmware=request.config.getoption("--sim-firmware"),
+            settings=str(settings),
+            extra_path=[app_dir] if app_dir else (),
+            log=str(tmp_path / ("sim%d.log" % len(started))),
+        )
+        if www:
+            sim.env["SIM_WWW"] = str(www)
+        started.append(sim)
+        sim.start()
+        return Target(sim.host, sim.port, sim)
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+
+    def __repr__(self):
+        return "<Response %d %r %r>" % (self.status, self.headers, self.body[:80])
+
+
+class RawConn:
+    """One TCP connection speaking raw bytes, reading responses one by one (pipelining-safe)."""
+
+    def __init__(self, host, port, timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("server closed the connection")
+        self.buf += data
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, head_only=False):
+        status_line = self._line()
+        parts = status_line.split(b" ", 2)
+        assert parts[0] == b"HTTP/1.1", status_line
+        status = int(parts[1])
+        headers = {}
+        while True:
+            line = self._line()
+            if not line:
+                break
+            name, _, value = line.partition(b":")
+            headers[name.decode().lower()] = value.strip().decode()
+        if head_only or status in (100, 204, 304):
+            return Response(status, headers, b"")
+        if headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    assert self._line() == b""
+                    break
+                body += self._exact(size)
+                assert self._exact(2) == b"\r\n"
+            return Response(status, headers, body)
+        if "content-length" in headers:
+            return Response(status, headers, self._exact(int(headers["content-length"])))
+        while True:  # delimited by EOF
+            try:
+                self._fill()
+            except EOFError:
+                body, self.buf = self.buf, b""
+                return Response(status, headers, body)
+
+    def request(self, method="GET", path="/", headers=None, body=b""):
+        h = {"Host": "test"}
+        if body:
+            h["Content-Length"] = str(len(body))
+        h.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join("%s: %s\r\n" % kv for kv in h.items()))
+        self.send(head.encode() + body)
+        return self.response(head_only=method == "HEAD")
+
+    def closed_by_peer(self, wait):
+        """True if the server closed (EOF) within wait seconds; False if it kept the socket open."""
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(1)
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+        finally:
+            self.sock.settimeout(5.0)
+        return data == b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def wait_for(pred, timeout=3.0, step=0.05):
+    """Poll pred() until it is true or the timeout passes; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(step)

