@@ -1,0 +1,76 @@
+# A test app that shadows firmware/app.py on the sim board (its dir comes first on the path):
+# the real app's routes plus handlers that fail in every way a handler can. Unix port only.
+
+import asyncio
+
+from nostall.web import App, Response
+
+import sys
+
+_fw = [p for p in sys.path if p.endswith("/firmware")][0]
+
+
+def _real_app(hw):
+    # load firmware/app.py under another name: this module is called app too
+    ns = {"__name__": "real_app"}
+    with open(_fw + "/app.py") as f:
+        exec(f.read(), ns)
+    return ns["make_app"](hw)
+
+
+class Weird:
+    pass
+
+
+def make_app(hw):
+    app = _real_app(hw)
+
+    @app.get("/fault/raise")
+    def boom(req):
+        raise ValueError("boom")
+
+    @app.get("/fault/memory")
+    def memory(req):
+        raise MemoryError()
+
+    @app.get("/fault/badtype")
+    def badtype(req):
+        return Weird()
+
+    @app.get("/fault/badheader")
+    def badheader(req):
+        return Response("x", headers={"X-Reflect": req.args.get("v", "")})
+
+    @app.get("/fault/slow")
+    async def slow(req):
+        await asyncio.sleep_ms(int(req.args.get("ms", "5000")))
+        return "late"
+
+    @app.get("/fault/stream")
+    def stream(req):
+        def gen():
+            yield b"first\n"
+            raise RuntimeError("mid-stream")
+
+        return Response(stream=gen())
+
+    @app.get("/fault/big")
+    def big(req):
+        # a large streamed body, for clients that stop reading
+        chunk = b"x" * 1024
+
+        def gen():
+            for _ in range(int(req.args.get("kb", "4096"))):
+                yield chunk
+
+        return Response(stream=gen())
+
+    @app.errorhandler(KeyError)
+    def key_error(req, exc):
+        return {"error": "missing key"}, 422
+
+    @app.get("/fault/keyerror")
+    def keyerror(req):
+        return {}["x"]
+
+    return app
