@@ -260,7 +260,7 @@ define PYRIGHT_CFG_JSON
 {
   "typeshedPath": "$(STUBS_DIR)",
   "stubPath": "$(STUBS_DIR)",
-  "extraPaths": ["$(CURDIR)/$(FW_SRC)"],
+  "extraPaths": ["$(abspath $(FW_SRC))"],
   "reportMissingModuleSource": "none",
   "reportOptionalMemberAccess": "none",
   "reportOptionalSubscript": "none",
@@ -276,7 +276,7 @@ typecheck: $(STUBS_DIR)/.stamp
 	@echo "==> type-checking firmware/ against the $(BOARD) API ($(BOARD_STUBS)) with pyright"
 	@mkdir -p $(dir $(PYRIGHT_CFG))
 	@printf '%s\n' "$$PYRIGHT_CFG_JSON" > $(PYRIGHT_CFG)
-	$(PYRIGHT) -p $(PYRIGHT_CFG) $(CURDIR)/$(FW_SRC)
+	$(PYRIGHT) -p $(PYRIGHT_CFG) $(abspath $(FW_SRC))
 
 check-build: $(VENV)/.stamp-build
 	@echo "==> build/flash/deploy checks (host_tests/test_build.py)"
