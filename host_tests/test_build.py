@@ -315,6 +315,14 @@ def test_build_and_flash_in_one_go(sandbox, build_tools, board):
             assert f.read().strip() == "esp32c3"
 
 
+def test_flash_another_image(sandbox, build_tools):
+    """FW_BIN=: e.g. a stock MicroPython image, at the board's offset."""
+    image = os.path.join(sandbox.tmp, "ESP32_GENERIC-v1.28.0.bin")
+    open(image, "wb").close()
+    ok(sandbox.make("flash", "BOARD=ESP32_GENERIC", "FW_BIN=" + image))
+    assert sandbox.calls("esptool")[0]["argv"][-2:] == ["0x1000", image]
+
+
 def test_check_sdkconfig_catches_a_late_setting(sandbox, build_tools):
     ok(sandbox.make("build"))
     with open(os.path.join(sandbox.fw_dir("ESP32_GENERIC_C3"), "sdkconfig.combined"), "a") as f:

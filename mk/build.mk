@@ -52,6 +52,7 @@ B_OUT := $(abspath $(BUILD_ROOT))
 MP_DIR := $(abspath $(MICROPY_DIR))
 MP_PORT := $(MP_DIR)/ports/esp32
 FW_OUT := $(B_OUT)/firmware-$(BOARD)
+# FW_BIN=<file> flashes another image, e.g. a stock MicroPython .bin downloaded for the board.
 FW_BIN := $(FW_OUT)/firmware.bin
 
 # MPY_ARCH=host compiles for this machine (the sim board); otherwise the board's CPU.
@@ -191,7 +192,8 @@ check-sdkconfig:
 	$(CHECK_SDKCONFIG)
 
 # ---- flash ----------------------------------------------------------------------------------------
-# With `make build flash`, flash waits for build (also under -j).
+# Goals given together run in order, also under -j: `make build flash deploy-data` builds, then
+# flashes, then copies the files.
 flash: $(VENV)/.stamp-build | $(call needs,build)
 	@echo "==> flashing $(FW_BIN) to the $(BOARD_CHIP) on $(PORT) at $(BOARD_FLASH_OFFSET), $(BAUD) baud$(if $(call flag,$(ERASE)), (erasing all flash first))"
 	$(ESPTOOL) --chip $(BOARD_CHIP) --port $(PORT) --baud $(BAUD) write-flash $(if $(call flag,$(ERASE)),--erase-all )$(BOARD_FLASH_OFFSET) $(FW_BIN)
@@ -221,7 +223,7 @@ for p in ($(foreach f,$(FW_MPY_DEPLOY),"$(f:.mpy=.py)",)):
 endef
 export DEPLOY_PRE_PY
 
-deploy: mpy
+deploy: mpy | $(call needs,build flash)
 	$(WAIT_FOR_REBOOT)
 	@echo "==> staging the files for the board in $(DEPLOY_OUT)"
 	@rm -rf $(DEPLOY_OUT) $(DEPLOY_OUT).pre.py && mkdir -p $(DEPLOY_OUT)
@@ -235,18 +237,18 @@ deploy: mpy
 	$(MPREMOTE) connect $(PORT) + run $(DEPLOY_OUT).pre.py + cp -r $(DEPLOY_OUT)/* : + reset
 
 # For a board flashed with this firmware: the code is frozen in, only the files are needed.
-deploy-data: $(VENV)/.stamp-build
+deploy-data: $(VENV)/.stamp-build | $(call needs,build flash)
 	$(WAIT_FOR_REBOOT)
 	@echo "==> copying www/$(if $(wildcard $(SETTINGS)), and $(SETTINGS) as settings.json,) to the board on $(PORT) with mpremote, then resetting it"
 	$(if $(wildcard $(SETTINGS)),,@echo "==> note: no $(SETTINGS): the board keeps its settings.json (start one from firmware/settings.example.json)")
 	$(MPREMOTE) connect $(PORT) + cp -r $(FW_SRC)/www :$(if $(wildcard $(SETTINGS)), + cp $(SETTINGS) :settings.json) + reset
 
-run: $(VENV)/.stamp-build
+run: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
 	$(WAIT_FOR_REBOOT)
 	@echo "==> running firmware/ from this host on the board on $(PORT): mpremote mounts it, nothing is written to flash (Ctrl-] leaves)"
 	$(MPREMOTE) connect $(PORT) + mount $(FW_SRC) + run $(FW_SRC)/main.py
 
-repl: $(VENV)/.stamp-build
+repl: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
 	$(WAIT_FOR_REBOOT)
 	@echo "==> MicroPython REPL of the board on $(PORT) (Ctrl-] leaves)"
 	$(MPREMOTE) connect $(PORT) + repl
