@@ -1,0 +1,12 @@
+# nostall on a generic ESP32-C3 module (4 MiB flash or more): MicroPython's own ESP32_GENERIC_C3
+# board, plus this project's sdkconfig.overlay and the firmware frozen in.
+#
+# The port's CMakeLists.txt include()s this file, so CMAKE_CURRENT_SOURCE_DIR is ports/esp32 of the
+# MicroPython checkout; the upstream file names its sdkconfig files relative to that directory.
+include(${CMAKE_CURRENT_SOURCE_DIR}/boards/ESP32_GENERIC_C3/mpconfigboard.cmake)
+
+# Last in the list, so its settings win over sdkconfig.base and the board's files.
+get_filename_component(NOSTALL_SDKCONFIG_OVERLAY ${CMAKE_CURRENT_LIST_DIR}/../../sdkconfig.overlay ABSOLUTE)
+list(APPEND SDKCONFIG_DEFAULTS ${NOSTALL_SDKCONFIG_OVERLAY})
+
+set(MICROPY_FROZEN_MANIFEST ${CMAKE_CURRENT_LIST_DIR}/manifest.py)

