@@ -11,6 +11,8 @@ help:
 	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
 	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
 	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
+	@echo "make bench  - memory figures: heap per idle connection, smallest heap for the soak"
+	@$(MAKE) --no-print-directory help-build
 
 $(VENV)/.stamp: host_tests/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install python3 and python3-venv"; exit 1; }
@@ -55,3 +57,9 @@ soak: venv
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
 .PHONY: sim test soak
+
+# Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
+bench: venv
+	@$(VPY) host_tests/bench.py
+
+.PHONY: bench
