@@ -3,29 +3,6 @@
 # (CONFIG_LWIP_MAX_SOCKETS) and 12 active TCP pcbs; the listener, DNS and mpremote/WebREPL
 # need some of them, so the default connection cap is 6.
 
-DEFAULTS = {
-    # connections
-    "max_connections": 6,  # open client sockets; at the cap the LRU idle one is evicted, else 503
-    "listen_backlog": 2,  # lwIP accept queue; more SYNs than this are refused by the stack
-    "max_requests_per_connection": 100,  # then "Connection: close" and wait for the client's EOF
-    # sizes (bytes)
-    "recv_buffer_bytes": 2048,  # per connection slot, preallocated; holds one request head
-    "max_request_line_bytes": 1024,  # longer: 414
-    "max_header_bytes": 2048,  # request line + headers + blank line; longer: 431
-    "max_header_count": 32,  # more header fields: 431
-    "max_body_bytes": 16384,  # Content-Length or decoded chunked body; larger: 413
-    "send_chunk_bytes": 1024,  # static files and streams are written in pieces this big
-    # timeouts (milliseconds)
-    "header_timeout_ms": 5000,  # from the first byte of a request to the end of its head
-    "body_timeout_ms": 10000,  # to read a whole body
-    "write_timeout_ms": 10000,  # a client that stops reading is dropped after this
-    "idle_timeout_ms": 5000,  # keep-alive connection with no request in flight
-    "linger_timeout_ms": 2000,  # after "Connection: close": wait this long for the client's EOF
-    "linger_drain_bytes": 4096,  # bytes read and dropped while waiting for that EOF
-    "handler_timeout_ms": 10000,  # a handler that takes longer gets a 503
-    "shutdown_timeout_ms": 1000,  # on stop, time given to responses in flight
-    "tick_ms": 100,  # how often deadlines are checked (the granularity of every timeout)
-}
 
 _MIN = {
     "max_connections": 1,
@@ -46,26 +23,47 @@ class ConfigError(ValueError):
 
 
 class Config:
-    """Server limits. Unknown names and impossible values raise ConfigError with a fix.
+    """Server limits: each a class attribute with its unit in its name and its one default.
+    Unknown names and impossible values raise ConfigError with a fix.
 
     Example::
 
         cfg = Config(max_connections=4, idle_timeout_ms=3000)
     """
 
+    # connections
+    max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else 503
+    listen_backlog = 2  # lwIP accept queue; more SYNs than this are refused by the stack
+    max_requests_per_connection = 100  # then "Connection: close" and wait for the client's EOF
+    # sizes (bytes)
+    recv_buffer_bytes = 2048  # per connection slot, preallocated; holds one request head
+    max_request_line_bytes = 1024  # longer: 414
+    max_header_bytes = 2048  # request line + headers + blank line; longer: 431
+    max_header_count = 32  # more header fields: 431
+    max_body_bytes = 16384  # Content-Length or decoded chunked body; larger: 413
+    send_chunk_bytes = 1024  # static files and streams are written in pieces this big
+    # timeouts (milliseconds)
+    header_timeout_ms = 5000  # from the first byte of a request to the end of its head
+    body_timeout_ms = 10000  # to read a whole body
+    write_timeout_ms = 10000  # a client that stops reading is dropped after this
+    idle_timeout_ms = 5000  # keep-alive connection with no request in flight
+    linger_timeout_ms = 2000  # after "Connection: close": wait this long for the client's EOF
+    linger_drain_bytes = 4096  # bytes read and dropped while waiting for that EOF
+    handler_timeout_ms = 10000  # a handler that takes longer gets a 503
+    shutdown_timeout_ms = 1000  # on stop, time given to responses in flight
+    tick_ms = 100  # how often deadlines are checked (the granularity of every timeout)
+
     def __init__(self, **overrides):
-        for name, value in DEFAULTS.items():
-            setattr(self, name, value)
         for name, value in overrides.items():
-            if name not in DEFAULTS:
-                raise ConfigError("unknown limit %r; known: %s" % (name, ", ".join(sorted(DEFAULTS))))
-            if type(value) is not int or isinstance(value, bool):
+            if name not in NAMES:
+                raise ConfigError("unknown limit %r; known: %s" % (name, ", ".join(NAMES)))
+            if type(value) is not int:
                 raise ConfigError("limit %s must be an integer, got %r" % (name, value))
             setattr(self, name, value)
         self._check()
 
     def _check(self):
-        for name in DEFAULTS:
+        for name in NAMES:
             lo = _MIN.get(name, 1)
             if getattr(self, name) < lo:
                 raise ConfigError("limit %s=%d is below its minimum %d" % (name, getattr(self, name), lo))
@@ -78,4 +76,8 @@ class Config:
             )
 
     def as_dict(self):
-        return {name: getattr(self, name) for name in DEFAULTS}
+        return {name: getattr(self, name) for name in NAMES}
+
+
+# the limit names, in one sorted tuple, read off the class once
+NAMES = tuple(sorted(k for k in dir(Config) if not k.startswith("_") and type(getattr(Config, k)) is int))
