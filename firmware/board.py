@@ -56,10 +56,12 @@ class Board:
             import esp32
         except ImportError:
             return None
-        if hasattr(esp32, "mcu_temperature"):  # C3, S2, S3
-            return esp32.mcu_temperature()
-        if hasattr(esp32, "raw_temperature"):  # original ESP32: Fahrenheit, uncalibrated
-            return round((esp32.raw_temperature() - 32) / 1.8, 1)
+        mcu = getattr(esp32, "mcu_temperature", None)  # C3, S2, S3: Celsius
+        if mcu is not None:
+            return mcu()
+        raw = getattr(esp32, "raw_temperature", None)  # original ESP32: Fahrenheit, uncalibrated
+        if raw is not None:
+            return round((raw() - 32) / 1.8, 1)
         return None
 
     # ---- network ----

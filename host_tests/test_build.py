@@ -432,11 +432,6 @@ def test_sim_board_runs_from_compiled_mpy(sandbox, build_tools, tmp_path):
 # ---- type-checking against the boards' stubs ---------------------------------------------------------
 
 
-# The firmware as of this writing has 47 pyright findings per board, none a runtime bug (dynamic
-# Config attributes, MicroPython's `yield` inside async def, CPython fallbacks, hasattr-guarded
-# chip-specific calls); they were reported to the firmware's owner. strict: once they are fixed
-# this test XPASSes, fails, and the marker must go.
-@pytest.mark.xfail(strict=True, reason="known pyright findings in firmware/, see comment above")
 @pytest.mark.parametrize("board", sorted(BOARDS))
 def test_firmware_typechecks(sandbox, build_tools, board):
     r = sandbox.make("typecheck", "BOARD=" + board)

@@ -376,7 +376,7 @@ class RequestReader:
                 self.start = i + 2
                 if state == _TRAILER:
                     if not line:  # end of trailers: the request is complete
-                        self.req.body = bytes(self.body)
+                        self.req.body = bytes(self.body or b"")
                         return self._done()
                     if b"\n" in line or b":" not in line:
                         self._fail(400, "malformed trailer")

@@ -17,25 +17,11 @@
 
 import gc
 import sys
+from time import ticks_add, ticks_diff, ticks_ms
 
 import asyncio
-from asyncio import core
+from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 import socket
-
-try:
-    from time import ticks_add, ticks_diff, ticks_ms
-except ImportError:  # CPython, for tools that import this module
-    from time import monotonic
-
-    def ticks_ms():
-        return int(monotonic() * 1000)
-
-    def ticks_add(t, d):
-        return t + d
-
-    def ticks_diff(a, b):
-        return a - b
-
 
 from nostall.config import Config
 from nostall.proto import HTTPError, RequestReader, chunk, error_body, response_head
@@ -63,6 +49,40 @@ _OVERFLOW_503 = (
 )
 
 
+class _Ready:
+    """await ready(sock) / ready(sock, True): park the task until sock is readable / writable.
+
+    One per slot, reused for every wait: the pattern of asyncio's own SingletonGenerator
+    (MicroPython awaits anything with __iter__/__next__), so a wait allocates nothing.
+    """
+
+    def __init__(self):
+        self.sock = None
+        self.write = False
+        self.armed = False
+
+    def __call__(self, sock, write=False):
+        self.sock = sock
+        self.write = write
+        self.armed = True
+        return self
+
+    def __iter__(self):
+        return self
+
+    __await__ = __iter__  # the CPython spelling, for type checkers
+
+    def __next__(self):
+        if self.armed:
+            self.armed = False
+            if self.write:
+                _ioq.queue_write(self.sock)
+            else:
+                _ioq.queue_read(self.sock)
+            return None
+        raise StopIteration
+
+
 class _Closed(Exception):
     """The peer went away (EOF or reset); nothing more to send."""
 
@@ -71,8 +91,9 @@ class Slot:
     def __init__(self, cfg, index):
         self.index = index
         self.reader = RequestReader(cfg)
+        self.ready = _Ready()
         self.sock = None
-        self.task = None
+        self.task = None  # type: asyncio.Task | None
         self.state = FREE
         self.deadline = 0
         self.expired = None  # why the ticker cancelled this connection
@@ -98,6 +119,7 @@ class Server:
         app.chunk_bytes = self.cfg.send_chunk_bytes
         self.slots = [Slot(self.cfg, i) for i in range(self.cfg.max_connections)]
         self.sock = None
+        self._ready = _Ready()  # the accept loop's wait
         self.stopping = False
         self.overflow = 0  # connections being turned away with a 503
         self._lru = 0
@@ -157,9 +179,10 @@ class Server:
             s.close()
 
     async def _accept_loop(self):
+        ready = self._ready
         while not self.stopping:
             s = self.sock
-            yield _ioq.queue_read(s)
+            await ready(s)  # pyright: ignore[reportGeneralTypeIssues] - awaitable by __iter__, as MicroPython awaits
             if self.stopping:
                 break
             try:
@@ -307,7 +330,7 @@ class Server:
                     if not space:  # cannot happen while max_header_bytes <= recv_buffer_bytes
                         await self._refuse(slot, HTTPError(431, "request head too large"))
                         return
-                    yield _ioq.queue_read(sock)
+                    await slot.ready(sock)
                     n = sock.readinto(space)
                     if n is None:
                         continue
@@ -422,7 +445,7 @@ class Server:
         mv = memoryview(data)
         off = n or 0
         while off < len(data):
-            yield _ioq.queue_write(sock)
+            await slot.ready(sock, True)
             n = sock.write(mv[off:])
             if n:
                 off += n
@@ -435,7 +458,7 @@ class Server:
         while budget > 0:
             reader.reset()
             space = reader.space()
-            yield _ioq.queue_read(sock)
+            await slot.ready(sock)
             n = sock.readinto(space)
             if n is None:
                 continue

@@ -92,7 +92,9 @@ def make_response(rv):
         return Response(b"", 204 if status == 200 else status, headers)
     if isinstance(rv, (dict, list)):
         return Response(json.dumps(rv).encode(), status, headers, JSON)
-    if isinstance(rv, (str, bytes)):
+    if isinstance(rv, str):
+        return Response(rv.encode(), status, headers, TEXT)
+    if isinstance(rv, bytes):
         return Response(rv, status, headers)
     raise TypeError("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
 
