@@ -554,6 +554,7 @@ int main(int argc, char **argv)
     struct conn *slot[1 + MAX_CONNS];
     struct stats last;
     u32_t last_write = 0;
+    int dirty = 0;
 
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -610,6 +611,12 @@ int main(int argc, char **argv)
         timeout = (int)sys_timeouts_sleeptime();
         if (timeout < 0 || timeout > 100)
             timeout = 100;
+        if (dirty) {         /* a throttled stats write is due soon */
+            u32_t since = sys_now() - last_write;
+            int left = since >= 20 ? 0 : (int)(20 - since);
+            if (left < timeout)
+                timeout = left;
+        }
         if (poll(pfds, (nfds_t)n, timeout) < 0 && errno != EINTR) {
             perror("lwipgw: poll");
             break;
@@ -640,10 +647,12 @@ int main(int argc, char **argv)
         count_pcbs();
         {
             u32_t now = sys_now();
-            if ((memcmp(&last, &st, sizeof st) && now - last_write >= 20) || now - last_write >= 1000) {
+            dirty = memcmp(&last, &st, sizeof st) != 0;
+            if ((dirty && now - last_write >= 20) || now - last_write >= 1000) {
                 write_stats();
                 memcpy(&last, &st, sizeof last);
                 last_write = now;
+                dirty = 0;
             }
         }
     }
