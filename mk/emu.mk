@@ -5,7 +5,7 @@
 #   make emu                   build .cache/emu/lwipgw-msl$(EMU_MSL)
 #   make emu EMU_MSL=60000     the IDF default MSL, as a second binary
 #   make emu-test              pytest host_tests/test_emu.py
-#   make bench-emu             stall length, MSL 60000 vs 6000 (~3 min)
+#   make bench-emu             stall length, MSL 60000 vs 6000 (~2 min)
 
 EMU_DIR := host_tests/emu
 EMU_CACHE := .cache/emu
@@ -60,7 +60,7 @@ emu-test: venv emu
 bench-emu: venv emu-check
 	@$(MAKE) --no-print-directory emu EMU_MSL=6000
 	@$(MAKE) --no-print-directory emu EMU_MSL=60000
-	@echo "==> stall length with TCP_MSL 60000 vs 6000 (naive close-first server; takes ~3 min)"
+	@echo "==> stall length with TCP_MSL 60000 vs 6000 (naive close-first server; takes ~2 min)"
 	@$(VPY) host_tests/emu/bench_stall.py
 
 emu-clean:
