@@ -23,8 +23,8 @@ EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
 
 help: help-emu
 help-emu:
-	@echo "make emu    - build the lwIP board TCP emulator (root; EMU_MSL=$(EMU_MSL) ms)"
-	@echo "make emu-test - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "make emu       - build the lwIP board TCP emulator (root; EMU_MSL=$(EMU_MSL) ms)"
+	@echo "make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
 	@echo "make bench-emu - stall length with TCP_MSL 60000 vs 6000"
 
 emu-check:
