@@ -1,0 +1,1 @@
+"""Board TCP emulator: real lwIP (ESP32 options) between test clients and the firmware."""

@@ -1,0 +1,33 @@
+/*
+ * Linux side of lwipgw: TAP device, upstream TCP sockets, monotonic clock.
+ * Kept apart from lwIP's headers because the netinet headers and lwIP both define
+ * TCP_MSS, htons and friends. Only plain C types cross this boundary.
+ */
+#ifndef LWIPGW_HOSTIO_H
+#define LWIPGW_HOSTIO_H
+
+#include <stdint.h>
+
+/* Create (non-persistent) TAP device `name`, no packet-info header,
+ * non-blocking. Returns the fd or -errno. The device vanishes when the fd
+ * is closed, i.e. when the gateway exits however it exits. */
+int hio_tap_open(const char *name);
+
+/* Non-blocking TCP connect to host:port (IPv4 literal). Returns the fd
+ * (connect possibly in progress) or -errno. TCP_NODELAY is set so the
+ * relay adds no Nagle delay on the loopback leg. */
+int hio_connect(const char *host, int port);
+
+/* 0 once a non-blocking connect succeeded, else the errno it failed with. */
+int hio_connect_error(int fd);
+
+/* Half-close: the upstream reads EOF, its own writes still reach us. */
+int hio_shutdown_wr(int fd);
+
+/* close() with SO_LINGER 0, so the peer gets a RST, mirroring a reset. */
+void hio_close_reset(int fd);
+
+/* Monotonic milliseconds (also lwIP's sys_now()). */
+uint32_t hio_now_ms(void);
+
+#endif

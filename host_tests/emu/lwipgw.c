@@ -1,0 +1,663 @@
+/*
+ * lwipgw - the "board TCP emulator": real lwIP between a test client and
+ * the firmware.
+ *
+ * Why: the stall users hit on an ESP32 lives in lwIP's TCP (a server that
+ * closes first keeps a TIME_WAIT pcb for 2*TCP_MSL; a client that reuses
+ * its source port is ACKed for the old connection, answers RST, and lwIP
+ * ignores RST in TIME_WAIT). Linux on loopback does not behave like that,
+ * so tests put lwIP, built with the board's options (lwipopts.h), in front
+ * of the firmware running on the MicroPython unix port.
+ *
+ * How: lwIP owns an IPv4 address on a TAP device (which the test harness
+ * moves into its own network namespace, where the Linux client lives). It
+ * listens on one TCP port. Each accepted lwIP connection gets a Linux TCP
+ * connection to the upstream (the firmware on 127.0.0.1:PORT), and bytes
+ * are relayed both ways with flow control: client bytes are tcp_recved()
+ * only once the upstream socket took them, upstream bytes are read only
+ * while lwIP has send buffer for them. So lwIP's windows behave as on the
+ * board and nothing is buffered without bound.
+ *
+ * Close order is mirrored, because it decides who holds TIME_WAIT:
+ *   upstream EOF first  -> tcp_close(): lwIP closes actively (FIN_WAIT_1 ...
+ *                          TIME_WAIT in lwIP), like the board's close().
+ *   client FIN first    -> shutdown(SHUT_WR) upstream, so the firmware sees
+ *                          EOF and closes; then tcp_close() from CLOSE_WAIT
+ *                          (passive close: no TIME_WAIT on the board).
+ *   client RST          -> upstream closed with SO_LINGER 0 (RST).
+ *   upstream RST/error  -> tcp_abort() (RST to the client).
+ *
+ * Observability: one JSON object with all counters, rewritten atomically
+ * (tmp + rename) to --stats PATH whenever a counter changes (at most every
+ * 20 ms) and once a second; one line per event on stdout; a READY line on
+ * stdout once listening.
+ *
+ * Single thread, NO_SYS=1: poll() over the TAP fd and the upstream sockets,
+ * sys_check_timeouts() for lwIP's timers on a monotonic clock.
+ */
+#include "lwip/init.h"
+#include "lwip/ip4_addr.h"
+#include "lwip/netif.h"
+#include "lwip/pbuf.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+#include "lwip/timeouts.h"
+#include "netif/etharp.h"
+#include "netif/ethernet.h"
+
+#include "hostio.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_CONNS 64           /* > MEMP_NUM_TCP_PCB; lwIP refuses first */
+#define FRAME_MAX 2048
+
+/* ---- configuration (command line) -------------------------------------- */
+static const char *opt_tap;
+static const char *opt_ip = "10.77.1.2";
+static const char *opt_netmask = "255.255.255.0";
+static const char *opt_gw = "10.77.1.1";
+static int opt_listen = 80;
+static char opt_up_host[64] = "127.0.0.1";
+static int opt_up_port;
+static const char *opt_stats;
+
+/* ---- counters ---------------------------------------------------------- */
+struct stats {
+    unsigned long accepted;          /* lwIP connections handed to us */
+    unsigned long active_closes;     /* upstream (firmware) closed first */
+    unsigned long passive_closes;    /* client closed first */
+    unsigned long client_resets;     /* RST from the client (ERR_RST) */
+    unsigned long upstream_resets;   /* upstream socket error -> tcp_abort */
+    unsigned long lwip_aborts;       /* lwIP killed a pcb (ERR_ABRT: pcb shortage, retransmit limit) */
+    unsigned long upstream_connect_failed;
+    unsigned long syns;              /* SYNs seen on the wire */
+    unsigned long syn_to_time_wait;  /* SYNs whose 4-tuple matched a TIME_WAIT pcb */
+    unsigned long bytes_to_upstream;
+    unsigned long bytes_to_client;
+    unsigned long rx_dropped;        /* no pbuf for an incoming frame */
+    unsigned long tx_dropped;        /* TAP write failed (link down) */
+    unsigned time_wait;              /* TIME_WAIT pcbs now */
+    unsigned time_wait_max;
+    unsigned pcbs_active;            /* non-listening, non-TIME_WAIT pcbs now */
+    unsigned pcbs_max;               /* max of active + TIME_WAIT */
+    unsigned open;                   /* relays in progress */
+};
+static struct stats st;
+
+/* ---- relays ------------------------------------------------------------ */
+enum { CLOSER_NONE, CLOSER_UPSTREAM, CLOSER_CLIENT };
+
+struct conn {
+    struct conn *next;
+    unsigned id;
+    struct tcp_pcb *pcb;     /* NULL once lwIP freed it or we closed it */
+    int fd;                  /* upstream socket, -1 once closed */
+    int connecting;          /* non-blocking connect in progress */
+    struct pbuf *rx;         /* client bytes the upstream has not taken yet */
+    int client_eof;          /* lwIP delivered the client's FIN */
+    int shut_wr;             /* we half-closed the upstream */
+    int up_eof;              /* upstream closed */
+    int closer;
+    int dead;
+    u16_t up_len;            /* upstream bytes lwIP has not taken yet */
+    char up[TCP_SND_BUF];
+};
+
+static struct conn *conns;
+static unsigned next_id;
+static struct netif tap_netif;
+static int tap_fd = -1;
+static volatile sig_atomic_t stop;
+
+u32_t sys_now(void) { return hio_now_ms(); }
+
+static void ev(const struct conn *c, const char *what)
+{
+    printf("ev=%s id=%u t=%u\n", what, c ? c->id : 0, (unsigned)sys_now());
+}
+
+/* Drop the pcb's link to us so lwIP calls nothing of ours any more. */
+static void detach(struct tcp_pcb *pcb)
+{
+    tcp_arg(pcb, NULL);
+    tcp_recv(pcb, NULL);
+    tcp_sent(pcb, NULL);
+    tcp_err(pcb, NULL);
+    tcp_poll(pcb, NULL, 0);
+}
+
+static void kill_conn(struct conn *c, int reset_upstream)
+{
+    if (c->pcb) {
+        detach(c->pcb);
+        tcp_abort(c->pcb);       /* RST to the client */
+        c->pcb = NULL;
+    }
+    if (c->fd >= 0) {
+        if (reset_upstream)
+            hio_close_reset(c->fd);
+        else
+            close(c->fd);
+        c->fd = -1;
+    }
+    c->dead = 1;
+}
+
+static void upstream_failed(struct conn *c)
+{
+    st.upstream_resets++;
+    ev(c, "upstream_reset");
+    kill_conn(c, 1);
+}
+
+/* ---- lwIP callbacks ---------------------------------------------------- */
+static void on_err(void *arg, err_t err)
+{
+    struct conn *c = arg;
+    if (!c)
+        return;
+    c->pcb = NULL;           /* lwIP has freed it already */
+    if (err == ERR_RST) {
+        st.client_resets++;
+        ev(c, "client_reset");
+    } else {
+        st.lwip_aborts++;
+        ev(c, "lwip_abort");
+    }
+    kill_conn(c, 1);
+}
+
+static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
+{
+    struct conn *c = arg;
+    (void)err;
+    if (!c || c->dead) {
+        if (p) {
+            tcp_recved(pcb, p->tot_len);
+            pbuf_free(p);
+        }
+        return ERR_OK;
+    }
+    if (!p) {
+        c->client_eof = 1;
+        if (c->closer == CLOSER_NONE)
+            c->closer = CLOSER_CLIENT;
+        ev(c, "client_fin");
+        return ERR_OK;
+    }
+    /* Keep it until the upstream socket takes it: the unacknowledged window
+     * bounds what can pile up here, exactly as on the board. */
+    if (c->rx)
+        pbuf_cat(c->rx, p);
+    else
+        c->rx = p;
+    return ERR_OK;
+}
+
+static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
+{
+    struct conn *c;
+    int fd;
+    (void)arg;
+    if (err != ERR_OK || !pcb)
+        return ERR_VAL;
+    fd = hio_connect(opt_up_host, opt_up_port);
+    c = fd >= 0 ? calloc(1, sizeof *c) : NULL;
+    if (!c) {
+        if (fd >= 0)
+            close(fd);
+        st.upstream_connect_failed++;
+        ev(NULL, "upstream_connect_failed");
+        tcp_abort(pcb);
+        return ERR_ABRT;
+    }
+    c->id = ++next_id;
+    c->pcb = pcb;
+    c->fd = fd;
+    c->connecting = 1;
+    c->next = conns;
+    conns = c;
+    tcp_arg(pcb, c);
+    tcp_recv(pcb, on_recv);
+    tcp_err(pcb, on_err);
+    st.accepted++;
+    ev(c, "accept");
+    return ERR_OK;
+}
+
+/* ---- relay steps (main loop only, never inside an lwIP callback) ------- */
+
+/* client -> upstream; tcp_recved() only what the socket accepted. */
+static void flush_rx(struct conn *c)
+{
+    static char buf[TCP_WND];
+    while (c->rx && !c->dead) {
+        u16_t want = c->rx->tot_len < sizeof buf ? c->rx->tot_len : (u16_t)sizeof buf;
+        ssize_t n;
+        pbuf_copy_partial(c->rx, buf, want, 0);
+        n = write(c->fd, buf, want);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            upstream_failed(c);
+            return;
+        }
+        c->rx = pbuf_free_header(c->rx, (u16_t)n);
+        if (c->pcb)
+            tcp_recved(c->pcb, (u16_t)n);
+        st.bytes_to_upstream += (unsigned long)n;
+        if (n < want)
+            return;
+    }
+}
+
+/* upstream -> client; only as much as lwIP's send buffer takes. */
+static void push_up(struct conn *c)
+{
+    int wrote = 0;
+    while (c->up_len && c->pcb) {
+        u16_t room = tcp_sndbuf(c->pcb);
+        u16_t n = c->up_len < room ? c->up_len : room;
+        err_t e;
+        if (n == 0)
+            break;
+        e = tcp_write(c->pcb, c->up, n, TCP_WRITE_FLAG_COPY);
+        if (e == ERR_MEM)
+            break;           /* queue full: retried after the next ACK */
+        if (e != ERR_OK) {
+            st.lwip_aborts++;
+            ev(c, "tcp_write_error");
+            kill_conn(c, 1);
+            return;
+        }
+        memmove(c->up, c->up + n, c->up_len - n);
+        c->up_len -= n;
+        st.bytes_to_client += n;
+        wrote = 1;
+    }
+    if (wrote && c->pcb)
+        tcp_output(c->pcb);
+}
+
+/* The upstream closed and everything it sent is queued in lwIP: close the
+ * lwIP side the way the board's close() would. */
+static void close_client(struct conn *c)
+{
+    struct tcp_pcb *pcb = c->pcb;
+    if (c->closer == CLOSER_CLIENT) {
+        st.passive_closes++;
+        ev(c, "close_passive");
+    } else {
+        c->closer = CLOSER_UPSTREAM;
+        st.active_closes++;
+        ev(c, "close_active");
+    }
+    detach(pcb);
+    /* Unread client data makes lwIP send RST instead of FIN, as on the board. */
+    if (tcp_close(pcb) != ERR_OK)
+        tcp_abort(pcb);
+    c->pcb = NULL;
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->dead = 1;
+}
+
+static void service(struct conn *c, short rev)
+{
+    if (c->dead)
+        return;
+    if (c->connecting) {
+        int e;
+        if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
+            return;
+        e = hio_connect_error(c->fd);
+        if (e) {
+            st.upstream_connect_failed++;
+            ev(c, "upstream_connect_failed");
+            kill_conn(c, 0);
+            return;
+        }
+        c->connecting = 0;
+    }
+    /* upstream -> us: read only when lwIP has taken the previous chunk */
+    if ((rev & (POLLIN | POLLHUP | POLLERR)) && c->up_len == 0 && !c->up_eof) {
+        ssize_t n = read(c->fd, c->up, sizeof c->up);
+        if (n > 0) {
+            c->up_len = (u16_t)n;
+        } else if (n == 0) {
+            c->up_eof = 1;
+            ev(c, "upstream_eof");
+        } else if (errno != EAGAIN && errno != EINTR) {
+            upstream_failed(c);
+            return;
+        }
+    }
+    if (c->up_eof && c->rx) {
+        /* The firmware closed without reading this; the board would drop it. */
+        pbuf_free(c->rx);
+        c->rx = NULL;
+    }
+    flush_rx(c);
+    if (c->dead)
+        return;
+    if (c->client_eof && !c->rx && !c->shut_wr && !c->up_eof) {
+        hio_shutdown_wr(c->fd);
+        c->shut_wr = 1;
+    }
+    push_up(c);
+    if (!c->dead && c->up_eof && c->up_len == 0 && c->pcb)
+        close_client(c);
+    else if (!c->dead && !c->pcb)
+        kill_conn(c, 1);
+}
+
+static short wanted_events(const struct conn *c)
+{
+    short e = 0;
+    if (c->dead)
+        return 0;
+    if (c->connecting)
+        return POLLOUT;
+    if (c->rx)
+        e |= POLLOUT;
+    if (c->up_len == 0 && !c->up_eof)
+        e |= POLLIN;
+    return e;
+}
+
+/* ---- TAP netif --------------------------------------------------------- */
+static err_t tap_linkoutput(struct netif *nif, struct pbuf *p)
+{
+    static u8_t frame[FRAME_MAX];
+    u16_t n = pbuf_copy_partial(p, frame, sizeof frame, 0);
+    (void)nif;
+    if (write(tap_fd, frame, n) < 0)
+        st.tx_dropped++;     /* link down or queue full: TCP retransmits */
+    return ERR_OK;
+}
+
+static err_t tap_netif_init(struct netif *nif)
+{
+    /* Locally administered MAC, fixed: nothing else shares the segment. */
+    static const u8_t mac[6] = { 0x02, 0x00, 0x00, 0x77, 0x00, 0x02 };
+    nif->name[0] = 't';
+    nif->name[1] = 'p';
+    nif->output = etharp_output;
+    nif->linkoutput = tap_linkoutput;
+    nif->mtu = 1500;
+    nif->hwaddr_len = 6;
+    memcpy(nif->hwaddr, mac, 6);
+    nif->flags = NETIF_FLAG_BROADCAST | NETIF_FLAG_ETHARP | NETIF_FLAG_ETHERNET | NETIF_FLAG_LINK_UP;
+    return ERR_OK;
+}
+
+static int tw_match(u32_t src_be, u16_t sport, u16_t dport)
+{
+    struct tcp_pcb *pcb;
+    for (pcb = tcp_tw_pcbs; pcb; pcb = pcb->next)
+        if (pcb->remote_port == sport && pcb->local_port == dport &&
+            ip4_addr_get_u32(&pcb->remote_ip) == src_be)
+            return 1;
+    return 0;
+}
+
+/* Count SYNs, and those that will land on a TIME_WAIT pcb (the stall). */
+static void inspect_frame(const u8_t *f, ssize_t n)
+{
+    const u8_t *ip, *th;
+    u32_t src;
+    if (n < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00)
+        return;
+    ip = f + 14;
+    if (ip[9] != 6 || n < 14 + (ip[0] & 0xf) * 4 + 20)
+        return;
+    th = ip + (ip[0] & 0xf) * 4;
+    if (!(th[13] & TCP_SYN) || (th[13] & TCP_ACK))
+        return;
+    st.syns++;
+    memcpy(&src, ip + 12, 4);
+    if (tw_match(src, (u16_t)(th[0] << 8 | th[1]), (u16_t)(th[2] << 8 | th[3]))) {
+        st.syn_to_time_wait++;
+        ev(NULL, "syn_to_time_wait");
+    }
+}
+
+static void tap_input(void)
+{
+    static u8_t frame[FRAME_MAX];
+    int i;
+    for (i = 0; i < 64; i++) {      /* bounded, so sockets get their turn */
+        ssize_t n = read(tap_fd, frame, sizeof frame);
+        struct pbuf *p;
+        if (n <= 0)
+            return;
+        inspect_frame(frame, n);
+        p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_POOL);
+        if (!p) {
+            st.rx_dropped++;
+            continue;
+        }
+        pbuf_take(p, frame, (u16_t)n);
+        if (tap_netif.input(p, &tap_netif) != ERR_OK)
+            pbuf_free(p);
+    }
+}
+
+/* ---- stats file -------------------------------------------------------- */
+static void count_pcbs(void)
+{
+    struct tcp_pcb *pcb;
+    struct conn *c;
+    unsigned tw = 0, act = 0, open = 0;
+    for (pcb = tcp_tw_pcbs; pcb; pcb = pcb->next)
+        tw++;
+    for (pcb = tcp_active_pcbs; pcb; pcb = pcb->next)
+        act++;
+    for (c = conns; c; c = c->next)
+        open += !c->dead;
+    st.time_wait = tw;
+    st.pcbs_active = act;
+    st.open = open;
+    if (tw > st.time_wait_max)
+        st.time_wait_max = tw;
+    if (tw + act > st.pcbs_max)
+        st.pcbs_max = tw + act;
+}
+
+static void write_stats(void)
+{
+    char tmp[4096];
+    FILE *f;
+    if (!opt_stats)
+        return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", opt_stats);
+    f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f,
+            "{\"pid\": %d, \"t_ms\": %u, \"msl_ms\": %d, \"max_pcbs\": %d, "
+            "\"accepted\": %lu, \"active_closes\": %lu, \"passive_closes\": %lu, "
+            "\"client_resets\": %lu, \"upstream_resets\": %lu, \"lwip_aborts\": %lu, "
+            "\"upstream_connect_failed\": %lu, \"syns\": %lu, \"syn_to_time_wait\": %lu, "
+            "\"bytes_to_upstream\": %lu, \"bytes_to_client\": %lu, "
+            "\"rx_dropped\": %lu, \"tx_dropped\": %lu, "
+            "\"time_wait\": %u, \"time_wait_max\": %u, \"pcbs_active\": %u, "
+            "\"pcbs_max\": %u, \"open\": %u}\n",
+            (int)getpid(), (unsigned)sys_now(), TCP_MSL, MEMP_NUM_TCP_PCB,
+            st.accepted, st.active_closes, st.passive_closes,
+            st.client_resets, st.upstream_resets, st.lwip_aborts,
+            st.upstream_connect_failed, st.syns, st.syn_to_time_wait,
+            st.bytes_to_upstream, st.bytes_to_client, st.rx_dropped, st.tx_dropped,
+            st.time_wait, st.time_wait_max, st.pcbs_active, st.pcbs_max, st.open);
+    if (fclose(f) == 0)
+        rename(tmp, opt_stats);
+}
+
+/* ---- main -------------------------------------------------------------- */
+static void on_signal(int sig) { (void)sig; stop = 1; }
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: lwipgw --tap NAME --upstream HOST:PORT [--ip A.B.C.D] [--netmask M] [--gw G]\n"
+            "              [--listen PORT] [--stats FILE]\n"
+            "lwIP %s, TCP_MSL %d ms, MEMP_NUM_TCP_PCB %d\n",
+            LWIP_VERSION_STRING, TCP_MSL, MEMP_NUM_TCP_PCB);
+    exit(2);
+}
+
+static void parse_args(int argc, char **argv)
+{
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h"))
+            usage();
+        if (!v)
+            usage();
+        if (!strcmp(a, "--tap")) opt_tap = v;
+        else if (!strcmp(a, "--ip")) opt_ip = v;
+        else if (!strcmp(a, "--netmask")) opt_netmask = v;
+        else if (!strcmp(a, "--gw")) opt_gw = v;
+        else if (!strcmp(a, "--listen")) opt_listen = atoi(v);
+        else if (!strcmp(a, "--stats")) opt_stats = v;
+        else if (!strcmp(a, "--upstream")) {
+            const char *colon = strrchr(v, ':');
+            if (!colon || (size_t)(colon - v) >= sizeof opt_up_host)
+                usage();
+            memcpy(opt_up_host, v, (size_t)(colon - v));
+            opt_up_host[colon - v] = 0;
+            opt_up_port = atoi(colon + 1);
+        } else
+            usage();
+        i++;
+    }
+    if (!opt_tap || opt_up_port <= 0 || opt_listen <= 0)
+        usage();
+}
+
+int main(int argc, char **argv)
+{
+    ip4_addr_t ip, mask, gw;
+    struct tcp_pcb *lpcb;
+    struct sigaction sa;
+    struct pollfd pfds[1 + MAX_CONNS];
+    struct conn *slot[1 + MAX_CONNS];
+    struct stats last;
+    u32_t last_write = 0;
+    int dirty = 0;
+
+    parse_args(argc, argv);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal(SIGPIPE, SIG_IGN);    /* a vanished upstream is an EPIPE, not a death */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;   /* no SA_RESTART: poll() returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    if (!ip4addr_aton(opt_ip, &ip) || !ip4addr_aton(opt_netmask, &mask) || !ip4addr_aton(opt_gw, &gw)) {
+        fprintf(stderr, "lwipgw: bad --ip/--netmask/--gw\n");
+        return 2;
+    }
+    tap_fd = hio_tap_open(opt_tap);
+    if (tap_fd < 0) {
+        fprintf(stderr, "lwipgw: cannot create TAP %s: %s\n", opt_tap, strerror(-tap_fd));
+        return 1;
+    }
+
+    lwip_init();
+    netif_add(&tap_netif, &ip, &mask, &gw, NULL, tap_netif_init, ethernet_input);
+    netif_set_default(&tap_netif);
+    netif_set_up(&tap_netif);
+
+    lpcb = tcp_new();
+    if (!lpcb || tcp_bind(lpcb, IP_ADDR_ANY, (u16_t)opt_listen) != ERR_OK) {
+        fprintf(stderr, "lwipgw: cannot bind lwIP port %d\n", opt_listen);
+        return 1;
+    }
+    lpcb = tcp_listen_with_backlog(lpcb, TCP_DEFAULT_LISTEN_BACKLOG);
+    tcp_accept(lpcb, on_accept);
+
+    write_stats();
+    memcpy(&last, &st, sizeof last);
+    printf("READY tap=%s ip=%s listen=%d upstream=%s:%d msl_ms=%d max_pcbs=%d lwip=%s pid=%d\n",
+           opt_tap, opt_ip, opt_listen, opt_up_host, opt_up_port, TCP_MSL, MEMP_NUM_TCP_PCB,
+           LWIP_VERSION_STRING, (int)getpid());
+
+    while (!stop) {
+        int n = 1, i, timeout;
+        struct conn *c, **pp;
+
+        pfds[0].fd = tap_fd;
+        pfds[0].events = POLLIN;
+        pfds[0].revents = 0;
+        for (c = conns; c && n < 1 + MAX_CONNS; c = c->next) {
+            short e = wanted_events(c);
+            /* fd -1 when we want nothing: POLLHUP would otherwise spin us */
+            pfds[n].fd = e ? c->fd : -1;
+            pfds[n].events = e;
+            pfds[n].revents = 0;
+            slot[n++] = c;
+        }
+        timeout = (int)sys_timeouts_sleeptime();
+        if (timeout < 0 || timeout > 100)
+            timeout = 100;
+        if (dirty) {         /* a throttled stats write is due soon */
+            u32_t since = sys_now() - last_write;
+            int left = since >= 20 ? 0 : (int)(20 - since);
+            if (left < timeout)
+                timeout = left;
+        }
+        if (poll(pfds, (nfds_t)n, timeout) < 0 && errno != EINTR) {
+            perror("lwipgw: poll");
+            break;
+        }
+        if (pfds[0].revents & POLLIN)
+            tap_input();
+        for (i = 1; i < n; i++)
+            service(slot[i], pfds[i].revents);
+        /* Connections with nothing to wait for (ACK freed send buffer, FIN
+         * arrived) progress here rather than on a socket event. */
+        for (c = conns; c; c = c->next)
+            if (!c->dead && !c->connecting)
+                service(c, 0);
+        sys_check_timeouts();
+
+        for (pp = &conns; *pp;) {
+            c = *pp;
+            if (c->dead) {
+                *pp = c->next;
+                if (c->rx)
+                    pbuf_free(c->rx);
+                free(c);
+            } else {
+                pp = &c->next;
+            }
+        }
+
+        count_pcbs();
+        {
+            u32_t now = sys_now();
+            dirty = memcmp(&last, &st, sizeof st) != 0;
+            if ((dirty && now - last_write >= 20) || now - last_write >= 1000) {
+                write_stats();
+                memcpy(&last, &st, sizeof last);
+                last_write = now;
+                dirty = 0;
+            }
+        }
+    }
+    count_pcbs();
+    write_stats();
+    printf("EXIT\n");
+    return 0;
+}

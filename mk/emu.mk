@@ -1,0 +1,70 @@
+# Board TCP emulator: real lwIP (Debian's source package, built with the
+# board's options) between test clients and the firmware on the unix port.
+# Needs root, /dev/net/tun, gcc, ip (iproute2) and apt-get source.
+#
+#   make emu                   build .cache/emu/lwipgw-msl$(EMU_MSL)
+#   make emu EMU_MSL=60000     the IDF default MSL, as a second binary
+#   make emu-test              pytest host_tests/test_emu.py
+#   make bench-emu             stall length, MSL 60000 vs 6000 (~2 min)
+
+EMU_DIR := host_tests/emu
+EMU_CACHE := .cache/emu
+LWIP_CACHE := .cache/lwip
+LWIP_STAMP := $(LWIP_CACHE)/.stamp
+# TCP_MSL follows the firmware's sdkconfig overlay, else 6000 ms.
+EMU_OVERLAY := $(firstword $(wildcard sdkconfig.overlay firmware/sdkconfig.overlay firmware/*/sdkconfig.overlay))
+EMU_MSL_DEFAULT := $(or $(if $(EMU_OVERLAY),$(shell sed -n 's/^CONFIG_LWIP_TCP_MSL=\([0-9][0-9]*\).*/\1/p' $(EMU_OVERLAY) | tail -n 1)),6000)
+EMU_MSL ?= $(EMU_MSL_DEFAULT)
+EMU_BIN = $(EMU_CACHE)/lwipgw-msl$(EMU_MSL)
+EMU_SRCS := $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c $(EMU_DIR)/hostio.h $(EMU_DIR)/lwipopts.h $(EMU_DIR)/arch/cc.h $(wildcard mk/emu.mk)
+EMU_CFLAGS := -O2 -g -Wall -Wextra -Wno-unused-parameter
+# lwIP pieces the gateway needs: core, IPv4, Ethernet framing.
+EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
+
+help: help-emu
+help-emu:
+	@echo "make emu       - build the lwIP board TCP emulator (root; EMU_MSL=$(EMU_MSL) ms)"
+	@echo "make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "make bench-emu - stall length with TCP_MSL 60000 vs 6000"
+
+emu-check:
+	@[ "$$(id -u)" = 0 ] || { echo "error: the emulator needs root (TAP devices, network namespaces): run make emu as root"; exit 1; }
+	@[ -c /dev/net/tun ] || { echo "error: /dev/net/tun missing: load the tun module (or give the container /dev/net/tun)"; exit 1; }
+	@command -v gcc >/dev/null || { echo "error: gcc not found: apt-get install gcc"; exit 1; }
+	@command -v ip >/dev/null || { echo "error: ip not found: apt-get install iproute2"; exit 1; }
+	@case "$(EMU_MSL)" in ''|*[!0-9]*) echo "error: EMU_MSL must be milliseconds, got '$(EMU_MSL)'"; exit 1;; esac
+
+$(LWIP_STAMP): $(EMU_DIR)/fetch_lwip.py
+	@echo "==> lwIP source: Debian package 'lwip' into $(LWIP_CACHE)"
+	@python3 $(EMU_DIR)/fetch_lwip.py $(LWIP_CACHE) $@
+
+# One binary per MSL, rebuilt only when our sources or the lwIP tree change.
+$(EMU_CACHE)/lwipgw-msl%: $(EMU_SRCS) $(LWIP_STAMP)
+	@mkdir -p $(EMU_CACHE)
+	@src=$$(cat $(LWIP_STAMP))/src; \
+	echo "==> gcc: $@ (lwIP from $$src, TCP_MSL=$* ms, MEMP_NUM_TCP_PCB=12)"; \
+	cd $$src && srcs=$$(echo $(EMU_LWIP_SRCS)) && cd - >/dev/null && \
+	gcc $(EMU_CFLAGS) -DEMU_TCP_MSL=$* -I$(EMU_DIR) -I$$src/include \
+	    $$(for f in $$srcs; do echo $$src/$$f; done) $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c \
+	    -o $@.tmp || { echo "error: compiling the emulator failed (see gcc output above)"; rm -f $@.tmp; exit 1; }; \
+	mv $@.tmp $@
+
+emu: emu-check
+	@$(MAKE) -s --no-print-directory $(EMU_BIN)
+	@echo "==> emulator ready: $(EMU_BIN) (TCP_MSL=$(EMU_MSL) ms)"
+
+emu-test: venv emu
+	@echo "==> pytest host_tests/test_emu.py"
+	@$(VPY) -m pytest host_tests/test_emu.py -v
+
+bench-emu: venv emu-check
+	@$(MAKE) --no-print-directory emu EMU_MSL=6000
+	@$(MAKE) --no-print-directory emu EMU_MSL=60000
+	@echo "==> stall length with TCP_MSL 60000 vs 6000 (naive close-first server; takes ~2 min)"
+	@$(VPY) host_tests/emu/bench_stall.py
+
+emu-clean:
+	@echo "==> removing $(EMU_CACHE) (the lwIP source in $(LWIP_CACHE) stays)"
+	@rm -rf $(EMU_CACHE)
+
+.PHONY: emu emu-check emu-test bench-emu emu-clean help-emu
