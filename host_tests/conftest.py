@@ -197,3 +197,11 @@ def wait_for(pred, timeout=3.0, step=0.05):
         if v or time.monotonic() > deadline:
             return v
         time.sleep(step)
+
+
+@pytest.fixture(scope="session")
+def emu_firmware_port(request, tmp_path_factory):
+    """The real firmware on a sim board of its own, as the upstream behind the lwIP emulator."""
+    log = str(tmp_path_factory.mktemp("emu-sim") / "sim.log")
+    with SimBoard(heap=request.config.getoption("--sim-heap"), firmware=request.config.getoption("--sim-firmware"), log=log) as sim:
+        yield sim.port
