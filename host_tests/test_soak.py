@@ -12,9 +12,10 @@ from soak import check, run_soak, summary, write_report
 
 
 def _report(request, report):
-    tr = request.config.pluginmanager.get_plugin("terminalreporter")
-    if tr is not None:
-        tr.write_line("\n" + summary(report))
+    # shown in every run, not only on failure: CI logs keep the latency figures
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        print("\n" + summary(report))
 
 
 def _soak(request, board, session):
