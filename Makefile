@@ -12,6 +12,7 @@ help:
 	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
 	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 	@echo "make bench  - memory figures: heap per idle connection, smallest heap for the soak"
+	@echo "make figures - run the abuse suite and write its figures into README.md"
 	@$(MAKE) --no-print-directory help-build
 
 $(VENV)/.stamp: host_tests/requirements.txt
@@ -63,3 +64,11 @@ bench: venv
 	@$(VPY) host_tests/bench.py
 
 .PHONY: bench
+
+# The abuse suite (pytest -m abuse) with its figures written into README.md's table.
+figures: venv
+	@echo "==> pytest -m abuse host_tests --figures reports/figures.json"
+	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS) || true
+	@$(VPY) host_tests/figures.py reports/figures.json --readme README.md
+
+.PHONY: figures

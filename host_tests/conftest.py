@@ -21,6 +21,7 @@ def pytest_addoption(parser):
     g.addoption("--stall-threshold", type=float, default=2.0, help="soak: slowest acceptable request, s")
     g.addoption("--soak-count", type=int, default=1000)
     g.addoption("--soak-interval", type=float, default=0.15)
+    g.addoption("--figures", default=None, help="write the figures the abuse tests record to this JSON file")
 
 
 class Target:
@@ -205,3 +206,31 @@ def emu_firmware_port(request, tmp_path_factory):
     log = str(tmp_path_factory.mktemp("emu-sim") / "sim.log")
     with SimBoard(heap=request.config.getoption("--sim-heap"), firmware=request.config.getoption("--sim-firmware"), log=log) as sim:
         yield sim.port
+
+
+# ---- figures: what the abuse tests held, survived and lost, for the README table ----
+_FIGURES = []
+
+
+@pytest.fixture
+def figure(request):
+    """figure(abuse, load, result, lost="nothing"): record one row of the README's abuse table.
+
+    abuse: what was thrown at the server ("64 simultaneous connections"); load: how much and how
+    long ("64 sockets, 3 s"); result: what a well-behaved client saw ("20/20 answered, max 12 ms");
+    lost: what did not come back (requests, heap bytes, fds) - "nothing" when all did.
+    Rows are written by `pytest --figures FILE` (`make figures`)."""
+
+    def record(abuse, load, result, lost="nothing"):
+        _FIGURES.append({"abuse": abuse, "load": str(load), "result": str(result), "lost": str(lost),
+                         "test": request.node.nodeid})
+
+    return record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = session.config.getoption("--figures", None)
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as f:
+            json.dump({"exitstatus": int(exitstatus), "rows": _FIGURES}, f, indent=1)
