@@ -10,6 +10,7 @@ MICROPYTHON := $(VENV)/bin/micropython
 help:
 	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
 	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
+	@echo "make test-emu - every host test through the lwIP board emulator (root)"
 	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 	@echo "make bench  - memory figures: heap per idle connection, smallest heap for the soak"
 	@echo "make figures - run the abuse suite and write its figures into README.md"
@@ -45,9 +46,26 @@ BOARD_PORT ?= 80
 PYTEST_ARGS ?=
 TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT))
 
+# `make test` runs every host test against the sim board (or BOARD_IP), then, where the lwIP
+# emulator can run (root, /dev/net/tun), the HTTP, limits and abuse tests once more through real
+# lwIP (EMU_PASS). Without root that pass is skipped with its reason; on CI (CI=true) that fails.
+EMU_PASS ?= host_tests/test_http.py host_tests/test_limits.py
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
+	@$(if $(BOARD_IP),true,$(MAKE) --no-print-directory test-emu-pass)
+
+test-emu-pass: venv
+	@if why=$$($(VPY) host_tests/emu/netns.py); then \
+	    echo "==> pytest --board=emu $(EMU_PASS) (through lwIP)"; \
+	    $(VPY) -m pytest --board=emu $(EMU_PASS) $(PYTEST_ARGS); \
+	elif [ "$$CI" = true ]; then echo "error: emulator pass cannot run on CI: $$why"; exit 1; \
+	else echo "==> emulator pass skipped: $$why"; fi
+
+# Every host test through the emulator, soaks included (root).
+test-emu: venv
+	@echo "==> pytest host_tests --board=emu $(PYTEST_ARGS)"
+	@$(VPY) -m pytest host_tests --board=emu $(PYTEST_ARGS)
 
 # The 1000-request soak with a progress bar, a JSON report and a PNG latency timeline in reports/.
 # Without BOARD_IP it starts the sim board.
@@ -57,7 +75,7 @@ soak: venv
 	@$(VPY) host_tests/soak.py $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
-.PHONY: sim test soak
+.PHONY: sim test test-emu test-emu-pass soak
 
 # Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
 bench: venv

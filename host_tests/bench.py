@@ -12,7 +12,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import RawConn  # noqa: E402
 from simboard import DEFAULT_HEAP, SimBoard  # noqa: E402
-from soak import check, run_soak, status  # noqa: E402
+from soak import check, run_soak, server_time_wait, status  # noqa: E402
 
 
 def heap_per_idle_connection(n=4, heap=DEFAULT_HEAP):
@@ -39,7 +39,7 @@ def heap_per_idle_connection(n=4, heap=DEFAULT_HEAP):
 def soak_passes(heap_k, count, interval):
     try:
         with SimBoard(heap="%dK" % heap_k) as sim:
-            r = run_soak(sim.url, count=count, interval=interval, fd_counter=sim.fd_count, local_port=sim.port)
+            r = run_soak(sim.url, count=count, interval=interval, fd_counter=sim.fd_count, time_wait=lambda: server_time_wait(sim.port))
             fails = check(r)
     except Exception as e:  # too small to start at all
         fails = ["did not run: %s" % e]

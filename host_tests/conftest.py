@@ -1,5 +1,13 @@
-"""Fixtures: the target board (the sim board by default, a real board with --board-ip/BOARD_IP),
-dedicated sim boards with their own settings, and a raw HTTP/1.1 client for protocol tests."""
+"""Fixtures: the target board (the sim board by default, the sim behind real lwIP with --board=emu,
+a real board with --board-ip/BOARD_IP), dedicated sim boards with their own settings, and a raw
+HTTP/1.1 client for protocol tests.
+
+--board=emu: every sim board (the session's and each make_sim one) gets an lwIP gateway of its own
+(host_tests/emu: ESP32 lwIP options, 12 TCP pcbs, TCP_MSL from sdkconfig.overlay) whose TAP sits in
+one client network namespace made for the session; each test that uses `board` or `make_sim` runs
+with its thread in that namespace, so its sockets (and threads it starts) reach the firmware only
+through lwIP. The sims and gateways stay on the home namespace's loopback. A dedicated sim, and so a
+dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs clean TCP state uses."""
 
 import json
 import os
@@ -9,11 +17,15 @@ import time
 import pytest
 import requests
 
+from emu import netns
 from simboard import DEFAULT_HEAP, FIRMWARE, SimBoard
+from soak import server_time_wait
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("nostall")
+    g.addoption("--board", choices=("sim", "emu"), default=os.environ.get("TEST_BOARD") or "sim",
+                help="sim: the firmware on the unix port, on loopback; emu: the same behind real lwIP")
     g.addoption("--board-ip", default=os.environ.get("BOARD_IP") or None, help="test a real board at this IP")
     g.addoption("--board-port", type=int, default=int(os.environ.get("BOARD_PORT") or 80))
     g.addoption("--sim-heap", default=os.environ.get("SIM_HEAP") or DEFAULT_HEAP, help="sim board heap size")
@@ -24,14 +36,32 @@ def pytest_addoption(parser):
     g.addoption("--figures", default=None, help="write the figures the abuse tests record to this JSON file")
 
 
-class Target:
-    """Where the HTTP tests send requests. sim is the SimBoard (None for a real board)."""
+def pytest_configure(config):
+    if config.getoption("--board") == "emu" and not config.getoption("--board-ip"):
+        ok, why = netns.available()
+        if not ok:
+            raise pytest.UsageError("--board=emu: " + why)
 
-    def __init__(self, host, port, sim=None):
+
+class Target:
+    """Where the HTTP tests send requests. sim is the SimBoard (None for a real board); emu is the
+    lwIP gateway in front of it (--board=emu), and then host:port is lwIP's address."""
+
+    def __init__(self, host, port, sim=None, emu=None):
         self.host = host
         self.port = port
         self.sim = sim
+        self.emu = emu
         self.url = "http://%s:%d" % (host, port)
+
+    def time_wait(self):
+        """Connections the board's TCP stack holds in TIME_WAIT (closes it made first), or None."""
+        if self.emu:
+            return self.emu.stats()["time_wait"]
+        if self.sim:
+            with netns.in_home_ns():
+                return server_time_wait(self.sim.port)
+        return None
 
     def status(self, gc=False):
         r = requests.get(self.url + "/status" + ("?gc=1" if gc else ""), timeout=5)
@@ -46,7 +76,29 @@ class Target:
 
 
 @pytest.fixture(scope="session")
-def board(request, tmp_path_factory):
+def emu_ns(request):
+    """--board=emu: the client namespace every gateway's TAP joins (None otherwise)."""
+    if request.config.getoption("--board") != "emu" or request.config.getoption("--board-ip"):
+        yield None
+        return
+    name = netns.new_namespace("nsh", "c")
+    try:
+        yield name
+    finally:
+        netns.delete_namespace(name)
+
+
+def _front(sim, emu_ns):
+    """The Target for a started sim: the sim itself, or an lwIP gateway in front of it."""
+    if emu_ns is None:
+        return Target(sim.host, sim.port, sim)
+    emu = netns.Emulator(sim.port, shared_ns=emu_ns)
+    emu.start()
+    return Target(emu.ip, emu.port, sim, emu)
+
+
+@pytest.fixture(scope="session")
+def board(request, tmp_path_factory, emu_ns):
     cfg = request.config
     ip = cfg.getoption("--board-ip")
     if ip:
@@ -54,14 +106,30 @@ def board(request, tmp_path_factory):
         return
     log = str(tmp_path_factory.mktemp("sim") / "sim.log")
     with SimBoard(heap=cfg.getoption("--sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log) as sim:
-        yield Target(sim.host, sim.port, sim)
+        t = _front(sim, emu_ns)
+        try:
+            yield t
+        finally:
+            if t.emu:
+                t.emu.close()
         if sim.proc.poll() is not None:
             raise AssertionError("sim board died during the tests; log: %s" % log)
 
 
+@pytest.fixture(autouse=True)
+def _client_side(request, emu_ns):
+    """--board=emu: tests that talk to a board do so from the client namespace, through lwIP."""
+    if emu_ns is None or not {"board", "make_sim"} & set(request.fixturenames):
+        yield
+        return
+    with netns.in_netns(str(netns.NETNS_DIR / emu_ns)):
+        yield
+
+
 @pytest.fixture
-def make_sim(request, tmp_path):
-    """Start a dedicated sim board: make_sim(limits={...}, app_dir=None, www=None) -> Target."""
+def make_sim(request, tmp_path, emu_ns):
+    """Start a dedicated sim board: make_sim(limits={...}, app_dir=None, www=None) -> Target.
+    With --board=emu it gets its own lwIP gateway too."""
     if request.config.getoption("--board-ip"):
         pytest.skip("needs its own sim board with special settings")
     started = []
@@ -80,9 +148,15 @@ def make_sim(request, tmp_path):
             sim.env["SIM_WWW"] = str(www)
         started.append(sim)
         sim.start()
-        return Target(sim.host, sim.port, sim)
+        t = _front(sim, emu_ns)
+        fronts.append(t)
+        return t
 
+    fronts = []
     yield start
+    for t in fronts:
+        if t.emu:
+            t.emu.close()
     for sim in started:
         sim.stop()
 

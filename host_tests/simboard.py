@@ -13,6 +13,8 @@ import subprocess
 import sys
 import time
 
+from emu.netns import in_home_ns
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 FIRMWARE = os.path.join(ROOT, "firmware")
@@ -49,7 +51,8 @@ def command(port, heap=DEFAULT_HEAP, firmware=FIRMWARE, glue=SIM_GLUE, settings=
 
 
 def free_port():
-    with socket.socket() as s:
+    """A free port on the home namespace's loopback (where sim boards listen)."""
+    with in_home_ns(), socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
@@ -92,15 +95,17 @@ class SimBoard:
 
     def start(self):
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        # cwd: the glue dir, since the unix port puts the cwd first on sys.path
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=SIM_GLUE, stdout=out, stderr=subprocess.STDOUT)
-        if self.log:
-            out.close()
-        try:
-            wait_listening(self.host, self.port, self.proc)
-        except Exception:
-            self.stop()
-            raise
+        # The home namespace, also when a test thread lives in the emulator's client namespace.
+        with in_home_ns():
+            # cwd: the glue dir, since the unix port puts the cwd first on sys.path
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=SIM_GLUE, stdout=out, stderr=subprocess.STDOUT)
+            if self.log:
+                out.close()
+            try:
+                wait_listening(self.host, self.port, self.proc)
+            except Exception:
+                self.stop()
+                raise
         return self
 
     def stop(self):

@@ -72,11 +72,14 @@ def _one(get, url, timeout):
 
 
 def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/",
-             fd_counter=None, local_port=None, progress=False):
-    """Run the soak against url; returns a report dict (check() judges it)."""
+             fd_counter=None, time_wait=None, progress=False):
+    """Run the soak against url; returns a report dict (check() judges it).
+
+    fd_counter() -> the server process's open fds; time_wait() -> connections the server's TCP
+    stack holds in TIME_WAIT (each one a close the server made first); both optional."""
     s0 = status(url, gc=True)
     fd0 = fd_counter() if fd_counter else None
-    tw0 = server_time_wait(local_port) if local_port else None
+    tw0 = time_wait() if time_wait else None
     sess = requests.Session() if session else None
     get = sess.get if sess else requests.get
     every = max(1, count // HEAP_SAMPLES)
@@ -127,7 +130,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
         "heap_total": s0["heap_free"] + s0["heap_alloc"],
         "status_before": s0, "status_after": end,
         "fds": [fd0, fd1],
-        "server_time_wait": [tw0, server_time_wait(local_port) if local_port else None],
+        "server_time_wait": [tw0, time_wait() if time_wait else None],
     }
 
 
@@ -234,13 +237,13 @@ def main(argv=None):
         ap.error("--count must be >= 1, --interval >= 0, --timeout > 0")
     sim = None
     if a.board_ip:
-        url, fds, port = "http://%s:%d" % (a.board_ip, a.board_port), None, None
+        url, fds, tw = "http://%s:%d" % (a.board_ip, a.board_port), None, None
     else:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         from simboard import SimBoard
 
         sim = SimBoard().start()
-        url, fds, port = sim.url, sim.fd_count, sim.port
+        url, fds, tw = sim.url, sim.fd_count, lambda: server_time_wait(sim.port)
         print("sim board started on %s (pid %d)" % (url, sim.pid))
     try:
         try:
@@ -248,7 +251,7 @@ def main(argv=None):
         except requests.RequestException as e:
             sys.exit("error: %s/status does not answer (%s): is the board on and BOARD_IP right?" % (url, type(e).__name__))
         print("soak: %d requests to %s%s, %.2f s apart, %.0f s timeout each" % (a.count, url, a.path, a.interval, a.timeout))
-        report = run_soak(url, a.count, a.interval, a.timeout, a.session, a.path, fds, port, progress=True)
+        report = run_soak(url, a.count, a.interval, a.timeout, a.session, a.path, fds, tw, progress=True)
     finally:
         if sim:
             sim.stop()

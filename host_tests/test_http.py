@@ -48,6 +48,7 @@ def test_pipelined_requests_answered_in_order(board):
 
 def test_connection_close_waits_for_the_client(board):
     before = board.status()
+    lwip0 = board.emu.stats() if board.emu else None
     with board.connect() as c:
         r = c.request("GET", "/api/led", {"Connection": "close"})
         assert r.status == 200 and r.headers["connection"] == "close"
@@ -56,6 +57,21 @@ def test_connection_close_waits_for_the_client(board):
     after = wait_for(lambda: (lambda s: s if s["closes_by_client"] > before["closes_by_client"] else None)(board.status()))
     assert after, "the client's close was not counted"
     assert after["closes_by_server_total"] == before["closes_by_server_total"]
+    if lwip0:  # --board=emu: lwIP saw a passive close, so it holds no TIME_WAIT for it
+        lwip1 = board.emu.wait_stats(lambda s: s["passive_closes"] > lwip0["passive_closes"])
+        assert lwip1["passive_closes"] == lwip0["passive_closes"] + 1, lwip1
+        assert lwip1["active_closes"] == lwip0["active_closes"], lwip1
+
+
+def test_requests_reach_the_board_through_its_tcp_stack(board):
+    """--board=emu: the test's connection is lwIP's (its gateway accepts it), not Linux loopback's."""
+    if board.emu is None:
+        pytest.skip("only with --board=emu")
+    before = board.emu.stats()["accepted"]
+    with board.connect() as c:
+        assert c.sock.getpeername() == (board.emu.ip, board.emu.port)
+        assert c.request("GET", "/api/led").status == 200
+    assert board.emu.wait_stats(lambda s: s["accepted"] > before)["accepted"] == before + 1
 
 
 def test_http10_gets_close_and_server_waits(board):

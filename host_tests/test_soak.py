@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from simboard import HERE, free_port, micropython_path, wait_listening
-from soak import check, run_soak, summary, write_report
+from soak import check, run_soak, server_time_wait, summary, write_report
 
 
 def _report(request, report):
@@ -27,7 +27,7 @@ def _soak(request, board, session):
         timeout=5.0,
         session=session,
         fd_counter=board.sim.fd_count if board.sim else None,
-        local_port=board.port if board.sim else None,
+        time_wait=board.time_wait,
     )
     _report(request, report)
     fails = check(report, cfg.getoption("--stall-threshold"))
@@ -72,7 +72,7 @@ def naive(request):
 def test_soak_catches_a_server_that_closes_first(naive):
     port, p = naive()
     fds = lambda: len(os.listdir("/proc/%d/fd" % p.pid))  # noqa: E731
-    report = run_soak("http://127.0.0.1:%d" % port, count=30, interval=0.01, fd_counter=fds, local_port=port)
+    report = run_soak("http://127.0.0.1:%d" % port, count=30, interval=0.01, fd_counter=fds, time_wait=lambda: server_time_wait(port))
     fails = check(report)
     assert any("closed first" in f for f in fails), fails
     assert any("TIME_WAIT" in f for f in fails), fails
@@ -81,7 +81,7 @@ def test_soak_catches_a_server_that_closes_first(naive):
 def test_soak_catches_a_socket_leak(naive):
     port, p = naive("--leak")
     fds = lambda: len(os.listdir("/proc/%d/fd" % p.pid))  # noqa: E731
-    report = run_soak("http://127.0.0.1:%d" % port, count=30, interval=0.01, fd_counter=fds, local_port=port)
+    report = run_soak("http://127.0.0.1:%d" % port, count=30, interval=0.01, fd_counter=fds, time_wait=lambda: server_time_wait(port))
     fails = check(report)
     assert any("a socket leaks" in f for f in fails), fails
     assert any("open connections" in f for f in fails), fails

@@ -224,6 +224,10 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     c->connecting = 1;
     c->next = conns;
     conns = c;
+    /* The firmware sets TCP_NODELAY on every accepted socket (server.py); on
+     * a board that lands on this pcb. Without it lwIP's Nagle holds a
+     * response's second segment for the client's delayed ACK (~40 ms). */
+    tcp_nagle_disable(pcb);
     tcp_arg(pcb, c);
     tcp_recv(pcb, on_recv);
     tcp_err(pcb, on_err);

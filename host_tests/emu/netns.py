@@ -104,7 +104,7 @@ def _ip(*args, check=True):
 def cleanup_stale(name_prefix):
     """Delete namespaces <prefix>-<pid>-<n> whose creating process is gone
     (left by a run that was SIGKILLed). Never touches other names."""
-    pat = re.compile(r"^%s-(\d+)-\d+$" % re.escape(name_prefix))
+    pat = re.compile(r"^%s-(\d+)-\w+$" % re.escape(name_prefix))
     if not NETNS_DIR.is_dir():
         return
     for entry in NETNS_DIR.iterdir():
@@ -124,8 +124,13 @@ def in_netns(ns_path):
     """Move the CURRENT THREAD into the network namespace at ns_path and back.
 
     Sockets created inside stay in that namespace after the block ends.
-    Other threads are not affected.
+    Other threads are not affected; threads and processes started inside
+    are born in that namespace. A no-op when the thread is already there
+    (so it needs no privilege then).
     """
+    if os.stat(ns_path).st_ino == os.stat("/proc/thread-self/ns/net").st_ino:
+        yield
+        return
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     target = os.open(ns_path, os.O_RDONLY)
     try:
@@ -137,6 +142,41 @@ def in_netns(ns_path):
     finally:
         os.close(target)
         os.close(home)
+
+
+# The namespace this process started in (where the sim boards and gateways
+# listen on loopback), kept open so it can be re-entered from any thread.
+try:
+    _HOME_FD = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+except OSError:
+    _HOME_FD = None
+
+
+def in_home_ns():
+    """Context manager: the current thread back in the process's original
+    namespace, e.g. to start a server on its loopback while the test thread
+    lives in a client namespace (see conftest's --board=emu)."""
+    if _HOME_FD is None:
+        return contextlib.nullcontext()
+    return in_netns("/proc/%d/fd/%d" % (os.getpid(), _HOME_FD))
+
+
+def new_namespace(name_prefix="nsh", tag="c"):
+    """Create namespace <prefix>-<pid>-<tag> with lo up; returns its name.
+    Remove it with delete_namespace(name)."""
+    if name_prefix not in _stale_checked:
+        _stale_checked.add(name_prefix)
+        cleanup_stale(name_prefix)
+    name = "%s-%d-%s" % (name_prefix, os.getpid(), tag)
+    with in_home_ns():
+        _ip("netns", "add", name)
+        _ip("-n", name, "link", "set", "lo", "up")
+    return name
+
+
+def delete_namespace(name):
+    with in_home_ns():
+        _ip("netns", "del", name, check=False)
 
 
 def _die_with_parent():
@@ -156,14 +196,17 @@ class Emulator:
     """
 
     def __init__(self, upstream_port, msl_ms=None, name_prefix="nsh", listen_port=80,
-                 upstream_host="127.0.0.1"):
+                 upstream_host="127.0.0.1", shared_ns=None):
         self.upstream = (upstream_host, int(upstream_port))
         self.msl_ms = default_msl_ms() if msl_ms is None else int(msl_ms)
         self.port = listen_port
         self.name_prefix = name_prefix
         n = next(_seq)
         pid = os.getpid()
-        self.netns = "%s-%d-%d" % (name_prefix, pid, n)
+        # shared_ns: put the TAP into an existing namespace (made by
+        # new_namespace) that several emulators share; it is not deleted here.
+        self.shared_ns = shared_ns
+        self.netns = shared_ns or "%s-%d-%d" % (name_prefix, pid, n)
         self.tap = ("%s%dt%d" % (name_prefix[:3], pid, n))[:15]  # IFNAMSIZ
         subnet = 1 + (n - 1) % 250  # one /24 per emulator; each is in its own namespace anyway
         self.ip = "10.77.%d.2" % subnet
@@ -185,6 +228,12 @@ class Emulator:
         self.close()
 
     def start(self):
+        # The gateway reaches the upstream on the home namespace's loopback,
+        # and `ip` must see the TAP where it is born, whatever the caller's ns.
+        with in_home_ns():
+            return self._start()
+
+    def _start(self):
         if self.name_prefix not in _stale_checked:
             _stale_checked.add(self.name_prefix)
             cleanup_stale(self.name_prefix)
@@ -197,9 +246,10 @@ class Emulator:
         self.stats_path = os.path.join(self._tmp, "stats.json")
         self.log_path = os.path.join(self._tmp, "gateway.log")
 
-        _ip("netns", "add", self.netns)
-        self._ns_made = True
-        _ip("-n", self.netns, "link", "set", "lo", "up")
+        if not self.shared_ns:
+            _ip("netns", "add", self.netns)
+            self._ns_made = True
+            _ip("-n", self.netns, "link", "set", "lo", "up")
 
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -228,6 +278,10 @@ class Emulator:
 
     def close(self):
         """Stop the gateway (by PID), delete the namespace and TAP (by name)."""
+        with in_home_ns():
+            self._close()
+
+    def _close(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -302,3 +356,14 @@ class Emulator:
                 return f.read().decode(errors="replace")
         except (OSError, AttributeError):
             return ""
+
+
+if __name__ == "__main__":
+    # `python netns.py`: exit 0 if the emulator can run here (building it if needed), else print
+    # the one-line reason and exit 1 (the Makefile's emulator pass uses this).
+    import sys
+
+    ok, why = available()
+    if not ok:
+        print(why)
+    sys.exit(0 if ok else 1)

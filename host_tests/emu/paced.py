@@ -42,16 +42,22 @@ class Result:
         return "<#%d %s %.3fs>" % (self.index, what, self.latency_s)
 
 
+def _more(sock, buf, where):
+    """buf plus the next bytes from sock; EOF here means the response was cut short."""
+    chunk = sock.recv(65536)
+    if not chunk:
+        raise ConnectionError("closed " + where)
+    buf += chunk
+    if len(buf) > MAX_RESPONSE_BYTES:
+        raise ValueError("response too large")
+    return buf
+
+
 def _read_response(sock):
     """Return the status code after reading one whole response."""
     buf = b""
     while b"\r\n\r\n" not in buf:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed before the response head")
-        buf += chunk
-        if len(buf) > MAX_RESPONSE_BYTES:
-            raise ValueError("response head too large")
+        buf = _more(sock, buf, "before the response head")
     head, _, body = buf.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1])
@@ -62,26 +68,16 @@ def _read_response(sock):
     if "content-length" in headers:
         need = int(headers["content-length"])
         while len(body) < need:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed inside the body")
-            body += chunk
+            body = _more(sock, body, "inside the body")
     elif "chunked" in headers.get("transfer-encoding", ""):
         while not body.endswith(b"0\r\n\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed inside a chunked body")
-            body += chunk
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise ValueError("body too large")
+            body = _more(sock, body, "inside a chunked body")
     else:
         while True:  # no length: the server closes to end the body
-            chunk = sock.recv(65536)
-            if not chunk:
+            try:
+                body = _more(sock, body, "")
+            except ConnectionError:
                 break
-            body += chunk
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise ValueError("body too large")
     return status
 
 
