@@ -189,7 +189,7 @@ def test_changes_without_or_with_a_wrong_token_get_401(sec, figure):
     assert led(sec) == before, "a request without the token changed the LED"
     figure(
         "changing requests without the API token or with a wrong one",
-        "%d PUT/POST /api/led (no header, other schemes, prefix, longer, 1st/last byte wrong, 2000 B)" % n401,
+        "%d PUT/POST /api/led (no header, other schemes, prefix, longer, 1st/last byte wrong, 1800 B)" % n401,
         "%d x 401 with WWW-Authenticate in %.0f ms, LED unchanged, connection kept" % (n401, took * 1000),
     )
 
@@ -366,7 +366,7 @@ def test_header_flood_of_bad_handlers_costs_nothing(sec, figure):
     heap1 = sec.status(gc=True)["heap_free"]
     figure(
         "handlers putting CR/LF from the request into response headers",
-        "%d requests in %.1f s" % (n, took),
+        "%d requests, one connection each, in %.0f ms" % (n, took * 1000),
         "%d x 500, no split response, next client answered" % n,
         "nothing: fds %d->%d, heap free %+d B" % (base_fd, fds, heap1 - heap0),
     )
@@ -403,8 +403,10 @@ const fs = require('fs');
 const [html, base, answers] = [fs.readFileSync(process.argv[2], 'utf8'), process.argv[3], JSON.parse(process.argv[4])];
 const script = html.match(/<script>([\s\S]*)<\/script>/)[1];
 const els = {};
-const dataset = () => new Proxy({}, {set: (o, k, v) => { o[k] = String(v); return true; }});  // strings, as in a browser
-globalThis.document = {getElementById: id => els[id] || (els[id] = {id, textContent: '', dataset: dataset(), disabled: true})};
+// dataset values become strings, as in a browser
+const dataset = () => new Proxy({}, {set: (o, k, v) => { o[k] = String(v); return true; }});
+const el = id => ({id, textContent: '', dataset: dataset(), disabled: true});
+globalThis.document = {getElementById: id => els[id] || (els[id] = el(id))};
 const store = new Map(JSON.parse(process.argv[5]));
 globalThis.localStorage = {getItem: k => store.has(k) ? store.get(k) : null, setItem: (k, v) => store.set(k, String(v)),
                            removeItem: k => store.delete(k)};
@@ -441,8 +443,9 @@ def test_dashboard_sends_the_token(sec, tmp_path, stored, answers, want_prompts,
     harness.write_text(_DASHBOARD_HARNESS)
     before = led(sec)
     store = [["nostall-token", stored]] if stored else []
+    page = os.path.join(FIRMWARE, "www", "index.html")
     out = subprocess.run(
-        [node, str(harness), os.path.join(FIRMWARE, "www", "index.html"), sec.url, json.dumps(answers), json.dumps(store)],
+        [node, str(harness), page, sec.url, json.dumps(answers), json.dumps(store)],
         capture_output=True, text=True, timeout=20,
     )
     assert out.returncode == 0, out.stderr
