@@ -14,7 +14,7 @@ def make_app(hw):
     def led(req):
         if not hw.has_led():
             raise HTTPError(404, "this board has no LED configured (set led_pin)")
-        if req.method != "GET":
+        if req.method == "PUT" or req.method == "POST":  # not HEAD: it is served by GET, token-free
             on = _parse_on(req)
             hw.set_led(on)
         return {"on": hw.led()}

@@ -20,9 +20,13 @@ def main():
     import app
 
     info = {"firmware_version": VERSION, "board": hw.name}
-    server = Server(app.make_app(hw), settings.config, board.BIND_HOST, settings.http_port, info)
+    web_app = app.make_app(hw)
+    web_app.token = settings.api_token  # set after make_app: any app's changing routes are covered
+    server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info)
     server.listen()
     print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
+    if settings.api_token:
+        print("nostall: PUT/POST/PATCH/DELETE need the header Authorization: Bearer <api_token>")
 
     async def run():
         hw.start(server)  # background tasks: Wi-Fi reconnect, watchdog feeding

@@ -1,11 +1,13 @@
 """HTTP/1.1 over real sockets against the board (the sim board unless --board-ip is given)."""
 
 import json
+import os
 
 import pytest
 import requests
 
 from conftest import wait_for
+from simboard import FIRMWARE
 
 
 def test_dashboard_get_and_head(board):
@@ -129,14 +131,55 @@ def test_not_found_method_not_allowed_and_options(board):
         assert c.request("GET", "/api/led").status == 200  # still serving this connection
 
 
+# Every path names a file that exists outside the static root (firmware/www on the sim: its parent
+# holds board.py and main.py), so a path that escaped would get a 200.
+_ABS_BOARD_PY = os.path.join(FIRMWARE, "board.py")
+
+
 @pytest.mark.parametrize(
-    "path", ["/../board.py", "/%2e%2e/board.py", "/%2E%2E/%2e%2e/etc/passwd", "/..%2fboard.py", "/a\\..\\b"]
+    "path",
+    [
+        "/../board.py",
+        "/%2e%2e/board.py",
+        "/%2E%2E/%2e%2e/etc/passwd",
+        "/..%2fboard.py",  # encoded slash
+        "/a\\..\\b",
+        "/..%5cboard.py",  # encoded backslash
+        "/%2e%2e%5cmain.py",
+        "/.%2e/main.py",
+        "/%2e./main.py",
+        "/%252e%252e/board.py",  # double-encoded: decoded once, it is a file named "%2e%2e"
+        "/%252e%252e%252fboard.py",
+        "/..%00/board.py",  # NUL
+        "/index.html%00.png",
+        "/%c0%ae%c0%ae/board.py",  # overlong UTF-8 dots (MicroPython's decoder would make them ".")
+        "/..%c0%afboard.py",  # overlong slash
+        "/%e0%80%ae%e0%80%ae/board.py",
+        "//" + _ABS_BOARD_PY.lstrip("/"),  # an absolute path: stays under the root
+        "/%2f" + _ABS_BOARD_PY.lstrip("/").replace("/", "%2f"),
+        "///../board.py",
+        "/./../board.py",
+        "/www/../../board.py",
+        "/C:/../board.py",  # a drive letter means nothing here
+        "/C:%5c..%5cboard.py",
+        "/" + "../" * 300 + "board.py",  # very long: 414 before anything looks at it
+        "/" + "a/" * 200 + "../" * 201 + "board.py",
+    ],
 )
 def test_static_files_stay_in_their_root(board, path):
     with board.connect() as c:
         c.send(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
         r = c.response()
-        assert r.status in (400, 404), r
+        assert r.status in (400, 404, 414), r
+        assert b"def " not in r.body and b"import" not in r.body
+
+
+def test_static_files_control(board):
+    """The control for the table above: files inside the root are served, by several spellings."""
+    with board.connect() as c:
+        for path in ["/index.html", "/%69ndex.html", "//index.html", "/%2findex.html"]:
+            r = c.request("GET", path)
+            assert r.status == 200 and b"<!doctype html>" in r.body, (path, r)
 
 
 def _refused(board, raw, status):

@@ -431,10 +431,12 @@ def status_line(status):
 
 
 def check_header(name, value):
-    """Header name and value as str, refusing anything that could split the response."""
+    """Header name and value as str, refusing anything that could split the response: a name
+    that is not a token, a value with CR, LF, NUL or another control character (HTAB is allowed)."""
     name = str(name)
     value = str(value)
-    if not name or _NOT_TOKEN.search(name) or "\r" in value or "\n" in value or "\0" in value:
+    bad = not name or _NOT_TOKEN.search(name) or _CTL.search(value)
+    if bad or "\r" in value or "\n" in value or "\0" in value:
         raise ValueError("refused response header %r" % (name,))
     return name, value
 
@@ -490,7 +492,23 @@ def unquote(s, plus=False):
             raise ValueError("bad percent escape")
         out.append(int(h, 16))
         out.extend(part[2:].encode())
+    if max(out) >= 0xC0 and _not_shortest_utf8(out):
+        raise ValueError("overlong UTF-8")
     return str(bytes(out), "utf-8")
+
+
+def _not_shortest_utf8(b):
+    # MicroPython's decoder (unlike CPython's) accepts overlong forms and surrogates: b"\xc0\xae"
+    # iterates as "." and b"\xc0\x8a" as "\n". Refuse them, so an escape never turns into either.
+    for i in range(len(b) - 1):
+        c = b[i]
+        if c >= 0xC0:
+            d = b[i + 1]
+            if c < 0xC2 or c > 0xF4 or (c == 0xE0 and d < 0xA0) or (c == 0xF0 and d < 0x90):
+                return True
+            if (c == 0xED and d > 0x9F) or (c == 0xF4 and d > 0x8F):
+                return True
+    return False
 
 
 def parse_qs(query):

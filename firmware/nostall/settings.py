@@ -15,7 +15,12 @@ _KNOWN = (
     "led_active_low",
     "tx_power_dbm",
     "wifi_retry_max_s",
+    "api_token",
 )
+# the api_token: RFC 6750's b64token characters, long enough not to be guessed over HTTP
+_TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
+_TOKEN_MIN = 16
+_TOKEN_MAX = 128
 
 
 class SettingsError(ValueError):
@@ -47,6 +52,7 @@ class Settings:
         self.led_active_low = _get(d, "led_active_low", bool, False)
         self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
         self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, 30)
+        self.api_token = _token(d)
         limits = d.get("limits") or {}
         if not isinstance(limits, dict):
             raise SettingsError('"limits" must be an object of limit names to integers')
@@ -54,6 +60,22 @@ class Settings:
             self.config = Config(**limits)
         except ConfigError as e:
             raise SettingsError("limits: %s" % e)
+
+
+def _token(d):
+    t = d.get("api_token")
+    if t is None:
+        return None  # no token: every endpoint is open
+    if type(t) is not str:
+        raise SettingsError("setting 'api_token' must be a string (or null for none), got %r" % (t,))
+    if not _TOKEN_MIN <= len(t) <= _TOKEN_MAX:
+        raise SettingsError(
+            "api_token must be %d..%d characters, got %d (or null for none)" % (_TOKEN_MIN, _TOKEN_MAX, len(t))
+        )
+    for c in t:
+        if c not in _TOKEN_CHARS:
+            raise SettingsError("api_token may hold only letters, digits and - . _ ~ + / =, not %r" % c)
+    return t
 
 
 def _get(d, key, typ, default):

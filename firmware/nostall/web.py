@@ -4,7 +4,7 @@
 import json
 import os
 
-from nostall.proto import HTTPError, check_header, error_body, unquote
+from nostall.proto import METHODS, HTTPError, check_header, error_body, unquote
 
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -26,6 +26,7 @@ CONTENT_TYPES = {
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
 
 
 class Response:
@@ -53,7 +54,7 @@ class Response:
         if content_type is None:
             content_type = "application/octet-stream" if (body or stream is not None) else None
         if content_type:
-            self.headers.append(("Content-Type", content_type))
+            self.set_header("Content-Type", content_type)
         if headers:
             for name, value in headers.items() if isinstance(headers, dict) else headers:
                 self.set_header(name, value)
@@ -71,6 +72,18 @@ class Response:
 
 
 def make_response(rv):
+    """The Response for what a handler returned, checked: ValueError/TypeError (so a 500) for a
+    status outside 200..599 or a header that could split the response, however it got there."""
+    r = _make_response(rv)
+    s = r.status
+    if type(s) is not int or not 200 <= s <= 599:
+        raise ValueError("bad response status %r" % (s,))
+    for name, value in r.headers:  # a handler may have appended to r.headers directly
+        check_header(name, value)
+    return r
+
+
+def _make_response(rv):
     if isinstance(rv, Response):
         return rv
     status = 200
@@ -100,7 +113,40 @@ def make_response(rv):
 
 
 def error_response(status, reason=""):
-    return Response(error_body(status, reason), status, content_type=TEXT)
+    # the reason may quote the request (its path): a browser must show it as text, never sniff it
+    return Response(error_body(status, reason), status, _NOSNIFF, TEXT)
+
+
+_NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
+
+
+def tokens_equal(a, b):
+    """a == b for two secrets (str or bytes), in a time that does not depend on where they differ:
+    every byte of the longer one is compared, and a length mismatch is folded into the result.
+
+    Example::
+
+        tokens_equal(sent, "s3cret-token-0123")  # -> bool
+    """
+    if isinstance(a, str):
+        a = a.encode()
+    if isinstance(b, str):
+        b = b.encode()
+    na = len(a)
+    nb = len(b)
+    diff = na ^ nb
+    for i in range(na if na > nb else nb):
+        diff |= (a[i] if i < na else 0) ^ (b[i] if i < nb else 0)
+    return diff == 0
+
+
+def bearer_token(req):
+    """The token of an "Authorization: Bearer <token>" header, or None."""
+    v = req.headers.get("authorization")
+    if v is None:
+        return None
+    scheme, _, cred = v.partition(" ")
+    return cred.strip() if scheme.lower() == "bearer" else None
 
 
 class _Route:
@@ -156,32 +202,78 @@ class _Route:
 class App:
     """Routes requests to handlers.
 
+    token: when set (a str), every route's methods other than GET/HEAD/OPTIONS answer 401 unless
+    the request carries "Authorization: Bearer <token>"; require_token protects a route's every
+    method. app.token may be set or changed after the routes are defined; None turns checks off.
+
     Example::
 
-        app = App()
+        app = App(token="0123456789abcdef")
 
-        @app.route("/led/<int:n>", methods=("GET", "POST"))
+        @app.route("/led/<int:n>", methods=("GET", "POST"))   # POST needs the token, GET not
         async def led(req, n):
             return {"led": n, "on": True}
     """
 
-    def __init__(self):
+    realm = "nostall"  # the WWW-Authenticate realm of 401 answers
+
+    def __init__(self, token=None):
+        self.token = token
         self._exact = {}  # path -> {method: handler}: most routes have no parameters
         self._routes = []
         self._error_handlers = {}
         self.chunk_bytes = 1024  # static file pieces; the server sets its send_chunk_bytes here
 
     def route(self, pattern, methods=("GET",)):
+        for m in methods:
+            if m not in METHODS:
+                raise ValueError("route %r: unknown method %r" % (pattern, m))
+
         def register(handler):
+            # methods that change things go through the token check; GET/HEAD/OPTIONS stay direct
+            guarded = handler
+            for m in methods:
+                if m not in SAFE_METHODS:
+                    guarded = self._guard(handler, False)
+                    break
             if "<" in pattern:
-                self._routes.append(_Route(pattern, tuple(methods), handler))
+                self._routes.append(_Route(pattern, tuple(methods), guarded))
             else:
                 by_method = self._exact.setdefault(pattern, {})
                 for m in methods:
-                    by_method[m] = handler
+                    by_method[m] = handler if m in SAFE_METHODS else guarded
             return handler
 
         return register
+
+    def require_token(self, handler):
+        """Decorator: every method of this route needs the token (while app.token is set).
+
+        Example::
+
+            @app.get("/api/secret")
+            @app.require_token
+            def secret(req):
+                return {"s": 42}
+        """
+        return self._guard(handler, True)
+
+    def _guard(self, handler, all_methods):
+        def guarded(req, **params):
+            token = self.token
+            if token and (all_methods or req.method not in SAFE_METHODS):
+                sent = bearer_token(req)
+                if sent is None or not tokens_equal(sent, token):
+                    r = error_response(
+                        401,
+                        ("no token" if sent is None else "wrong token")
+                        + ": send the header Authorization: Bearer <token>",
+                    )
+                    r.set_header("WWW-Authenticate", 'Bearer realm="%s"' % self.realm)
+                    return r
+            return handler(req, **params)
+
+        return guarded
 
     def get(self, pattern):
         return self.route(pattern, ("GET",))
