@@ -119,46 +119,67 @@ def board(request, tmp_path_factory, emu_ns):
 @pytest.fixture(autouse=True)
 def _client_side(request, emu_ns):
     """--board=emu: tests that talk to a board do so from the client namespace, through lwIP."""
-    if emu_ns is None or not {"board", "make_sim"} & set(request.fixturenames):
+    if emu_ns is None or not {"board", "make_sim", "make_module_sim"} & set(request.fixturenames):
         yield
         return
     with netns.in_netns(str(netns.NETNS_DIR / emu_ns)):
         yield
 
 
-@pytest.fixture
-def make_sim(request, tmp_path, emu_ns):
-    """Start a dedicated sim board: make_sim(limits={...}, app_dir=None, www=None) -> Target.
-    With --board=emu it gets its own lwIP gateway too."""
-    if request.config.getoption("--board-ip"):
-        pytest.skip("needs its own sim board with special settings")
-    started = []
+class SimFactory:
+    """Dedicated sim boards with settings of their own, each behind its own lwIP with --board=emu.
+    start(limits={...}, app_dir=None, www=None, heap=None, settings={...}) -> Target; settings are
+    extra keys of the settings file (e.g. api_token). close() stops them all."""
 
-    def start(limits=None, app_dir=None, www=None, heap=None):
-        settings = tmp_path / ("settings%d.json" % len(started))
-        settings.write_text(json.dumps({"http_port": 8080, "limits": limits or {}}))
+    def __init__(self, config, tmp_path, emu_ns):
+        if config.getoption("--board-ip"):
+            pytest.skip("needs its own sim board with special settings")
+        self.config = config
+        self.tmp_path = tmp_path
+        self.emu_ns = emu_ns
+        self.targets = []
+
+    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None):
+        n = len(self.targets)
+        path = self.tmp_path / ("settings%d.json" % n)
+        path.write_text(json.dumps(dict({"http_port": 8080, "limits": limits or {}}, **(settings or {}))))
         sim = SimBoard(
-            heap=heap or request.config.getoption("--sim-heap"),
-            firmware=request.config.getoption("--sim-firmware"),
-            settings=str(settings),
+            heap=heap or self.config.getoption("--sim-heap"),
+            firmware=self.config.getoption("--sim-firmware"),
+            settings=str(path),
             extra_path=[app_dir] if app_dir else (),
-            log=str(tmp_path / ("sim%d.log" % len(started))),
+            log=str(self.tmp_path / ("sim%d.log" % n)),
         )
         if www:
             sim.env["SIM_WWW"] = str(www)
-        started.append(sim)
+        self.targets.append(Target(sim.host, sim.port, sim))  # so close() stops it if start fails
         sim.start()
-        t = _front(sim, emu_ns)
-        fronts.append(t)
+        self.targets[-1] = t = _front(sim, self.emu_ns)
         return t
 
-    fronts = []
-    yield start
-    for t in fronts:
-        if t.emu:
-            t.emu.close()
-    for sim in started:
-        sim.stop()
+    def close(self):
+        for t in self.targets:
+            if t.emu:
+                t.emu.close()
+        for t in self.targets:
+            t.sim.stop()
+
+
+@pytest.fixture
+def make_sim(request, tmp_path, emu_ns):
+    """Start a dedicated sim board for this test: make_sim(limits={...}, app_dir=None, www=None,
+    heap=None, settings=None) -> Target (see SimFactory)."""
+    f = SimFactory(request.config, tmp_path, emu_ns)
+    yield f.start
+    f.close()
+
+
+@pytest.fixture(scope="module")
+def make_module_sim(request, tmp_path_factory, emu_ns):
+    """make_sim for boards shared by the tests of one module."""
+    f = SimFactory(request.config, tmp_path_factory.mktemp("sims"), emu_ns)
+    yield f.start
+    f.close()
 
 
 class Response:

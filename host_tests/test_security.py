@@ -3,9 +3,7 @@ time), no response header built from unfiltered input (a handler that tries gets
 split response), and the settings checks of the token. The static-root escapes are in
 test_http.py (test_static_files_stay_in_their_root).
 
-The sim board here is started by this file's own fixture, because conftest's make_sim writes a
-settings file with only http_port and limits: it has the api_token and host_tests/apps_sec on
-its path."""
+The module's sim board has the api_token in its settings and host_tests/apps_sec on its path."""
 
 import json
 import os
@@ -16,7 +14,7 @@ import time
 import pytest
 import requests
 
-from conftest import Target, wait_for
+from conftest import wait_for
 from simboard import HERE, FIRMWARE, SimBoard, micropython_path
 from nostall.proto import unquote
 from nostall.web import tokens_equal
@@ -29,27 +27,11 @@ REALM = 'Bearer realm="nostall"'
 
 
 @pytest.fixture(scope="module")
-def sec(request, tmp_path_factory):
+def sec(make_module_sim):
     """A sim board with "api_token" set and the security test app."""
-    if request.config.getoption("--board-ip"):
-        pytest.skip("needs its own sim board with a token in its settings")
-    d = tmp_path_factory.mktemp("sec")
-    settings = d / "settings.json"
-    settings.write_text(json.dumps({"http_port": 8080, "api_token": TOKEN}))
-    log = str(d / "sim.log")
-    sim = SimBoard(
-        heap=request.config.getoption("--sim-heap"),
-        firmware=request.config.getoption("--sim-firmware"),
-        settings=str(settings),
-        extra_path=[APP_DIR],
-        log=log,
-    )
-    sim.start()
-    try:
-        yield Target(sim.host, sim.port, sim)
-        assert sim.proc.poll() is None, "sim board died; log: %s" % log
-    finally:
-        sim.stop()
+    t = make_module_sim(app_dir=APP_DIR, settings={"api_token": TOKEN})
+    yield t
+    assert t.sim.proc.poll() is None, "sim board died; log: %s" % t.sim.log
 
 
 def led(t):

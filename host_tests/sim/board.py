@@ -4,7 +4,6 @@
 
 import os
 
-import asyncio
 
 _here = __file__.rpartition("/")[0] or "."
 SETTINGS_PATH = os.getenv("SIM_SETTINGS") or (_here + "/settings.json")
