@@ -3,7 +3,7 @@
 
 import asyncio
 
-from nostall.web import Response
+from nostall.web import App, Response
 
 import sys
 
