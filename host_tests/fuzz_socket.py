@@ -321,8 +321,9 @@ class Summary:
             "  ends: %s; slowest case %.2f s" % (dict(self.outcomes), self.slowest),
             "  %s" % self.status_text(),
             "  health checks: %d/%d answered 200" % (self.health_ok, self.health_checks),
-            "  open connections %d->%d, fds %d->%d (-1: not a sim)"
-            % (self.open_before, self.open_after, self.fds_before, self.fds_after),
+            "  open connections %d->%d, fds %s"
+            % (self.open_before, self.open_after,
+               "%d->%d" % (self.fds_before, self.fds_after) if self.fds_before >= 0 else "n/a (not a sim)"),
             "  server: %s" % json.dumps(self.server, sort_keys=True),
             "  problems: %d%s" % (len(self.problems), "".join("\n    case %s: %s" % p for p in self.problems[:20])),
         ]
@@ -486,7 +487,7 @@ def main():
     if sm.problems:
         print("fuzz: FAILED: %d problems (reproduce one: --seed %d --show CASE)" % (len(sm.problems), a.seed))
         return 1
-    print("fuzz: OK: 0 5xx, 0 hangs, server alive and back to its baselines")
+    print("fuzz: OK: no 500/503 (501/505 are refusals), 0 hangs, server alive and back to its baselines")
     return 0
 
 
