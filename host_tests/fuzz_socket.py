@@ -288,6 +288,11 @@ def status(host, port):
     return json.loads(body)
 
 
+def _heap_after_gc(host, port):
+    code, body = http_get(host, port, "/status?gc=1")
+    return json.loads(body).get("heap_free") if code == 200 else None
+
+
 def _wait(pred, timeout):
     deadline = time.monotonic() + timeout
     while True:
@@ -411,7 +416,7 @@ def run(host, port, cases, seed=1, concurrency=DEFAULT_CONCURRENCY, health_every
     sm.server = {"requests": after["requests"] - before["requests"], "status_4xx": after["status_4xx"] - before["status_4xx"],
                  "status_5xx": d5, "501_505_seen": seen5, "handler_errors": dh, "rejected_busy": busy,
                  "closes_by_server": closes,
-                 "heap_free": after.get("heap_free")}
+                 "heap_free_after_gc": _heap_after_gc(host, port)}
     if dh or busy or d5 != seen5:
         sm.problems.append(("end", "/status counted %d 5xx (%d 501/505 seen), %d handler errors, %d busy"
                             % (d5, seen5, dh, busy)))
