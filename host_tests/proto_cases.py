@@ -131,6 +131,43 @@ CASES = [
     ("chunk size line too long: 400", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 70, [E(400)]),
     ("unsupported expect: 400", b"POST / HTTP/1.1\r\n" + H + b"Expect: magic\r\nContent-Length: 1\r\n\r\nx", [E(400)]),
     ("error after good requests keeps their order", get(b"/ok") + b"BAD\r\n\r\n", [R("GET", "/ok"), E(400)]),
+    # found by fuzzing (test_fuzz.py, fuzz_socket.py): the verdict must not depend on how the
+    # bytes were split into reads, nor on what comes after the point where a limit was crossed
+    ("line over the cap, bare LF after it: 414 however split", b"\x00" * 130 + b"\n", [E(414)]),
+    ("request line of exactly the cap", get(b"/" + b"a" * 114), [R("GET", "/" + "a" * 114)]),
+    ("request line one over the cap, CRLF right after: 414", get(b"/" + b"a" * 115), [E(414)]),
+    ("head over the cap, bare LF past it: 431", get(extra=b"X: " + b"a" * 380 + b"\n\n"), [E(431)]),
+    ("head over the cap, end past it: 431", get(extra=b"X: " + b"a" * 380 + b"\r\n"), [E(431)]),
+    (
+        "chunk line of exactly 64 bytes",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2;" + b"e" * 62 + b"\r\nok\r\n0\r\n\r\n",
+        [R("POST", "/", b"ok")],
+    ),
+    (
+        "chunk line of 65 bytes: 400",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n2;" + b"e" * 63 + b"\r\nok\r\n0\r\n\r\n",
+        [E(400)],
+    ),
+    (
+        "trailer line over the cap: 400",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX: " + b"t" * 380 + b"\r\n\r\n",
+        [E(400)],
+    ),
+    (
+        "chunk size with leading zeros",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0000000002\r\nok\r\n0\r\n\r\n",
+        [R("POST", "/", b"ok")],
+    ),
+    ("chunk size of 9 hex digits: 413", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n100000000\r\n", [E(413)]),
+    ("content-length with leading zeros", b"POST /p HTTP/1.1\r\n" + H + b"Content-Length: 000000000002\r\n\r\nok", [R("POST", "/p", b"ok")]),
+    ("content-length in Arabic-Indic digits: 400", b"POST / HTTP/1.1\r\n" + H + "Content-Length: \u0663\r\n\r\n".encode() + b"abc", [E(400)]),
+    ("empty transfer-encoding: 400", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: \r\n\r\n", [E(400)]),
+    ("chunked twice: 400", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", [E(400)]),
+    ("chunked not last: 400", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", [E(400)]),
+    ("gzip then chunked: 501", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n", [E(501)]),
+    ("http/1.2 is served as 1.1", get(b"/v", version=b"HTTP/1.2"), [R("GET", "/v")]),
+    ("http/1.x with a letter: 400", get(version=b"HTTP/1.x"), [E(400)]),
+    ("absolute-form with a query and no path", get(b"http://h?x=1"), [R("GET", "/?x=1")]),
 ]
 
 

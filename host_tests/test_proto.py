@@ -55,6 +55,17 @@ def test_response_head_and_chunks():
     assert chunk(b"hello") == b"5\r\nhello\r\n" and chunk(b"") == b"0\r\n\r\n"
 
 
+def test_body_that_is_not_utf8_is_a_400_not_a_crash():
+    # found by fuzz_socket.py: a non-UTF-8 text body to /api/led raised UnicodeError (a 500)
+    r = RequestReader(Config())
+    r.feed(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n\xffn")
+    req = r.next()
+    for attr in ("text", "json"):
+        with pytest.raises(HTTPError) as e:
+            getattr(req, attr)
+        assert e.value.status == 400
+
+
 def test_urls():
     assert unquote("/a%20b%2Fc") == "/a b/c"
     assert parse_qs("a=1&b=x+y&c=%C3%A9&d") == {"a": "1", "b": "x y", "c": "é", "d": ""}

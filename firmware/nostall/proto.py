@@ -52,6 +52,7 @@ REASONS = {
 # (controls other than HTAB; CR and LF are checked separately as line ends).
 _NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
 _CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_DIGIT = re.compile("[^0-9]")  # str.isdigit() takes other scripts' digits on CPython
 _HEX = "0123456789abcdefABCDEF"
 
 # Reader states
@@ -104,7 +105,11 @@ class Request:
 
     @property
     def text(self):
-        return str(self.body, "utf-8")
+        """The body as str; HTTPError 400 when it is not UTF-8 (the client's fault, not a 500)."""
+        try:
+            return str(self.body, "utf-8")
+        except UnicodeError:
+            raise HTTPError(400, "body is not UTF-8")
 
     @property
     def json(self):
@@ -198,26 +203,28 @@ class RequestReader:
         # RFC 9112 2.2: ignore empty lines before a request line
         while self.end - self.start >= 2 and buf[self.start] == 13 and buf[self.start + 1] == 10:
             self.start += 2
-        if self.scan < self.start:
-            self.scan = self.start
-        i = buf.find(b"\r\n\r\n", self.scan, self.end)
+        start = self.start
+        if self.scan < start:
+            self.scan = start
+        # Every verdict below depends only on the bytes received, never on how they were split
+        # into reads: nothing past max_header_bytes is looked at, and the request line is judged
+        # by where its line end falls, before anything else.
+        end = min(self.end, start + cfg.max_header_bytes)
+        lf = buf.find(b"\n", start, min(end, start + cfg.max_request_line_bytes + 2))
+        if lf < 0:
+            if end - start > cfg.max_request_line_bytes + 1:
+                self._fail(414, "request line too long")
+        elif lf == start or buf[lf - 1] != 13:
+            self._fail(400, "bare LF line ending")
+        i = buf.find(b"\r\n\r\n", self.scan, end)
         if i < 0:
-            have = self.end - self.start
-            if buf.find(b"\n\n", self.scan, self.end) >= 0 or buf.find(b"\r\n\n", self.scan, self.end) >= 0:
+            if buf.find(b"\n\n", self.scan, end) >= 0 or buf.find(b"\r\n\n", self.scan, end) >= 0:
                 self._fail(400, "bare LF line ending")
-            lf = buf.find(b"\n", self.start, self.end)
-            if lf < 0:
-                if have > cfg.max_request_line_bytes:
-                    self._fail(414, "request line too long")
-            elif lf == self.start or buf[lf - 1] != 13:
-                self._fail(400, "bare LF line ending")
-            if have >= cfg.max_header_bytes:
+            if end - start >= cfg.max_header_bytes:
                 self._fail(431, "request head too large")
-            self.scan = max(self.start, self.end - 3)
+            self.scan = max(start, end - 3)
             return None
-        if i + 4 - self.start > cfg.max_header_bytes:
-            self._fail(431, "request head too large")
-        head = bytes(self.mv[self.start : i])
+        head = bytes(self.mv[start:i])
         self.start = i + 4
         self.scan = self.start
         try:
@@ -254,8 +261,6 @@ class RequestReader:
         return self._framing(req)
 
     def _request_line(self, line):
-        if len(line) > self.cfg.max_request_line_bytes:
-            self._fail(414, "request line too long")
         parts = line.split(" ")
         if len(parts) != 3:
             self._fail(400, "malformed request line")
@@ -265,16 +270,24 @@ class RequestReader:
                 self._fail(400, "malformed method")
             self._fail(501, "method not implemented")
         if version != "HTTP/1.1" and version != "HTTP/1.0":
-            if version.startswith("HTTP/") and len(version) == 8 and version[5].isdigit():
+            if len(version) != 8 or not version.startswith("HTTP/") or version[6] != "." or _NOT_DIGIT.search(version[5] + version[7]):
+                self._fail(400, "malformed HTTP version")
+            if version[5] != "1":
                 self._fail(505, "HTTP version not supported")
-            self._fail(400, "malformed HTTP version")
+            version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
         if not target.startswith("/"):
             if target == "*" and method == "OPTIONS":
                 pass
             elif target.startswith("http://") or target.startswith("https://"):
                 # absolute-form (RFC 9112 3.2.2): servers must accept it; keep path and query
-                p = target.find("/", target.find("//") + 2)
-                target = target[p:] if p > 0 else "/"
+                rest = target[target.find("//") + 2 :]
+                p = len(rest)  # the authority ends at the first "/" or "?"
+                for c in "/?":
+                    k = rest.find(c)
+                    if 0 <= k < p:
+                        p = k
+                rest = rest[p:]
+                target = rest if rest.startswith("/") else "/" + rest
             else:
                 self._fail(400, "malformed request target")
         return Request(method, target, version, {})
@@ -297,7 +310,11 @@ class RequestReader:
                 self._fail(400, "both Content-Length and Transfer-Encoding")
             if req.version != "HTTP/1.1":
                 self._fail(400, "Transfer-Encoding in HTTP/1.0")
-            if te.lower() != "chunked":
+            codings = _tokens(te)
+            if codings != ["chunked"]:
+                # RFC 9112 6.3: chunked must be the last coding, once; other codings: not here
+                if "" in codings or "chunked" in codings[:-1]:
+                    self._fail(400, "malformed Transfer-Encoding")
                 self._fail(501, "transfer coding not implemented")
             self.req = req
             self.body = bytearray()
@@ -306,8 +323,9 @@ class RequestReader:
             self.need_continue = self._expects(req)
             return self._chunked()
         if cl is not None:
-            if not cl.isdigit():
+            if not cl or _NOT_DIGIT.search(cl):
                 self._fail(400, "malformed Content-Length")
+            cl = cl.lstrip("0") or "0"
             if len(cl) > 10 or int(cl) > self.cfg.max_body_bytes:
                 self._fail(413, "body too large")
             n = int(cl)
@@ -365,12 +383,15 @@ class RequestReader:
             state = self.state
             have = self.end - self.start
             if state == _CHUNK_SIZE or state == _TRAILER:
+                # a line longer than limit is refused whether its end arrived yet or not
+                limit = _MAX_CHUNK_LINE if state == _CHUNK_SIZE else min(self.cfg.max_header_bytes, len(buf)) - 2
                 i = buf.find(b"\r\n", self.start, self.end)
                 if i < 0:
-                    limit = _MAX_CHUNK_LINE if state == _CHUNK_SIZE else self.cfg.max_header_bytes
-                    if have > limit or buf.find(b"\n", self.start, self.end) >= 0:
+                    if have > limit + 1 or buf.find(b"\n", self.start, self.end) >= 0:
                         self._fail(400, "malformed chunk line")
                     return None
+                if i - self.start > limit:
+                    self._fail(400, "malformed chunk line")
                 self.need_continue = False
                 line = bytes(self.mv[self.start : i])
                 self.start = i + 2
@@ -382,8 +403,11 @@ class RequestReader:
                         self._fail(400, "malformed trailer")
                     continue
                 size = line.split(b";", 1)[0].strip(b" \t")
-                if not size or len(size) > 8 or any(chr(c) not in _HEX for c in size):
+                if not size or any(chr(c) not in _HEX for c in size):
                     self._fail(400, "malformed chunk size")
+                size = size.lstrip(b"0") or b"0"
+                if len(size) > 8:
+                    self._fail(413, "body too large")
                 n = int(size, 16)
                 if self.body_len + n > self.cfg.max_body_bytes:
                     self._fail(413, "body too large")

@@ -318,14 +318,17 @@ class Server:
                     if reader.need_continue:
                         reader.need_continue = False
                         await self._send(slot, _CONTINUE)
-                    if slot.state == IDLE:
+                    if reader.state:
+                        # a body is due (its head may have come in the same read as the
+                        # request's first byte): the body timeout applies, not the header's
+                        if slot.state != BODY:
+                            self._enter(slot, BODY, cfg.body_timeout_ms)
+                    elif slot.state == IDLE:
                         if reader.pending():
                             self._enter(slot, HEAD, cfg.header_timeout_ms)
                         elif self.stopping:
                             slot.expired = "shutdown"
                             return
-                    elif reader.state and slot.state != BODY:
-                        self._enter(slot, BODY, cfg.body_timeout_ms)
                     space = reader.space()
                     if not space:  # cannot happen while max_header_bytes <= recv_buffer_bytes
                         await self._refuse(slot, HTTPError(431, "request head too large"))
