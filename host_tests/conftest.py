@@ -9,6 +9,7 @@ with its thread in that namespace, so its sockets (and threads it starts) reach 
 through lwIP. The sims and gateways stay on the home namespace's loopback. A dedicated sim, and so a
 dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs clean TCP state uses."""
 
+import contextlib
 import json
 import os
 import socket
@@ -63,13 +64,20 @@ class Target:
                 return server_time_wait(self.sim.port)
         return None
 
+    def client(self):
+        """Context manager: the current thread's new sockets reach this target (with --board=emu,
+        from the client namespace; tests that use board/make_sim already run there)."""
+        return self.emu.client() if self.emu else contextlib.nullcontext()
+
     def status(self, gc=False):
-        r = requests.get(self.url + "/status" + ("?gc=1" if gc else ""), timeout=5)
+        with self.client():
+            r = requests.get(self.url + "/status" + ("?gc=1" if gc else ""), timeout=5)
         r.raise_for_status()
         return r.json()
 
     def connect(self, timeout=5.0):
-        return RawConn(self.host, self.port, timeout)
+        with self.client():
+            return RawConn(self.host, self.port, timeout)
 
     def fd_count(self):
         return self.sim.fd_count() if self.sim else None
