@@ -7,8 +7,12 @@
 # shutdown, and counts each close by reason in stats.
 #
 # Resources are fixed: max_connections slots, each with a preallocated receive buffer. When all
-# slots are busy a new connection evicts the least recently used idle one, or, when none is idle,
-# gets a 503 with Retry-After (and again the server waits for the client to close).
+# slots are busy a new connection evicts the least recently used idle keep-alive one; when none is
+# idle, the one stalled longest on its client (no first request yet, a head or body trickling in,
+# a client not reading, no EOF after "Connection: close") once that stall has lasted
+# stall_evict_ms, so slow or hostile sockets cannot lock everyone else out until their timeouts.
+# A newcomer that finds neither waits up to stall_evict_ms for one, then gets a 503 with
+# Retry-After (and again the server waits for the client to close).
 #
 # Timeouts cost no task per await: each slot has a deadline, and one ticker task cancels the
 # connection task whose deadline has passed. MicroPython's asyncio streams are not used: their
@@ -96,6 +100,7 @@ class Slot:
         self.task = None  # type: asyncio.Task | None
         self.state = FREE
         self.deadline = 0
+        self.since = 0  # when it entered its state (for WRITE: its last progress)
         self.expired = None  # why the ticker cancelled this connection
         self.used = 0  # LRU stamp: bumped per request
         self.requests = 0
@@ -207,14 +212,8 @@ class Server:
                 except OSError:
                     pass
                 self.stats["accepted"] += 1
-                slot = self._free_slot()
-                if slot is None and self._evict_idle():
-                    # the victim's task releases its slot when it handles the cancellation
-                    await asyncio.sleep_ms(0)
-                    slot = self._free_slot()
-                if slot is not None:
-                    self._open(slot, cs)
-                    slot.task = asyncio.create_task(self._serve_slot(slot))
+                if await self._claim(cs):
+                    pass
                 elif self.overflow < 2:
                     self.overflow += 1
                     asyncio.create_task(self._turn_away(cs))
@@ -226,6 +225,20 @@ class Server:
                 cs.close()
                 gc.collect()
 
+    async def _claim(self, cs):
+        """Give cs a slot (a free one, else the LRU idle or longest stalled one's); False if none."""
+        slot = self._free_slot()
+        if slot is None and (self._evict_idle() or self._evict_stalled()):
+            # the victim's task releases its slot when it handles the cancellation
+            await asyncio.sleep_ms(0)
+            slot = self._free_slot()
+        if slot is None:
+            return False
+        task = asyncio.create_task(self._serve_slot(slot))  # first: it may raise MemoryError
+        self._open(slot, cs)
+        slot.task = task
+        return True
+
     def _free_slot(self):
         for slot in self.slots:
             if slot.state == FREE:
@@ -236,12 +249,31 @@ class Server:
         """Close the least recently used idle keep-alive connection; True if one was closed."""
         victim = None
         for slot in self.slots:
-            if slot.state == IDLE and not slot.reader.pending():
+            # a new connection (no request yet) is not idle but waiting for its first request,
+            # which may be in flight: see _evict_stalled
+            if slot.state == IDLE and slot.requests and not slot.reader.pending():
                 if victim is None or slot.used - victim.used < 0:
                     victim = slot
         if victim is None:
             return False
         self._expire(victim, "evicted")
+        return True
+
+    def _evict_stalled(self):
+        """Close the connection waiting longest (>= stall_evict_ms) on its client; True if one was."""
+        now = ticks_ms()
+        victim = None
+        longest = self.cfg.stall_evict_ms - 1
+        for slot in self.slots:
+            state = slot.state
+            if (state in _STALLS or (state == IDLE and not slot.requests)) and slot.expired is None:
+                waited = ticks_diff(now, slot.since)
+                if waited > longest:
+                    victim = slot
+                    longest = waited
+        if victim is None:
+            return False
+        self._expire(victim, "evicted_stalled")
         return True
 
     def _open(self, slot, cs):
@@ -259,7 +291,8 @@ class Server:
 
     def _enter(self, slot, state, timeout_ms):
         slot.state = state
-        slot.deadline = ticks_add(ticks_ms(), timeout_ms)
+        slot.since = now = ticks_ms()
+        slot.deadline = ticks_add(now, timeout_ms)
 
     def _expire(self, slot, reason):
         slot.expired = reason
@@ -483,17 +516,24 @@ class Server:
         slot.expired = "protocol_error"
 
     async def _turn_away(self, cs):
-        """No slot and none idle: 503, then wait (bounded) for the client to close."""
+        """No slot to claim: wait up to stall_evict_ms for one (by then a connection stalled on its
+        client can be evicted), else 503, then wait (bounded) for the client to close."""
         st = self.stats
-        st["rejected_busy"] += 1
-        st["status_5xx"] += 1
-        reason = "busy_linger_timeout"
-        deadline = ticks_add(ticks_ms(), self.cfg.linger_timeout_ms)
-        buf = bytearray(64)
+        reason = None
         try:
+            deadline = ticks_add(ticks_ms(), self.cfg.stall_evict_ms)
+            while ticks_diff(deadline, ticks_ms()) > 0 and not self.stopping:
+                await asyncio.sleep_ms(20)  # no slot, no ticker: poll the bounded wait
+                if await self._claim(cs):
+                    return  # the slot owns cs now
+            st["rejected_busy"] += 1
+            st["status_5xx"] += 1
+            reason = "busy_linger_timeout"
+            deadline = ticks_add(ticks_ms(), self.cfg.linger_timeout_ms)
+            buf = bytearray(64)
             cs.write(_OVERFLOW_503)
             while ticks_diff(deadline, ticks_ms()) > 0:
-                await asyncio.sleep_ms(20)  # no slot, no ticker: poll the bounded wait
+                await asyncio.sleep_ms(20)
                 try:
                     n = cs.readinto(buf)
                 except OSError:
@@ -504,15 +544,19 @@ class Server:
                     break
         except OSError:
             reason = "reset"
+        except BaseException as e:  # cancelled, or out of memory while waiting for a slot
+            reason = reason or ("memory" if isinstance(e, MemoryError) else "shutdown")
+            raise
         finally:
             self.overflow -= 1
-            if reason == "client":
-                st["closes_by_client"] += 1
-            elif reason == "reset":
-                st["resets_by_client"] += 1
-            else:
-                self._count_close(reason)
-            cs.close()
+            if reason is not None:
+                if reason == "client":
+                    st["closes_by_client"] += 1
+                elif reason == "reset":
+                    st["resets_by_client"] += 1
+                else:
+                    self._count_close(reason)
+                cs.close()
 
     async def _shutdown(self):
         self.stop()
@@ -577,6 +621,9 @@ def _close(stream):
     if close is not None:
         close()
 
+
+# states in which a connection waits on its client, not on the server
+_STALLS = (HEAD, BODY, WRITE, LINGER)
 
 _TIMEOUT_REASONS = {
     IDLE: "idle_timeout",
