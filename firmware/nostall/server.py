@@ -29,7 +29,7 @@ import socket
 
 from nostall.config import Config
 from nostall.proto import HTTPError, RequestReader, chunk, error_body, response_head
-from nostall.web import error_response
+from nostall.web import BYTES_TYPES, BadResponse, error_response
 
 _ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams use it the same way
 CancelledError = core.CancelledError
@@ -142,6 +142,7 @@ class Server:
             "status_4xx": 0,
             "status_5xx": 0,
             "handler_errors": 0,
+            "handler_errors_by_kind": {},
             "rejected_busy": 0,
             "accept_errors": 0,
         }
@@ -405,15 +406,27 @@ class Server:
             if slot.expired != "handler_timeout":
                 raise
             slot.expired = None
+            self._handler_error("timeout", req.path, None)
             resp = error_response(503, "handler took too long")
+        stream = resp.stream
+        first = b""
+        if stream is not None and req.method != "HEAD":
+            # the first piece before the head: a stream that fails at once still gets a 500
+            try:
+                stream = iter(stream)
+                first = _piece(stream)
+            except Exception as e:
+                _close(stream)
+                req.error = e
+                resp = error_response(500, "handler's stream failed")
+                stream = None
         st["requests"] += 1
         status = resp.status
         if status >= 400:
             if status >= 500:
                 st["status_5xx"] += 1
-                if status == 500 and getattr(req, "error", None) is not None:
-                    st["handler_errors"] += 1
-                    self._log_error(req)
+                if status == 500 and req.error is not None:
+                    self._handler_error(_error_kind(req.error), req.path, req.error)
             else:
                 st["status_4xx"] += 1
         # after a handler failure, end the connection too (the client closes first, as always)
@@ -423,7 +436,6 @@ class Server:
             and not self.stopping
             and req.error is None
         )
-        stream = resp.stream
         length = resp.length
         if stream is not None and length is None and req.version != "HTTP/1.1":
             keep = False  # an HTTP/1.0 client has no chunked coding: EOF must end the body
@@ -444,27 +456,27 @@ class Server:
                 await self._send(slot, body)
         else:
             await self._send(slot, head)
-            await self._send_stream(slot, stream, length is None and req.version == "HTTP/1.1")
+            await self._send_stream(slot, stream, first, length is None and req.version == "HTTP/1.1")
             if length is None and not keep:
                 slot.expired = "eof_delimited_body"  # EOF is the end of this body
                 raise _Closed()
         if not keep:
             self._enter(slot, LINGER, cfg.linger_timeout_ms)
 
-    async def _send_stream(self, slot, stream, chunked):
+    async def _send_stream(self, slot, stream, piece, chunked):
         try:
-            for piece in stream:
+            while piece is not None:
                 if piece:
                     await self._send(slot, chunk(piece) if chunked else piece)
                     # a slow client must not look like a stalled handler
                     self._enter(slot, WRITE, self.cfg.write_timeout_ms)
+                piece = _piece(stream)
             if chunked:
                 await self._send(slot, b"0\r\n\r\n")
         except (CancelledError, OSError, _Closed):
             raise
         except Exception as e:  # the stream's own fault after the head went out: cut it short
-            self.stats["handler_errors"] += 1
-            self._log_error(None, e)
+            self._handler_error("stream", "-", e)
             slot.expired = "stream_error"
             raise _Closed()
         finally:
@@ -579,11 +591,14 @@ class Server:
                 self._release(slot)
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
-    def _log_error(self, req, exc=None):
-        exc = exc or req.error
-        path = req.path if req is not None else "-"
-        print("nostall: handler error on", path, ":", repr(exc))
-        if hasattr(sys, "print_exception"):
+    def _handler_error(self, kind, path, exc):
+        """Count (by kind: exception, memory, bad_response, stream, timeout) and log a handler's failure."""
+        st = self.stats
+        st["handler_errors"] += 1
+        d = st["handler_errors_by_kind"]
+        d[kind] = d.get(kind, 0) + 1
+        print("nostall: handler error (%s) on %s: %r" % (kind, path, exc))
+        if exc is not None and hasattr(sys, "print_exception"):
             sys.print_exception(exc)
 
     # ---- /status ----
@@ -607,6 +622,7 @@ class Server:
             "status_4xx": st["status_4xx"],
             "status_5xx": st["status_5xx"],
             "handler_errors": st["handler_errors"],
+            "handler_errors_by_kind": st["handler_errors_by_kind"],
             "rejected_busy": st["rejected_busy"],
             "accept_errors": st["accept_errors"],
             "limits": self.cfg.as_dict(),
@@ -614,6 +630,25 @@ class Server:
         for k in self.info:
             d[k] = self.info[k]
         return d
+
+
+def _piece(stream):
+    """The stream's next piece (bytes-like), or None at its end."""
+    try:
+        p = next(stream)
+    except StopIteration:
+        return None
+    if not isinstance(p, BYTES_TYPES):
+        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
+    return p
+
+
+def _error_kind(e):
+    if isinstance(e, MemoryError):
+        return "memory"
+    if isinstance(e, BadResponse):
+        return "bad_response"
+    return "exception"
 
 
 def _close(stream):
