@@ -32,6 +32,8 @@ class Flood:
 
     def __init__(self, target, n, kind, path="/api/led", max_open=None):
         assert kind in ("park", "silent", "slowloris", "nonreader")
+        self.target = target
+        self.path = path
         self.addr = (target.host, target.port)
         self.n = n
         self.kind = kind
@@ -49,6 +51,10 @@ class Flood:
         self._stop = threading.Event()
         self._thread = None
         self.error = None
+
+    def copy(self):
+        """A new flood of the same kind and size (a Flood runs once)."""
+        return Flood(self.target, self.n, self.kind, self.path, self.max_open)
 
     # ---- control ----
 
