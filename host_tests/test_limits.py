@@ -76,6 +76,7 @@ def test_busy_server_answers_503_with_retry_after(make_sim):
     for c in busy:
         assert c.response().status == 200
         c.close()
+    assert fds_back(t, base)  # before asking: a /status connection at the cap would evict one
     s = wait_for(lambda: (lambda s: s if s["connections_open"] == 1 else None)(t.status()))
     assert s["rejected_busy"] == 1 and s["closes_by_server_total"] == 0
     assert fds_back(t, base)
@@ -123,9 +124,10 @@ def test_new_connection_is_not_evicted_before_its_first_request(make_sim):
         a.send(b"GET /api/led HTTP/1.1\r\nHost: t\r\n\r\n")
         assert a.response().status == 200  # a kept its slot
     with b:
-        assert b.request("GET", "/api/led").status == 200  # a closed: b got the slot
+        # once a was answered (idle) or closed, b got the slot
+        assert b.request("GET", "/api/led").status == 200
     assert fds_back(t, base)  # before asking: a /status connection at the cap would evict b
-    assert t.status()["closes_by_server"] == {}
+    assert "evicted_stalled" not in t.status()["closes_by_server"]
 
 
 def test_request_cap_ends_connection_politely(make_sim):
