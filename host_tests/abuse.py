@@ -191,10 +191,10 @@ class Flood:
 
     def summary(self):
         held = max(self.held) if self.held else 0.0
-        s = "%d opened, %d answered, %d got 503, %d dropped by the server (held max %.2f s)" % (
+        s = "%d opened, %d answered, %d got 503, %d dropped by the server (longest held %.2f s from connect)" % (
             self.opened, self.answered, self.busy_503, self.dropped, held)
         if self.kind == "park":
-            s += ", %d of them before an answer" % self.dropped_unanswered
+            s += ", %d of them before an answer (closed at once as a third waiting newcomer)" % self.dropped_unanswered
         return s + (", %d connects failed" % self.connect_failed if self.connect_failed else "")
 
 

@@ -107,6 +107,7 @@ def test_10000_requests_leak_no_heap_and_no_fds(make_sim, figure):
     c = Client(t)
     for _ in range(2):  # warm-up: every path once, so lazily built state exists before the baseline
         c.round()
+    c.statuses.clear()
     open_base = status(t)["connections_open"]
     st = settled(t, open_base)
     heap0, fds0 = st["heap_free"], t.fd_count()
