@@ -59,23 +59,75 @@ def test_lru_idle_connection_is_evicted_at_the_cap(make_sim):
 
 
 def test_busy_server_answers_503_with_retry_after(make_sim):
-    t = make_sim({"max_connections": 2, "header_timeout_ms": 5000})
+    t = make_sim({"max_connections": 2, "stall_evict_ms": 300, "tick_ms": 50}, app_dir=APPS)
     base = t.fd_count()
     busy = [t.connect(), t.connect()]
     for c in busy:
-        c.send(b"GET / HTTP/1.1\r\n")  # mid-head: not idle, cannot be evicted
+        # in their handlers: the server is working for them, so neither may be evicted
+        c.send(b"GET /fault/slow?ms=1500 HTTP/1.1\r\nHost: t\r\n\r\n")
     time.sleep(0.2)
     with t.connect() as c:
+        t0 = time.monotonic()
         r = c.response()
+        waited = time.monotonic() - t0
         assert r.status == 503 and r.headers["retry-after"] == "1"
+        assert 0.25 <= waited < 1.0  # it waited stall_evict_ms for a slot first
         assert not c.closed_by_peer(0.3)  # waits for us to close, even now
     for c in busy:
-        c.send(b"Host: t\r\n\r\n")
         assert c.response().status == 200
         c.close()
+    assert fds_back(t, base)  # before asking: a /status connection at the cap would evict one
     s = wait_for(lambda: (lambda s: s if s["connections_open"] == 1 else None)(t.status()))
     assert s["rejected_busy"] == 1 and s["closes_by_server_total"] == 0
     assert fds_back(t, base)
+
+
+@pytest.mark.parametrize("stall", ["head", "silent", "nonreader"])
+def test_connection_stalled_on_its_client_yields_its_slot(make_sim, stall):
+    """At the cap with none idle, the connection stalled longest on its client (a head trickling
+    in, no first request, not reading) is dropped for a newcomer once stalled stall_evict_ms; the
+    newcomer waits for that instead of getting a 503."""
+    t = make_sim({"max_connections": 2, "stall_evict_ms": 400, "header_timeout_ms": 30000,
+                  "idle_timeout_ms": 30000, "write_timeout_ms": 30000, "tick_ms": 50}, app_dir=APPS)
+    base = t.fd_count()
+    stalled = []
+    for _ in range(2):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((t.host, t.port))
+        if stall == "head":
+            s.sendall(b"GET / HTTP/1.1\r\nHo")
+        elif stall == "nonreader":
+            s.sendall(b"GET /fault/big?kb=8192 HTTP/1.1\r\nHost: t\r\n\r\n")
+        stalled.append(s)
+        time.sleep(0.1)
+    with t.connect() as c:
+        t0 = time.monotonic()
+        r = c.request("GET", "/api/led")
+        waited = time.monotonic() - t0
+    assert r.status == 200 and waited < 1.0
+    st = t.status()
+    assert st["closes_by_server"].get("evicted_stalled", 0) >= 1 and st["rejected_busy"] == 0
+    for s in stalled:
+        s.close()
+    assert fds_back(t, base)
+
+
+def test_new_connection_is_not_evicted_before_its_first_request(make_sim):
+    """A fresh connection whose request is still on its way is not "idle": a newcomer at the cap
+    does not take its slot before stall_evict_ms."""
+    t = make_sim({"max_connections": 1, "stall_evict_ms": 1000, "tick_ms": 50})
+    base = t.fd_count()
+    with t.connect() as a:
+        time.sleep(0.1)
+        b = t.connect()  # waits for a's slot
+        a.send(b"GET /api/led HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert a.response().status == 200  # a kept its slot
+    with b:
+        # once a was answered (idle) or closed, b got the slot
+        assert b.request("GET", "/api/led").status == 200
+    assert fds_back(t, base)  # before asking: a /status connection at the cap would evict b
+    assert "evicted_stalled" not in t.status()["closes_by_server"]
 
 
 def test_request_cap_ends_connection_politely(make_sim):

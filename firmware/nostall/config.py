@@ -32,7 +32,7 @@ class Config:
     """
 
     # connections
-    max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else 503
+    max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else see below
     listen_backlog = 2  # lwIP accept queue; more SYNs than this are refused by the stack
     max_requests_per_connection = 100  # then "Connection: close" and wait for the client's EOF
     # sizes (bytes)
@@ -50,6 +50,10 @@ class Config:
     linger_timeout_ms = 2000  # after "Connection: close": wait this long for the client's EOF
     linger_drain_bytes = 4096  # bytes read and dropped while waiting for that EOF
     handler_timeout_ms = 10000  # a handler that takes longer gets a 503
+    # at the cap with none idle: a connection stalled on its client this long (no first request,
+    # a trickling head or body, not reading, no EOF after close) yields its slot to a newcomer,
+    # which waits up to this long for one before its 503
+    stall_evict_ms = 1000
     shutdown_timeout_ms = 1000  # on stop, time given to responses in flight
     tick_ms = 100  # how often deadlines are checked (the granularity of every timeout)
 

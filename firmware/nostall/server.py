@@ -7,8 +7,12 @@
 # shutdown, and counts each close by reason in stats.
 #
 # Resources are fixed: max_connections slots, each with a preallocated receive buffer. When all
-# slots are busy a new connection evicts the least recently used idle one, or, when none is idle,
-# gets a 503 with Retry-After (and again the server waits for the client to close).
+# slots are busy a new connection evicts the least recently used idle keep-alive one; when none is
+# idle, the one stalled longest on its client (no first request yet, a head or body trickling in,
+# a client not reading, no EOF after "Connection: close") once that stall has lasted
+# stall_evict_ms, so slow or hostile sockets cannot lock everyone else out until their timeouts.
+# A newcomer that finds neither waits up to stall_evict_ms for one, then gets a 503 with
+# Retry-After (and again the server waits for the client to close).
 #
 # Timeouts cost no task per await: each slot has a deadline, and one ticker task cancels the
 # connection task whose deadline has passed. MicroPython's asyncio streams are not used: their
@@ -25,7 +29,7 @@ import socket
 
 from nostall.config import Config
 from nostall.proto import HTTPError, RequestReader, chunk, error_body, response_head
-from nostall.web import error_response
+from nostall.web import BYTES_TYPES, BadResponse, error_response
 
 _ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams use it the same way
 CancelledError = core.CancelledError
@@ -96,6 +100,7 @@ class Slot:
         self.task = None  # type: asyncio.Task | None
         self.state = FREE
         self.deadline = 0
+        self.since = 0  # when it entered its state (for WRITE: its last progress)
         self.expired = None  # why the ticker cancelled this connection
         self.used = 0  # LRU stamp: bumped per request
         self.requests = 0
@@ -137,6 +142,7 @@ class Server:
             "status_4xx": 0,
             "status_5xx": 0,
             "handler_errors": 0,
+            "handler_errors_by_kind": {},
             "rejected_busy": 0,
             "accept_errors": 0,
         }
@@ -207,14 +213,8 @@ class Server:
                 except OSError:
                     pass
                 self.stats["accepted"] += 1
-                slot = self._free_slot()
-                if slot is None and self._evict_idle():
-                    # the victim's task releases its slot when it handles the cancellation
-                    await asyncio.sleep_ms(0)
-                    slot = self._free_slot()
-                if slot is not None:
-                    self._open(slot, cs)
-                    slot.task = asyncio.create_task(self._serve_slot(slot))
+                if await self._claim(cs):
+                    pass
                 elif self.overflow < 2:
                     self.overflow += 1
                     asyncio.create_task(self._turn_away(cs))
@@ -226,6 +226,20 @@ class Server:
                 cs.close()
                 gc.collect()
 
+    async def _claim(self, cs):
+        """Give cs a slot (a free one, else the LRU idle or longest stalled one's); False if none."""
+        slot = self._free_slot()
+        if slot is None and (self._evict_idle() or self._evict_stalled()):
+            # the victim's task releases its slot when it handles the cancellation
+            await asyncio.sleep_ms(0)
+            slot = self._free_slot()
+        if slot is None:
+            return False
+        task = asyncio.create_task(self._serve_slot(slot))  # first: it may raise MemoryError
+        self._open(slot, cs)
+        slot.task = task
+        return True
+
     def _free_slot(self):
         for slot in self.slots:
             if slot.state == FREE:
@@ -236,12 +250,31 @@ class Server:
         """Close the least recently used idle keep-alive connection; True if one was closed."""
         victim = None
         for slot in self.slots:
-            if slot.state == IDLE and not slot.reader.pending():
+            # a new connection (no request yet) is not idle but waiting for its first request,
+            # which may be in flight: see _evict_stalled
+            if slot.state == IDLE and slot.requests and not slot.reader.pending():
                 if victim is None or slot.used - victim.used < 0:
                     victim = slot
         if victim is None:
             return False
         self._expire(victim, "evicted")
+        return True
+
+    def _evict_stalled(self):
+        """Close the connection waiting longest (>= stall_evict_ms) on its client; True if one was."""
+        now = ticks_ms()
+        victim = None
+        longest = self.cfg.stall_evict_ms - 1
+        for slot in self.slots:
+            state = slot.state
+            if (state in _STALLS or (state == IDLE and not slot.requests)) and slot.expired is None:
+                waited = ticks_diff(now, slot.since)
+                if waited > longest:
+                    victim = slot
+                    longest = waited
+        if victim is None:
+            return False
+        self._expire(victim, "evicted_stalled")
         return True
 
     def _open(self, slot, cs):
@@ -259,7 +292,8 @@ class Server:
 
     def _enter(self, slot, state, timeout_ms):
         slot.state = state
-        slot.deadline = ticks_add(ticks_ms(), timeout_ms)
+        slot.since = now = ticks_ms()
+        slot.deadline = ticks_add(now, timeout_ms)
 
     def _expire(self, slot, reason):
         slot.expired = reason
@@ -375,15 +409,27 @@ class Server:
             if slot.expired != "handler_timeout":
                 raise
             slot.expired = None
+            self._handler_error("timeout", req.path, None)
             resp = error_response(503, "handler took too long")
+        stream = resp.stream
+        first = b""
+        if stream is not None and req.method != "HEAD":
+            # the first piece before the head: a stream that fails at once still gets a 500
+            try:
+                stream = iter(stream)
+                first = _piece(stream)
+            except Exception as e:
+                _close(stream)
+                req.error = e
+                resp = error_response(500, "handler's stream failed")
+                stream = None
         st["requests"] += 1
         status = resp.status
         if status >= 400:
             if status >= 500:
                 st["status_5xx"] += 1
-                if status == 500 and getattr(req, "error", None) is not None:
-                    st["handler_errors"] += 1
-                    self._log_error(req)
+                if status == 500 and req.error is not None:
+                    self._handler_error(_error_kind(req.error), req.path, req.error)
             else:
                 st["status_4xx"] += 1
         # after a handler failure, end the connection too (the client closes first, as always)
@@ -393,7 +439,6 @@ class Server:
             and not self.stopping
             and req.error is None
         )
-        stream = resp.stream
         length = resp.length
         if stream is not None and length is None and req.version != "HTTP/1.1":
             keep = False  # an HTTP/1.0 client has no chunked coding: EOF must end the body
@@ -414,27 +459,27 @@ class Server:
                 await self._send(slot, body)
         else:
             await self._send(slot, head)
-            await self._send_stream(slot, stream, length is None and req.version == "HTTP/1.1")
+            await self._send_stream(slot, stream, first, length is None and req.version == "HTTP/1.1")
             if length is None and not keep:
                 slot.expired = "eof_delimited_body"  # EOF is the end of this body
                 raise _Closed()
         if not keep:
             self._enter(slot, LINGER, cfg.linger_timeout_ms)
 
-    async def _send_stream(self, slot, stream, chunked):
+    async def _send_stream(self, slot, stream, piece, chunked):
         try:
-            for piece in stream:
+            while piece is not None:
                 if piece:
                     await self._send(slot, chunk(piece) if chunked else piece)
                     # a slow client must not look like a stalled handler
                     self._enter(slot, WRITE, self.cfg.write_timeout_ms)
+                piece = _piece(stream)
             if chunked:
                 await self._send(slot, b"0\r\n\r\n")
         except (CancelledError, OSError, _Closed):
             raise
         except Exception as e:  # the stream's own fault after the head went out: cut it short
-            self.stats["handler_errors"] += 1
-            self._log_error(None, e)
+            self._handler_error("stream", "-", e)
             slot.expired = "stream_error"
             raise _Closed()
         finally:
@@ -486,17 +531,24 @@ class Server:
         slot.expired = "protocol_error"
 
     async def _turn_away(self, cs):
-        """No slot and none idle: 503, then wait (bounded) for the client to close."""
+        """No slot to claim: wait up to stall_evict_ms for one (by then a connection stalled on its
+        client can be evicted), else 503, then wait (bounded) for the client to close."""
         st = self.stats
-        st["rejected_busy"] += 1
-        st["status_5xx"] += 1
-        reason = "busy_linger_timeout"
-        deadline = ticks_add(ticks_ms(), self.cfg.linger_timeout_ms)
-        buf = bytearray(64)
+        reason = None
         try:
+            deadline = ticks_add(ticks_ms(), self.cfg.stall_evict_ms)
+            while ticks_diff(deadline, ticks_ms()) > 0 and not self.stopping:
+                await asyncio.sleep_ms(20)  # no slot, no ticker: poll the bounded wait
+                if await self._claim(cs):
+                    return  # the slot owns cs now
+            st["rejected_busy"] += 1
+            st["status_5xx"] += 1
+            reason = "busy_linger_timeout"
+            deadline = ticks_add(ticks_ms(), self.cfg.linger_timeout_ms)
+            buf = bytearray(64)
             cs.write(_OVERFLOW_503)
             while ticks_diff(deadline, ticks_ms()) > 0:
-                await asyncio.sleep_ms(20)  # no slot, no ticker: poll the bounded wait
+                await asyncio.sleep_ms(20)
                 try:
                     n = cs.readinto(buf)
                 except OSError:
@@ -507,15 +559,19 @@ class Server:
                     break
         except OSError:
             reason = "reset"
+        except BaseException as e:  # cancelled, or out of memory while waiting for a slot
+            reason = reason or ("memory" if isinstance(e, MemoryError) else "shutdown")
+            raise
         finally:
             self.overflow -= 1
-            if reason == "client":
-                st["closes_by_client"] += 1
-            elif reason == "reset":
-                st["resets_by_client"] += 1
-            else:
-                self._count_close(reason)
-            cs.close()
+            if reason is not None:
+                if reason == "client":
+                    st["closes_by_client"] += 1
+                elif reason == "reset":
+                    st["resets_by_client"] += 1
+                else:
+                    self._count_close(reason)
+                cs.close()
 
     async def _shutdown(self):
         self.stop()
@@ -538,11 +594,14 @@ class Server:
                 self._release(slot)
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
-    def _log_error(self, req, exc=None):
-        exc = exc or req.error
-        path = req.path if req is not None else "-"
-        print("nostall: handler error on", path, ":", repr(exc))
-        if hasattr(sys, "print_exception"):
+    def _handler_error(self, kind, path, exc):
+        """Count (by kind: exception, memory, bad_response, stream, timeout) and log a handler's failure."""
+        st = self.stats
+        st["handler_errors"] += 1
+        d = st["handler_errors_by_kind"]
+        d[kind] = d.get(kind, 0) + 1
+        print("nostall: handler error (%s) on %s: %r" % (kind, path, exc))
+        if exc is not None and hasattr(sys, "print_exception"):
             sys.print_exception(exc)
 
     # ---- /status ----
@@ -566,6 +625,7 @@ class Server:
             "status_4xx": st["status_4xx"],
             "status_5xx": st["status_5xx"],
             "handler_errors": st["handler_errors"],
+            "handler_errors_by_kind": st["handler_errors_by_kind"],
             "rejected_busy": st["rejected_busy"],
             "accept_errors": st["accept_errors"],
             "limits": self.cfg.as_dict(),
@@ -575,11 +635,33 @@ class Server:
         return d
 
 
+def _piece(stream):
+    """The stream's next piece (bytes-like), or None at its end."""
+    try:
+        p = next(stream)
+    except StopIteration:
+        return None
+    if not isinstance(p, BYTES_TYPES):
+        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
+    return p
+
+
+def _error_kind(e):
+    if isinstance(e, MemoryError):
+        return "memory"
+    if isinstance(e, BadResponse):
+        return "bad_response"
+    return "exception"
+
+
 def _close(stream):
     close = getattr(stream, "close", None)
     if close is not None:
         close()
 
+
+# states in which a connection waits on its client, not on the server
+_STALLS = (HEAD, BODY, WRITE, LINGER)
 
 _TIMEOUT_REASONS = {
     IDLE: "idle_timeout",

@@ -28,6 +28,16 @@ JSON = "application/json"
 HTML = "text/html; charset=utf-8"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
 
+# built once: a tuple of names in a call would be built (allocated) on every call
+BYTES_TYPES = (bytes, bytearray, memoryview)
+_JSON_SCALARS = (str, int, bool)  # on MicroPython bool is no int subclass
+_JSON_LISTS = (list, tuple)
+_INF = float("inf")
+
+
+class BadResponse(TypeError):
+    """A handler returned something that cannot be sent; its request gets a 500."""
+
 
 class Response:
     """What a handler may return (it may also return str, bytes, dict/list, None or a tuple).
@@ -46,6 +56,8 @@ class Response:
             body = body.encode()
             if content_type is None:
                 content_type = TEXT
+        elif not isinstance(body, BYTES_TYPES):
+            raise BadResponse("a Response body is str or bytes, not %s" % type(body).__name__)
         self.body = body
         self.status = status
         self.stream = stream
@@ -60,11 +72,14 @@ class Response:
                 self.set_header(name, value)
 
     def set_header(self, name, value):
-        self.headers.append(check_header(name, value))
+        try:
+            self.headers.append(check_header(name, value))
+        except ValueError as e:  # CR/LF in it could split the response
+            raise BadResponse(str(e))
 
     @staticmethod
     def json(obj, status=200):
-        return Response(json.dumps(obj).encode(), status, content_type=JSON)
+        return Response(_dumps(obj), status, content_type=JSON)
 
     @staticmethod
     def redirect(location, status=302):
@@ -103,13 +118,72 @@ def _make_response(rv):
             return rv
     if rv is None:
         return Response(b"", 204 if status == 200 else status, headers)
-    if isinstance(rv, (dict, list)):
-        return Response(json.dumps(rv).encode(), status, headers, JSON)
+    if isinstance(rv, _JSON_CONTAINERS):
+        return Response(_dumps(rv), status, headers, JSON)
     if isinstance(rv, str):
         return Response(rv.encode(), status, headers, TEXT)
     if isinstance(rv, bytes):
         return Response(rv, status, headers)
-    raise TypeError("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
+    raise BadResponse("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
+
+
+_JSON_CONTAINERS = (dict, list)
+
+
+def _dumps(obj):
+    # MicroPython's json.dumps writes repr() for what JSON cannot hold (objects, sets, bytearray,
+    # NaN): a 200 with a body no client can parse. Refuse those instead.
+    _check_json(obj, 0)
+    return json.dumps(obj).encode()
+
+
+def _check_json(v, depth):
+    if v is None or isinstance(v, _JSON_SCALARS):
+        return
+    if isinstance(v, float):
+        if v != v or v == _INF or v == -_INF:
+            raise BadResponse("NaN and Infinity are not JSON")
+        return
+    if depth > 20:
+        raise BadResponse("JSON nested deeper than 20")
+    if isinstance(v, _JSON_LISTS):
+        for x in v:
+            _check_json(x, depth + 1)
+        return
+    if isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, _JSON_SCALARS):
+                raise BadResponse("a JSON key is str, not %s" % type(k).__name__)
+            _check_json(v[k], depth + 1)
+        return
+    raise BadResponse("%s is not JSON" % type(v).__name__)
+
+
+def _check_status(r):
+    s = r.status
+    if type(s) is not int or s < 100 or s > 599:
+        raise BadResponse("bad status %r" % (s,))
+    return r
+
+
+def _awaited(coro):
+    # `await coro`, checking what it yields: asyncio's own waits all yield None, so a value means
+    # the handler is a plain generator (`yield` where `return` was meant). Awaited directly, its
+    # task would be parked where no timeout can cancel it, and its connection slot lost for good.
+    exc = None
+    while True:
+        try:
+            y = coro.throw(exc) if exc is not None else coro.send(None)
+        except StopIteration as e:
+            return e.value
+        if y is not None:
+            coro.close()
+            raise BadResponse("a handler yielded a value: to stream, return Response(stream=generator)")
+        exc = None
+        try:
+            yield
+        except BaseException as e:  # cancellation (handler timeout, shutdown): the handler's to handle
+            exc = e
 
 
 def error_response(status, reason=""):
@@ -353,13 +427,19 @@ class App:
                 return r
             rv = handler(req, **params) if params else handler(req)
             if hasattr(rv, "send"):  # a coroutine (on MicroPython, also a generator)
-                rv = await rv
-            return make_response(rv)
+                rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
         except HTTPError as e:
             return await self._error(req, e.status, e.reason, None)
         except Exception as e:  # the handler's fault: 500 for this request only
             req.error = e
             return await self._error(req, 500, "handler failed", e)
+        try:
+            return _check_status(make_response(rv))
+        except Exception as e:  # what it returned cannot be sent: 500 for this request only
+            if not isinstance(e, (BadResponse, MemoryError)):
+                e = BadResponse(repr(e))  # e.g. a header value with CR/LF in it
+            req.error = e
+            return await self._error(req, 500, "handler returned a bad response", e)
 
     async def _error(self, req, status, reason, exc):
         h = None
@@ -372,8 +452,8 @@ class App:
             try:
                 rv = h(req, exc) if exc is not None else h(req)
                 if hasattr(rv, "send"):
-                    rv = await rv
-                r = make_response(rv)
+                    rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in dispatch
+                r = _check_status(make_response(rv))
                 if status >= 500 and r.status < 500 and exc is None:
                     r.status = status  # an error page must not turn a failure into a success
                 return r

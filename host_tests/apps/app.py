@@ -33,6 +33,13 @@ def make_app(hw):
     def memory(req):
         raise MemoryError()
 
+    @app.get("/fault/oom")
+    def oom(req):
+        # a real out-of-memory: allocate until the heap is full (the list is garbage after the raise)
+        hog = []
+        while True:
+            hog.append(bytearray(4096))
+
     @app.get("/fault/badtype")
     def badtype(req):
         return Weird()
@@ -64,6 +71,46 @@ def make_app(hw):
                 yield chunk
 
         return Response(stream=gen())
+
+    # bad return values: each must cost its own request a 500, nothing more
+    @app.get("/fault/badstatus")
+    def badstatus(req):
+        return "x", "teapot"  # a status that is not an int
+
+    @app.get("/fault/hugestatus")
+    def hugestatus(req):
+        return "x", 12345  # not a 3-digit status
+
+    @app.get("/fault/badtuple")
+    def badtuple(req):
+        return "x", 200, {}, "extra"
+
+    @app.get("/fault/badheaders")
+    def badheaders(req):
+        return "x", 200, "not a dict"
+
+    @app.get("/fault/badjson")
+    def badjson(req):
+        return {"led": Weird()}  # not JSON-serialisable
+
+    @app.get("/fault/genstr")
+    def genstr(req):
+        def gen():
+            yield "text, not bytes"
+
+        return Response(stream=gen())
+
+    @app.get("/fault/genint")
+    def genint(req):
+        def gen():
+            yield 42
+
+        return Response(stream=gen())
+
+    @app.get("/fault/yields")
+    def yields(req):
+        # a handler that is a generator (yield instead of return): not a coroutine
+        yield b"streamed by mistake"
 
     @app.errorhandler(KeyError)
     def key_error(req, exc):
