@@ -289,6 +289,17 @@ def ms(s):
     return "%d ms" % round(s * 1000)
 
 
+def resting_fds(t, window_s=0.3):
+    """The sim's fd count at rest: the fewest seen over window_s. The connection the last /status
+    used may still be open for a moment after the client closed it; a leaked socket stays."""
+    low = t.fd_count()
+    deadline = time.monotonic() + window_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        low = min(low, t.fd_count())
+    return low
+
+
 class Baseline:
     """The server's resting state: open connections, fds, free heap (after gc), normal latency."""
 
@@ -301,12 +312,12 @@ class Baseline:
         st = status(t, gc=True)
         self.open = st["connections_open"]
         self.heap = st["heap_free"]
-        self.fds = t.fd_count()
+        self.fds = resting_fds(t)
 
     def recovered(self, t, heap_tolerance):
         """Wait (bounded) for connections, fds and heap to come back; returns what came back."""
         open_ok = wait_for(lambda: status(t)["connections_open"] <= self.open, timeout=3)
-        fds = wait_for(lambda: (lambda n: n if n <= self.fds else None)(t.fd_count()), timeout=3) or t.fd_count()
+        fds = wait_for(lambda: (lambda n: n if n <= self.fds else None)(resting_fds(t)), timeout=3) or resting_fds(t)
         heap = status(t, gc=True)["heap_free"]
         return {"open_ok": bool(open_ok), "fds": fds, "heap_delta": heap - self.heap,
                 "heap_ok": heap >= self.heap - heap_tolerance}
