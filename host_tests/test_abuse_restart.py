@@ -16,25 +16,18 @@ import json
 import shutil
 import signal
 import socket
-import subprocess
 import time
 
 import pytest
 
 from conftest import Target
 from simboard import SimBoard
+from soak import server_time_wait as time_wait
 
 pytestmark = [
     pytest.mark.abuse,
     pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss (iproute2)"),
 ]
-
-
-def time_wait(port):
-    """TIME_WAIT sockets with local port `port` (ss -tan)."""
-    out = subprocess.run(["ss", "-Htan", "state", "time-wait", "( sport = :%d )" % port],
-                         capture_output=True, text=True, timeout=5).stdout
-    return len([line for line in out.splitlines() if line.strip()])
 
 
 def bind_fails_without_reuseaddr(host, port):

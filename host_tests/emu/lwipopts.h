@@ -61,7 +61,10 @@
 /* ---- TCP: this is what the emulator is for ----------------------------- */
 #define LWIP_TCP                    1
 #define TCP_MSL                     EMU_TCP_MSL /* CONFIG_LWIP_TCP_MSL (IDF default 60000; our sdkconfig.overlay sets it) */
-#define TCP_FIN_WAIT_TIMEOUT        20000       /* CONFIG_LWIP_TCP_FIN_WAIT_TIMEOUT=20000 (IDF default) */
+#ifndef EMU_TCP_FIN_WAIT_TIMEOUT
+#define EMU_TCP_FIN_WAIT_TIMEOUT 20000
+#endif
+#define TCP_FIN_WAIT_TIMEOUT        EMU_TCP_FIN_WAIT_TIMEOUT /* CONFIG_LWIP_TCP_FIN_WAIT_TIMEOUT (IDF default 20000) */
 #define TCP_MSS                     1440        /* CONFIG_LWIP_TCP_MSS=1440 (IDF default) */
 #define TCP_WND                     (4 * TCP_MSS) /* CONFIG_LWIP_TCP_WND_DEFAULT=5760 */
 #define TCP_SND_BUF                 (4 * TCP_MSS) /* CONFIG_LWIP_TCP_SND_BUF_DEFAULT=5760 */
