@@ -5,6 +5,7 @@ fd count returns to its baseline."""
 import json
 import os
 import socket
+import subprocess
 import time
 
 import pytest
@@ -231,3 +232,49 @@ def test_settings_errors_are_one_clear_line(make_sim, tmp_path):
     out = subprocess.run(sim.argv, env=sim.env, cwd="/", capture_output=True, text=True, timeout=20)
     assert "nostall: settings: limits: max_header_bytes=99999 does not fit" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
+
+
+# Run on MicroPython against Server internals: a newcomer evicts a connection whose task has
+# been created but has not run yet (the loop was busy >= stall_evict_ms in between, e.g. a
+# blocking handler). Cancelling such a task skips its finally, so the slot was lost for good.
+_EVICT_UNSTARTED = """
+import sys
+sys.path.insert(0, %(fw)r)
+import asyncio, socket, time
+from nostall.server import Server
+from nostall.config import Config
+from nostall.web import App
+
+srv = Server(App(), Config(max_connections=1, stall_evict_ms=1), host="127.0.0.1", port=%(port)d)
+ls = srv.listen()
+
+def conn():
+    c = socket.socket()
+    c.connect(socket.getaddrinfo("127.0.0.1", %(port)d)[0][-1])
+    time.sleep_ms(20)
+    cs, _ = ls.accept()
+    cs.setblocking(False)
+    return c, cs
+
+async def main():
+    c1, cs1 = conn()
+    c2, cs2 = conn()
+    assert await srv._claim(cs1)  # its task is created, not yet run
+    time.sleep_ms(5)  # the loop busy for longer than stall_evict_ms
+    assert await srv._claim(cs2)  # evicts the first connection
+    await asyncio.sleep_ms(100)
+    s = srv.slots[0]
+    print(s.sock is cs2, s.expired, srv.stats["open"], srv.stats["closes_by_server"])
+
+asyncio.run(main())
+"""
+
+
+def test_evicting_a_connection_whose_task_has_not_run_frees_its_slot(tmp_path):
+    from simboard import FIRMWARE, free_port, micropython_path
+
+    script = tmp_path / "evict_unstarted.py"
+    script.write_text(_EVICT_UNSTARTED % {"fw": FIRMWARE, "port": free_port()})
+    env = dict(os.environ, MICROPYPATH=".frozen")
+    out = subprocess.run([micropython_path(), str(script)], capture_output=True, text=True, timeout=30, env=env)
+    assert out.stdout.strip() == "True None 1 {'evicted_stalled': 1}", out.stdout + out.stderr

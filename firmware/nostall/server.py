@@ -102,6 +102,7 @@ class Slot:
         self.deadline = 0
         self.since = 0  # when it entered its state (for WRITE: its last progress)
         self.expired = None  # why the ticker cancelled this connection
+        self.started = False  # its task has run: cancelling it now runs its finally (release)
         self.used = 0  # LRU stamp: bumped per request
         self.requests = 0
 
@@ -216,8 +217,8 @@ class Server:
                 if await self._claim(cs):
                     pass
                 elif self.overflow < 2:
+                    asyncio.create_task(self._turn_away(cs))  # first: it may raise MemoryError
                     self.overflow += 1
-                    asyncio.create_task(self._turn_away(cs))
                 else:
                     self._count_close("overflow")
                     cs.close()
@@ -252,7 +253,7 @@ class Server:
         for slot in self.slots:
             # a new connection (no request yet) is not idle but waiting for its first request,
             # which may be in flight: see _evict_stalled
-            if slot.state == IDLE and slot.requests and not slot.reader.pending():
+            if slot.state == IDLE and slot.requests and not slot.reader.pending() and slot.expired is None:
                 if victim is None or slot.used - victim.used < 0:
                     victim = slot
         if victim is None:
@@ -282,6 +283,7 @@ class Server:
         slot.reader.reset()
         slot.requests = 0
         slot.expired = None
+        slot.started = False
         self._lru += 1
         slot.used = self._lru
         self._enter(slot, IDLE, self.cfg.idle_timeout_ms)
@@ -298,7 +300,9 @@ class Server:
     def _expire(self, slot, reason):
         slot.expired = reason
         t = slot.task
-        if t is not None and t is not core.cur_task:
+        # A task cancelled before its first step never enters its try/finally, so its slot
+        # would never be released: one not yet started sees slot.expired when it starts.
+        if t is not None and t is not core.cur_task and slot.started:
             t.cancel()
 
     def _release(self, slot):
@@ -342,6 +346,9 @@ class Server:
         reader = slot.reader
         sock = slot.sock
         try:
+            slot.started = True
+            if slot.expired is not None:  # evicted or timed out before this task first ran
+                return
             while True:
                 try:
                     req = reader.next()
@@ -405,6 +412,8 @@ class Server:
         self._enter(slot, HANDLER, cfg.handler_timeout_ms)
         try:
             resp = await self.app.dispatch(req)
+            if slot.expired == "handler_timeout":  # the handler caught our cancellation
+                slot.expired = None
         except CancelledError:
             if slot.expired != "handler_timeout":
                 raise
@@ -497,6 +506,8 @@ class Server:
             n = sock.write(mv[off:])
             if n:
                 off += n
+                if slot.state == WRITE:  # progress: a slow but steady reader is not stalled
+                    self._enter(slot, WRITE, self.cfg.write_timeout_ms)
 
     async def _linger(self, slot):
         """After "Connection: close": drop what the client still sends until its EOF."""
