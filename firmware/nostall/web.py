@@ -92,7 +92,7 @@ def make_response(rv):
     r = _make_response(rv)
     s = r.status
     if type(s) is not int or not 200 <= s <= 599:
-        raise ValueError("bad response status %r" % (s,))
+        raise BadResponse("bad response status %r" % (s,))
     for name, value in r.headers:  # a handler may have appended to r.headers directly
         check_header(name, value)
     return r
@@ -157,13 +157,6 @@ def _check_json(v, depth):
             _check_json(v[k], depth + 1)
         return
     raise BadResponse("%s is not JSON" % type(v).__name__)
-
-
-def _check_status(r):
-    s = r.status
-    if type(s) is not int or s < 100 or s > 599:
-        raise BadResponse("bad status %r" % (s,))
-    return r
 
 
 def _awaited(coro):
@@ -434,7 +427,7 @@ class App:
             req.error = e
             return await self._error(req, 500, "handler failed", e)
         try:
-            return _check_status(make_response(rv))
+            return make_response(rv)
         except Exception as e:  # what it returned cannot be sent: 500 for this request only
             if not isinstance(e, (BadResponse, MemoryError)):
                 e = BadResponse(repr(e))  # e.g. a header value with CR/LF in it
@@ -453,7 +446,7 @@ class App:
                 rv = h(req, exc) if exc is not None else h(req)
                 if hasattr(rv, "send"):
                     rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in dispatch
-                r = _check_status(make_response(rv))
+                r = make_response(rv)
                 if status >= 500 and r.status < 500 and exc is None:
                     r.status = status  # an error page must not turn a failure into a success
                 return r
