@@ -313,13 +313,7 @@ class Server:
         slot.sock = None
         slot.state = FREE
         slot.task = None
-        reason = slot.expired
-        if reason == "client":
-            self.stats["closes_by_client"] += 1
-        elif reason == "reset":
-            self.stats["resets_by_client"] += 1
-        else:
-            self._count_close(reason or "error")
+        self._count_close(slot.expired or "error")
         self.stats["open"] -= 1
         try:
             s.close()
@@ -327,8 +321,16 @@ class Server:
             pass
 
     def _count_close(self, reason):
-        d = self.stats["closes_by_server"]
-        d[reason] = d.get(reason, 0) + 1
+        """Count how a connection ended: the client closed, the client reset, or the server closed
+        (by reason)."""
+        st = self.stats
+        if reason == "client":
+            st["closes_by_client"] += 1
+        elif reason == "reset":
+            st["resets_by_client"] += 1
+        else:
+            d = st["closes_by_server"]
+            d[reason] = d.get(reason, 0) + 1
 
     async def _ticker(self):
         cfg = self.cfg
@@ -559,6 +561,9 @@ class Server:
             buf = bytearray(64)
             cs.write(_OVERFLOW_503)
             while ticks_diff(deadline, ticks_ms()) > 0:
+                if self.stopping:
+                    reason = "shutdown"
+                    break
                 await asyncio.sleep_ms(20)
                 try:
                     n = cs.readinto(buf)
@@ -576,12 +581,7 @@ class Server:
         finally:
             self.overflow -= 1
             if reason is not None:
-                if reason == "client":
-                    st["closes_by_client"] += 1
-                elif reason == "reset":
-                    st["resets_by_client"] += 1
-                else:
-                    self._count_close(reason)
+                self._count_close(reason)
                 cs.close()
 
     async def _shutdown(self):
@@ -590,7 +590,7 @@ class Server:
             t.cancel()
         deadline = ticks_add(ticks_ms(), self.cfg.shutdown_timeout_ms)
         while ticks_diff(deadline, ticks_ms()) > 0:
-            busy = False
+            busy = self.overflow > 0  # turn-aways end within a 20 ms poll once stopping is set
             for slot in self.slots:
                 if slot.state == IDLE:
                     self._expire(slot, "shutdown")
