@@ -13,14 +13,13 @@ import contextlib
 import json
 import os
 import socket
-import time
 
 import pytest
 import requests
 
 from emu import netns
 from simboard import DEFAULT_HEAP, FIRMWARE, SimBoard
-from soak import server_time_wait
+from soak import server_time_wait, wait_for  # noqa: F401 (tests import wait_for from here)
 
 
 def pytest_addoption(parser):
@@ -291,16 +290,6 @@ class RawConn:
 
     def __exit__(self, *exc):
         self.close()
-
-
-def wait_for(pred, timeout=3.0, step=0.05):
-    """Poll pred() until it is true or the timeout passes; returns its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(step)
 
 
 @pytest.fixture(scope="session")

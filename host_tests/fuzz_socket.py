@@ -34,6 +34,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+from soak import wait_for  # noqa: E402
+
 # A sim board for fuzzing: short timeouts so that a case left open costs a fraction of a
 # second, and more slots and backlog than the fuzzer's concurrency plus its health checks.
 FAST_LIMITS = {
@@ -293,15 +295,6 @@ def _heap_after_gc(host, port):
     return json.loads(body).get("heap_free") if code == 200 else None
 
 
-def _wait(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v or time.monotonic() > deadline:
-            return v
-        time.sleep(0.05)
-
-
 class Summary:
     def __init__(self, concurrency):
         self.concurrency = concurrency
@@ -397,13 +390,13 @@ def run(host, port, cases, seed=1, concurrency=DEFAULT_CONCURRENCY, health_every
     sm.rate = sm.cases / sm.elapsed if sm.elapsed else 0.0
 
     # the end: alive, back to the baselines, nothing counted that should not be
-    after = _wait(lambda: (lambda s: s if s["connections_open"] <= sm.open_before else None)(status(host, port)), 5)
+    after = wait_for(lambda: (lambda s: s if s["connections_open"] <= sm.open_before else None)(status(host, port)), 5)
     after = after or status(host, port)
     sm.open_after = after["connections_open"]
     if sm.open_after > sm.open_before:
         sm.problems.append(("end", "open connections %d -> %d" % (sm.open_before, sm.open_after)))
     if fd_count is not None:
-        _wait(lambda: fd_count() <= sm.fds_before, 5)
+        wait_for(lambda: fd_count() <= sm.fds_before, 5)
         sm.fds_after = fd_count()
         if sm.fds_after > sm.fds_before:
             sm.problems.append(("end", "fds %d -> %d" % (sm.fds_before, sm.fds_after)))

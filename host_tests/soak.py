@@ -49,13 +49,14 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def _wait(pred, timeout):
+def wait_for(pred, timeout=3.0, step=0.05):
+    """Poll pred() until it is true or the timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout
     while True:
         v = pred()
         if v or time.monotonic() > deadline:
             return v
-        time.sleep(0.1)
+        time.sleep(step)
 
 
 def _one(get, url, timeout):
@@ -111,12 +112,12 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
             sess.close()
     # let the last connections close, then read the end state
     base_open = s0["connections_open"]
-    end = _wait(lambda: (lambda s: s if s["connections_open"] <= base_open else None)(status(url, gc=True)), 5.0)
+    end = wait_for(lambda: (lambda s: s if s["connections_open"] <= base_open else None)(status(url, gc=True)), 5.0)
     end = end or status(url, gc=True)
     heap.append((count, end["heap_free"]))
     fd1 = None
     if fd_counter:
-        fd1 = _wait(lambda: (lambda n: n if n <= fd0 else None)(fd_counter()), 5.0) or fd_counter()
+        fd1 = wait_for(lambda: (lambda n: n if n <= fd0 else None)(fd_counter()), 5.0) or fd_counter()
     lats = sorted(r[1] for r in results)
     return {
         "url": url, "path": path, "count": count, "interval_s": interval, "timeout_s": timeout,

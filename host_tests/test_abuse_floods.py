@@ -117,34 +117,20 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1):
     return st
 
 
-def test_64_parked_connections(make_sim, figure):
-    """64 browser-like clients each make a keep-alive request and park the connection; each one the
-    server drops (eviction, idle timeout) comes back at the next tick."""
+# parked: 64 browser-like clients each make a keep-alive request and park the connection; each
+# one the server drops (eviction, idle timeout) comes back at the next tick. silent: connect and
+# never send. slowloris: a byte every 0.5 s on each socket, header_timeout_ms 1000.
+@pytest.mark.parametrize("n,kind,abuse,extra_reasons,expect", [
+    (64, "park", "64 simultaneous connections, parked after a request", ("idle_timeout",), "evicted"),
+    (50, "silent", "50 clients connect and never send", ("idle_timeout",), "evicted_stalled"),
+    (100, "slowloris", "100 slowloris sockets, a byte every 0.5 s", ("header_timeout", "idle_timeout"),
+     "evicted_stalled"),
+], ids=["64-parked", "50-silent", "100-slowloris"])
+def test_flood(make_sim, figure, n, kind, abuse, extra_reasons, expect):
     t = make_sim(FAST)
-    flood = Flood(t, 64, "park")
-    st = run_flood(t, flood, figure, "64 simultaneous connections, parked after a request",
-                   "64 sockets for %.0f s" % FLOOD_S,
-                   reasons=AT_CAP + ("idle_timeout",))
-    assert st["closes_by_server"].get("evicted", 0) > 0
-
-
-def test_50_clients_that_never_send(make_sim, figure):
-    t = make_sim(FAST)
-    flood = Flood(t, 50, "silent")
-    st = run_flood(t, flood, figure, "50 clients connect and never send",
-                   "50 sockets for %.0f s" % FLOOD_S,
-                   reasons=AT_CAP + ("idle_timeout",))
-    assert st["closes_by_server"].get("evicted_stalled", 0) > 0
-
-
-def test_100_slowloris_sockets(make_sim, figure):
-    """A byte every 0.5 s on 100 sockets, header_timeout_ms 1000."""
-    t = make_sim(FAST)
-    flood = Flood(t, 100, "slowloris")
-    st = run_flood(t, flood, figure, "100 slowloris sockets, a byte every %.1f s" % 0.5,
-                   "100 sockets for %.0f s" % FLOOD_S,
-                   reasons=AT_CAP + ("header_timeout", "idle_timeout"))
-    assert st["closes_by_server"].get("evicted_stalled", 0) > 0
+    st = run_flood(t, Flood(t, n, kind), figure, abuse, "%d sockets for %.0f s" % (n, FLOOD_S),
+                   reasons=AT_CAP + extra_reasons)
+    assert st["closes_by_server"].get(expect, 0) > 0
 
 
 def test_clients_that_stop_reading(make_sim, figure, tmp_path):

@@ -3,19 +3,10 @@
 # response headers and statuses every way an app can, and routes of its own behind the token.
 # Unix port only.
 
-import sys
 
 from nostall.web import Response
 
-_fw = [p for p in sys.path if p.endswith("/firmware")][0]
-
-
-def _real_app(hw):
-    # load firmware/app.py under another name: this module is called app too
-    ns = {"__name__": "real_app"}
-    with open(_fw + "/app.py") as f:
-        exec(f.read(), ns)
-    return ns["make_app"](hw)
+from real_app import make_real_app as _real_app
 
 
 class Oops(Exception):
