@@ -299,6 +299,7 @@ class Summary:
     def __init__(self, concurrency):
         self.concurrency = concurrency
         self.cases = 0
+        self.unanswered = 0  # connections that ended in a reset (or cut short) before any answer
         self.statuses = collections.Counter()
         self.outcomes = collections.Counter()
         self.problems = []  # (case, what)
@@ -329,10 +330,13 @@ class Summary:
 
 
 def run(host, port, cases, seed=1, concurrency=DEFAULT_CONCURRENCY, health_every=500, hang_s=None,
-        fd_count=None, log=None, time_limit=None, progress=None):
+        fd_count=None, log=None, time_limit=None, progress=None, lossy=False):
     """Run cases 0..cases-1 of seed; returns a Summary (problems empty when all checks held).
     hang_s: a connection still open this long after its last byte was sent is a hang (default:
-    the server's longest timeout plus 2 s, read from /status)."""
+    the server's longest timeout plus 2 s, read from /status). lossy: the server's TCP stack is
+    lwIP (a board, the emulator), where closing with unread data resets the connection and drops
+    an answer not yet acknowledged: a refusal /status counted may then never arrive, so up to one
+    per reset without an answer is not a problem."""
     pool = seeds()
     before = status(host, port)
     limits = before.get("limits", {})
@@ -356,6 +360,8 @@ def run(host, port, cases, seed=1, concurrency=DEFAULT_CONCURRENCY, health_every
         statuses, problem, cut = parse_responses(data)
         with lock:
             sm.outcomes["cut" if cut else end] += 1
+            if not statuses and (cut or end == "reset"):
+                sm.unanswered += 1
             sm.statuses.update(statuses)
             sm.slowest = max(sm.slowest, took)
             if end not in ("eof", "reset"):
@@ -410,7 +416,7 @@ def run(host, port, cases, seed=1, concurrency=DEFAULT_CONCURRENCY, health_every
                  "status_5xx": d5, "501_505_seen": seen5, "handler_errors": dh, "rejected_busy": busy,
                  "closes_by_server": closes,
                  "heap_free_after_gc": _heap_after_gc(host, port)}
-    if dh or busy or d5 != seen5:
+    if dh or busy or d5 < seen5 or d5 > seen5 + (sm.unanswered if lossy else 0):
         sm.problems.append(("end", "/status counted %d 5xx (%d 501/505 seen), %d handler errors, %d busy"
                             % (d5, seen5, dh, busy)))
     for reason in ("error", "memory"):

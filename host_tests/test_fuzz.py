@@ -334,6 +334,7 @@ def test_socket_fuzz_slice(make_sim, figure):
     summary = fuzz_socket.run(
         t.host, t.port, cases=CI_CASES, seed=int(os.environ.get("FUZZ_SEED") or 1),
         concurrency=fuzz_socket.DEFAULT_CONCURRENCY, fd_count=t.fd_count, log=t.sim.log, time_limit=50,
+        lossy=t.emu is not None,
     )
     print(summary.text())
     assert summary.cases == CI_CASES, "time limit hit after %d cases" % summary.cases
