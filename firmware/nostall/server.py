@@ -215,8 +215,8 @@ class Server:
                     pass
                 self.stats["accepted"] += 1
                 if await self._claim(cs):
-                    pass
-                elif self.overflow < 2:
+                    continue
+                if self.overflow < 2:
                     asyncio.create_task(self._turn_away(cs))  # first: it may raise MemoryError
                     self.overflow += 1
                 else:
