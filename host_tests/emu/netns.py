@@ -206,9 +206,10 @@ class Emulator:
         # shared_ns: put the TAP into an existing namespace (made by
         # new_namespace) that several emulators share; it is not deleted here.
         self.shared_ns = shared_ns
-        self.netns = shared_ns or "%s-%d-%d" % (name_prefix, pid, n)
+        self._n = n
+        self.netns = shared_ns or "%s-%d-%d" % (name_prefix, pid, n)  # as new_namespace names it
         self.tap = ("%s%dt%d" % (name_prefix[:3], pid, n))[:15]  # IFNAMSIZ
-        subnet = 1 + (n - 1) % 250  # one /24 per emulator; each is in its own namespace anyway
+        subnet = 1 + (n - 1) % 250  # one /24 per emulator, so several can share a namespace
         self.ip = "10.77.%d.2" % subnet
         self.peer_ip = "10.77.%d.1" % subnet
         self.proc = None
@@ -234,9 +235,6 @@ class Emulator:
             return self._start()
 
     def _start(self):
-        if self.name_prefix not in _stale_checked:
-            _stale_checked.add(self.name_prefix)
-            cleanup_stale(self.name_prefix)
         binary = binary_path(self.msl_ms)
         if not binary.exists():
             ok, why = ensure_built(self.msl_ms)
@@ -247,9 +245,8 @@ class Emulator:
         self.log_path = os.path.join(self._tmp, "gateway.log")
 
         if not self.shared_ns:
-            _ip("netns", "add", self.netns)
+            new_namespace(self.name_prefix, self._n)
             self._ns_made = True
-            _ip("-n", self.netns, "link", "set", "lo", "up")
 
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
@@ -290,7 +287,7 @@ class Emulator:
                 self.proc.kill()
                 self.proc.wait()
         if self._ns_made:
-            _ip("netns", "del", self.netns, check=False)
+            delete_namespace(self.netns)
             self._ns_made = False
         # The TAP dies with the gateway's fd; this only matters if the move failed.
         if _ip("link", "show", self.tap, check=False).returncode == 0:
