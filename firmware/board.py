@@ -2,7 +2,6 @@
 # stands in for it on the host, with the same names.
 
 import sys
-import time
 
 import asyncio
 import machine
@@ -12,6 +11,10 @@ SETTINGS_PATH = "/settings.json"
 NEEDS_WIFI = True
 BIND_HOST = "0.0.0.0"
 WWW_ROOT = "/www"
+
+_JOIN_POLL_MS = 100  # how often a join in progress is checked
+_JOIN_POLLS = 150  # 15 s for one join attempt: association plus DHCP on a busy network
+_LINK_CHECK_S = 2  # how often the link is checked once up
 
 # on-board LED of the usual dev boards: (pin, active low)
 _DEFAULT_LED = {"esp32c3": (8, True), "esp32": (2, False)}
@@ -66,8 +69,8 @@ class Board:
 
     # ---- network ----
 
-    def connect(self):
-        """Join the Wi-Fi network, retrying with backoff until it works; returns the IP."""
+    async def connect(self):
+        """Join the Wi-Fi network (power save off), retrying with backoff until it works; returns the IP."""
         s = self.settings
         network.hostname(s.hostname)
         wlan = network.WLAN(network.STA_IF)
@@ -77,50 +80,38 @@ class Board:
         if s.tx_power_dbm is not None:
             wlan.config(txpower=s.tx_power_dbm)
         self.wlan = wlan
+        await self._join()
+        return wlan.ifconfig()[0]
+
+    async def _join(self):
+        # the one retry loop, at start-up and after the link is lost: the listening socket
+        # survives a reconnect, only the link needs bringing back
+        s = self.settings
+        wlan = self.wlan
         delay = 1
         attempt = 0
-        while not self._join(15000):
+        while True:
+            if not wlan.isconnected():
+                wlan.disconnect()
+                wlan.connect(s.ssid, s.password)
+                for _ in range(_JOIN_POLLS):
+                    await asyncio.sleep_ms(_JOIN_POLL_MS)
+                    if wlan.isconnected():
+                        break
+            if wlan.isconnected():
+                print("nostall: Wi-Fi %r connected, IP %s" % (s.ssid, wlan.ifconfig()[0]))
+                return
             attempt += 1
             print("nostall: Wi-Fi %r: attempt %d failed (status %s); retry in %d s" % (s.ssid, attempt, wlan.status(), delay))
-            time.sleep(delay)
+            await asyncio.sleep(delay)
             delay = min(delay * 2, s.wifi_retry_max_s)
-        ip = wlan.ifconfig()[0]
-        print("nostall: Wi-Fi %r connected, IP %s" % (s.ssid, ip))
-        return ip
-
-    def _join(self, timeout_ms):
-        wlan = self.wlan
-        if wlan.isconnected():
-            return True
-        wlan.connect(self.settings.ssid, self.settings.password)
-        t0 = time.ticks_ms()
-        while time.ticks_diff(time.ticks_ms(), t0) < timeout_ms:
-            if wlan.isconnected():
-                return True
-            time.sleep_ms(100)
-        wlan.disconnect()
-        return False
 
     async def _keep_wifi(self):
-        # the server's listening socket survives a reconnect; only the link needs bringing back
-        delay = 1
         while True:
-            await asyncio.sleep(2)
-            if self.wlan.isconnected():
-                delay = 1
-                continue
-            print("nostall: Wi-Fi link lost; reconnecting")
-            self.wlan.disconnect()
-            self.wlan.connect(self.settings.ssid, self.settings.password)
-            for _ in range(150):
-                await asyncio.sleep_ms(100)
-                if self.wlan.isconnected():
-                    break
-            if self.wlan.isconnected():
-                print("nostall: Wi-Fi back, IP %s" % self.wlan.ifconfig()[0])
-            else:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.wifi_retry_max_s)
+            await asyncio.sleep(_LINK_CHECK_S)
+            if not self.wlan.isconnected():
+                print("nostall: Wi-Fi link lost; reconnecting")
+                await self._join()
 
     async def _feed_watchdog(self):
         # fed from the event loop: if the loop stalls, the board resets

@@ -16,19 +16,19 @@ def main():
         print("nostall: settings: %s" % e)
         return
     hw = board.Board(settings)
-    ip = hw.connect()  # Wi-Fi with retries and backoff on a board; nothing on the sim
     import app
 
-    info = {"firmware_version": VERSION, "board": hw.name}
     web_app = app.make_app(hw)
     web_app.token = settings.api_token  # set after make_app: any app's changing routes are covered
+    info = {"firmware_version": VERSION, "board": hw.name}
     server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info)
-    server.listen()
-    print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
-    if settings.api_token:
-        print("nostall: PUT/POST/PATCH/DELETE need the header Authorization: Bearer <api_token>")
 
     async def run():
+        ip = await hw.connect()  # Wi-Fi with retries and backoff on a board; nothing on the sim
+        server.listen()
+        print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
+        if settings.api_token:
+            print("nostall: PUT/POST/PATCH/DELETE need the header Authorization: Bearer <api_token>")
         hw.start(server)  # background tasks: Wi-Fi reconnect, watchdog feeding
         await server.serve()
 

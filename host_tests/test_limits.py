@@ -263,8 +263,8 @@ async def main():
     time.sleep_ms(5)  # the loop busy for longer than stall_evict_ms
     assert await srv._claim(cs2)  # evicts the first connection
     await asyncio.sleep_ms(100)
-    s = srv.slots[0]
-    print(s.sock is cs2, s.expired, srv.stats["open"], srv.stats["closes_by_server"])
+    s = srv.pool.slots[0]
+    print(s.sock is cs2, s.cancelled, srv.pool.in_use, srv.stats.closes_by_server)
 
 asyncio.run(main())
 """

@@ -8,7 +8,9 @@ import pytest
 import proto_cases
 from simboard import HERE, micropython_path
 from nostall.config import Config, ConfigError
-from nostall.proto import HTTPError, RequestReader, chunk, parse_qs, response_head, unquote
+from nostall.framing import CHUNKED, FIXED, NONE, chunk, response_head
+from nostall.proto import HTTPError, RequestReader
+from nostall.request import parse_qs, unquote
 
 
 @pytest.mark.parametrize("mode", proto_cases.MODES)
@@ -44,14 +46,14 @@ def test_body_larger_than_receive_buffer():
 
 
 def test_response_head_and_chunks():
-    h = response_head(200, [("Content-Type", "text/plain")], 5, True, "timeout=5, max=99")
+    h = response_head(200, [("Content-Type", "text/plain")], 5, FIXED, True, "timeout=5, max=99")
     assert h == (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
         b"Keep-Alive: timeout=5, max=99\r\n\r\n"
     )
-    assert response_head(404, [], 0, False).endswith(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
-    assert b"Transfer-Encoding: chunked" in response_head(200, [], None, True)
-    assert b"Content-Length" not in response_head(204, [], 0, True)
+    assert response_head(404, [], 0, FIXED, False).endswith(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in response_head(200, [], None, CHUNKED, True)
+    assert b"Content-Length" not in response_head(204, [], 0, NONE, True)
     assert chunk(b"hello") == b"5\r\nhello\r\n" and chunk(b"") == b"0\r\n\r\n"
 
 

@@ -16,7 +16,7 @@ import requests
 
 from conftest import wait_for
 from simboard import HERE, FIRMWARE, SimBoard, micropython_path
-from nostall.proto import unquote
+from nostall.request import unquote
 from nostall.web import tokens_equal
 
 pytestmark = pytest.mark.abuse
@@ -125,7 +125,7 @@ def test_unquote_refuses_overlong_utf8(escaped, want):
 def test_tokens_equal_and_unquote_on_micropython():
     code = (
         "import sys\nsys.path.insert(0, %r)\nfrom nostall.web import tokens_equal\n"
-        "from nostall.proto import unquote\n"
+        "from nostall.request import unquote\n"
         "bad = [c for c in %r if tokens_equal(c[0], c[1]) is not c[2] or tokens_equal(c[1], c[0]) is not c[2]]\n"
         "print('bad', len(bad), bad)\n"
         "def u(s):\n  try:\n    return unquote(s)\n  except (ValueError, UnicodeError):\n    return None\n"

@@ -8,6 +8,7 @@ _MIN = {
     "max_connections": 1,
     "listen_backlog": 1,
     "max_requests_per_connection": 1,
+    "max_turnaways": 0,
     "recv_buffer_bytes": 256,
     "max_request_line_bytes": 16,
     "max_header_bytes": 64,
@@ -35,13 +36,15 @@ class Config:
     max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else see below
     listen_backlog = 2  # lwIP accept queue; more SYNs than this are refused by the stack
     max_requests_per_connection = 100  # then "Connection: close" and wait for the client's EOF
+    # newcomers waiting for a slot at the cap (then a 503); more than this are closed at once
+    max_turnaways = 2
     # sizes (bytes)
     recv_buffer_bytes = 2048  # per connection slot, preallocated; holds one request head
     max_request_line_bytes = 1024  # longer: 414
     max_header_bytes = 2048  # request line + headers + blank line; longer: 431
     max_header_count = 32  # more header fields: 431
     max_body_bytes = 16384  # Content-Length or decoded chunked body; larger: 413
-    send_chunk_bytes = 1024  # static files and streams are written in pieces this big
+    send_chunk_bytes = 1024  # files are read and sent in pieces this big (one buffer per transfer)
     # timeouts (milliseconds)
     header_timeout_ms = 5000  # from the first byte of a request to the end of its head
     body_timeout_ms = 10000  # to read a whole body

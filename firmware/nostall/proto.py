@@ -1,4 +1,4 @@
-# HTTP/1.1 for a small server, sans-IO: no sockets, no asyncio, runs on CPython and MicroPython.
+# HTTP/1.1 requests, sans-IO: no sockets, no asyncio, runs on CPython and MicroPython.
 #
 # How it works. A RequestReader owns one fixed receive buffer (a connection slot's). The shell
 # reads socket bytes straight into reader.space() and calls reader.added(n), or calls feed(data).
@@ -9,51 +9,9 @@
 # stopped, so parsing is O(n) in the bytes received, and every limit is checked before anything
 # is allocated for it: the buffer itself is the cap on the head.
 #
-# Responses are built by response_head() and chunk(); nothing here writes.
+# Responses are framing.py's job; what a Request is, request.py's.
 
-import re
-
-METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
-
-REASONS = {
-    100: "Continue",
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    206: "Partial Content",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    304: "Not Modified",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
-    411: "Length Required",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Content",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    505: "HTTP Version Not Supported",
-}
-
-# Characters that may not appear in a header name (RFC 9110 token) or anywhere in a head
-# (controls other than HTAB; CR and LF are checked separately as line ends).
-_NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
-_CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_NOT_DIGIT = re.compile("[^0-9]")  # str.isdigit() takes other scripts' digits on CPython
-_HEX = "0123456789abcdefABCDEF"
+from nostall.request import CTL, HEX, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
 
 # Reader states
 _HEAD = 0
@@ -64,62 +22,9 @@ _CHUNK_END = 4  # the CRLF after a chunk's data
 _TRAILER = 5
 _DEAD = 6  # after an error: nothing more is parsed
 
+_AGAIN = object()  # a step's "moved to another state"
+
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
-
-
-class HTTPError(Exception):
-    """A request the server must refuse; .status is the response status."""
-
-    def __init__(self, status, reason):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
-class Request:
-    """One parsed request. Headers are a dict of lower-case names to str values."""
-
-    def __init__(self, method, target, version, headers):
-        self.method = method
-        self.target = target
-        self.version = version
-        self.headers = headers
-        self.body = b""
-        p = target.find("?")
-        if p < 0:
-            self.path = target
-            self.query = ""
-        else:
-            self.path = target[:p]
-            self.query = target[p + 1 :]
-        self.keep_alive = version == "HTTP/1.1"  # settled by the reader once headers are in
-        self._args = None
-        self.error = None  # the exception a handler raised, for the server's accounting
-
-    @property
-    def args(self):
-        """Query string as a dict (the last of repeated names wins)."""
-        if self._args is None:
-            self._args = parse_qs(self.query)
-        return self._args
-
-    @property
-    def text(self):
-        """The body as str; HTTPError 400 when it is not UTF-8 (the client's fault, not a 500)."""
-        try:
-            return str(self.body, "utf-8")
-        except UnicodeError:
-            raise HTTPError(400, "body is not UTF-8")
-
-    @property
-    def json(self):
-        """The body parsed as JSON; HTTPError 400 when it is not JSON."""
-        import json
-
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeError):
-            raise HTTPError(400, "body is not valid JSON")
 
 
 def _tokens(value):
@@ -183,15 +88,26 @@ class RequestReader:
         self.end += n
         return n
 
+    def body_due(self):
+        """True while a request's body is being read (its head is in)."""
+        return _HEAD < self.state < _DEAD
+
+    def take_continue(self):
+        """True once when the head asked "Expect: 100-continue" and its body has not started:
+        the shell sends "100 Continue" then."""
+        c = self.need_continue
+        self.need_continue = False
+        return c
+
     def next(self):
-        state = self.state
-        if state == _HEAD:
-            return self._head()
-        if state == _BODY:
-            return self._body()
-        if state == _DEAD:
-            raise HTTPError(400, "connection is in error")
-        return self._chunked()
+        """The next complete Request, None when more bytes are needed; HTTPError to refuse."""
+        while True:
+            r = _STEPS[self.state](self)
+            if r is not _AGAIN:
+                return r
+
+    def _dead(self):
+        raise HTTPError(400, "connection is in error")
 
     def _fail(self, status, reason):
         self.state = _DEAD
@@ -231,7 +147,7 @@ class RequestReader:
             text = str(head, "utf-8")
         except UnicodeError:
             self._fail(400, "request head is not UTF-8")
-        if "\0" in text or _CTL.search(text):
+        if "\0" in text or CTL.search(text):
             self._fail(400, "control character in request head")
         lines = text.split("\r\n")
         if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
@@ -243,7 +159,7 @@ class RequestReader:
         for k in range(1, len(lines)):
             line = lines[k]
             name, sep, value = line.partition(":")
-            if not sep or not name or _NOT_TOKEN.search(name):
+            if not sep or not name or NOT_TOKEN.search(name):
                 # covers obs-fold (a line starting with SP/HT) and "Name :" too
                 self._fail(400, "malformed header field")
             name = name.lower()
@@ -266,11 +182,11 @@ class RequestReader:
             self._fail(400, "malformed request line")
         method, target, version = parts
         if method not in METHODS:
-            if not method or _NOT_TOKEN.search(method):
+            if not method or NOT_TOKEN.search(method):
                 self._fail(400, "malformed method")
             self._fail(501, "method not implemented")
         if version != "HTTP/1.1" and version != "HTTP/1.0":
-            if len(version) != 8 or not version.startswith("HTTP/") or version[6] != "." or _NOT_DIGIT.search(version[5] + version[7]):
+            if len(version) != 8 or not version.startswith("HTTP/") or version[6] != "." or NOT_DIGIT.search(version[5] + version[7]):
                 self._fail(400, "malformed HTTP version")
             if version[5] != "1":
                 self._fail(505, "HTTP version not supported")
@@ -321,9 +237,9 @@ class RequestReader:
             self.body_len = 0
             self.state = _CHUNK_SIZE
             self.need_continue = self._expects(req)
-            return self._chunked()
+            return _AGAIN
         if cl is not None:
-            if not cl or _NOT_DIGIT.search(cl):
+            if not cl or NOT_DIGIT.search(cl):
                 self._fail(400, "malformed Content-Length")
             cl = cl.lstrip("0") or "0"
             if len(cl) > 10 or int(cl) > self.cfg.max_body_bytes:
@@ -334,7 +250,7 @@ class RequestReader:
                 self.remaining = n
                 self.state = _BODY
                 self.need_continue = self._expects(req)
-                return self._body()
+                return _AGAIN
         return req
 
     def _expects(self, req):
@@ -377,172 +293,88 @@ class RequestReader:
         self.scan = self.start
         return req
 
-    def _chunked(self):
+    def _line(self, limit):
+        # a chunk-size or trailer line (bytes, CRLF dropped), None until its end arrives; one
+        # longer than limit is refused whether its end arrived yet or not
         buf = self.buf
-        while True:
-            state = self.state
-            have = self.end - self.start
-            if state == _CHUNK_SIZE or state == _TRAILER:
-                # a line longer than limit is refused whether its end arrived yet or not
-                limit = _MAX_CHUNK_LINE if state == _CHUNK_SIZE else min(self.cfg.max_header_bytes, len(buf)) - 2
-                i = buf.find(b"\r\n", self.start, self.end)
-                if i < 0:
-                    if have > limit + 1 or buf.find(b"\n", self.start, self.end) >= 0:
-                        self._fail(400, "malformed chunk line")
-                    return None
-                if i - self.start > limit:
-                    self._fail(400, "malformed chunk line")
-                self.need_continue = False
-                line = bytes(self.mv[self.start : i])
-                self.start = i + 2
-                if state == _TRAILER:
-                    if not line:  # end of trailers: the request is complete
-                        self.req.body = bytes(self.body or b"")
-                        return self._done()
-                    if b"\n" in line or b":" not in line:
-                        self._fail(400, "malformed trailer")
-                    continue
-                size = line.split(b";", 1)[0].strip(b" \t")
-                if not size or any(chr(c) not in _HEX for c in size):
-                    self._fail(400, "malformed chunk size")
-                size = size.lstrip(b"0") or b"0"
-                if len(size) > 8:
-                    self._fail(413, "body too large")
-                n = int(size, 16)
-                if self.body_len + n > self.cfg.max_body_bytes:
-                    self._fail(413, "body too large")
-                if n == 0:
-                    self.state = _TRAILER
-                else:
-                    self.remaining = n
-                    self.state = _CHUNK_DATA
-            elif state == _CHUNK_DATA:
-                if have == 0:
-                    return None
-                take = min(have, self.remaining)
-                self.body.extend(self.mv[self.start : self.start + take])
-                self.body_len += take
-                self.start += take
-                self.remaining -= take
-                if self.remaining == 0:
-                    self.state = _CHUNK_END
-            else:  # _CHUNK_END
-                if have < 2:
-                    if have == 1 and buf[self.start] != 13:
-                        self._fail(400, "chunk data longer than its size")
-                    return None
-                if buf[self.start] != 13 or buf[self.start + 1] != 10:
-                    self._fail(400, "chunk data longer than its size")
-                self.start += 2
-                self.state = _CHUNK_SIZE
+        i = buf.find(b"\r\n", self.start, self.end)
+        if i < 0:
+            if self.end - self.start > limit + 1 or buf.find(b"\n", self.start, self.end) >= 0:
+                self._fail(400, "malformed chunk line")
+            return None
+        if i - self.start > limit:
+            self._fail(400, "malformed chunk line")
+        self.need_continue = False
+        line = bytes(self.mv[self.start : i])
+        self.start = i + 2
+        return line
+
+    def _chunk_size(self):
+        line = self._line(_MAX_CHUNK_LINE)
+        if line is None:
+            return None
+        size = line.split(b";", 1)[0].strip(b" \t")
+        if not size or any(chr(c) not in HEX for c in size):
+            self._fail(400, "malformed chunk size")
+        size = size.lstrip(b"0") or b"0"
+        if len(size) > 8:
+            self._fail(413, "body too large")
+        n = int(size, 16)
+        if self.body_len + n > self.cfg.max_body_bytes:
+            self._fail(413, "body too large")
+        if n == 0:
+            self.state = _TRAILER
+        else:
+            self.remaining = n
+            self.state = _CHUNK_DATA
+        return _AGAIN
+
+    def _chunk_data(self):
+        have = self.end - self.start
+        if have == 0:
+            return None
+        take = min(have, self.remaining)
+        self.body.extend(self.mv[self.start : self.start + take])
+        self.body_len += take
+        self.start += take
+        self.remaining -= take
+        if self.remaining == 0:
+            self.state = _CHUNK_END
+        return _AGAIN
+
+    def _chunk_end(self):
+        buf = self.buf
+        have = self.end - self.start
+        if have < 2:
+            if have == 1 and buf[self.start] != 13:
+                self._fail(400, "chunk data longer than its size")
+            return None
+        if buf[self.start] != 13 or buf[self.start + 1] != 10:
+            self._fail(400, "chunk data longer than its size")
+        self.start += 2
+        self.state = _CHUNK_SIZE
+        return _AGAIN
+
+    def _trailer(self):
+        line = self._line(min(self.cfg.max_header_bytes, len(self.buf)) - 2)
+        if line is None:
+            return None
+        if not line:  # end of trailers: the request is complete
+            self.req.body = bytes(self.body or b"")
+            return self._done()
+        if b"\n" in line or b":" not in line:
+            self._fail(400, "malformed trailer")
+        return _AGAIN
 
 
-# ---- responses ----
-
-_STATUS_LINES = {}
-
-
-def status_line(status):
-    """b"HTTP/1.1 200 OK\\r\\n", built once per status."""
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        if not 100 <= status <= 599:
-            raise ValueError("bad status %r" % (status,))
-        line = ("HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))).encode()
-        if len(_STATUS_LINES) < 64:
-            _STATUS_LINES[status] = line
-    return line
-
-
-def check_header(name, value):
-    """Header name and value as str, refusing anything that could split the response: a name
-    that is not a token, a value with CR, LF, NUL or another control character (HTAB is allowed)."""
-    name = str(name)
-    value = str(value)
-    bad = not name or _NOT_TOKEN.search(name) or _CTL.search(value)
-    if bad or "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError("refused response header %r" % (name,))
-    return name, value
-
-
-def response_head(status, headers, length, keep_alive, keep_alive_field=None):
-    """Status line and header block as bytes.
-
-    headers: list of (name, value) already checked by check_header; length: body bytes, or
-    None to send the body chunked; keep_alive_field: the Keep-Alive value to send when the
-    connection stays open (e.g. "timeout=5, max=99").
-    """
-    parts = [status_line(status)]
-    for name, value in headers:
-        parts.append(("%s: %s\r\n" % (name, value)).encode())
-    if length is None:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    elif status >= 200 and status != 204 and status != 304:
-        parts.append(b"Content-Length: %d\r\n" % length)
-    if keep_alive:
-        if keep_alive_field:
-            parts.append(("Keep-Alive: %s\r\n" % keep_alive_field).encode())
-    else:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
-
-
-def chunk(data):
-    """One chunk of a chunked body; chunk(b"") is the last one."""
-    if not data:
-        return b"0\r\n\r\n"
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def error_body(status, reason):
-    return ("%d %s: %s\n" % (status, REASONS.get(status, "Error"), reason)).encode()
-
-
-# ---- URLs ----
-
-
-def unquote(s, plus=False):
-    """Percent-decode a str (and '+' to space when plus); ValueError on a bad escape."""
-    if plus and "+" in s:
-        s = s.replace("+", " ")
-    if "%" not in s:
-        return s
-    parts = s.split("%")
-    out = bytearray(parts[0].encode())
-    for part in parts[1:]:
-        h = part[:2]
-        if len(h) < 2 or h[0] not in _HEX or h[1] not in _HEX:
-            raise ValueError("bad percent escape")
-        out.append(int(h, 16))
-        out.extend(part[2:].encode())
-    if max(out) >= 0xC0 and _not_shortest_utf8(out):
-        raise ValueError("overlong UTF-8")
-    return str(bytes(out), "utf-8")
-
-
-def _not_shortest_utf8(b):
-    # MicroPython's decoder (unlike CPython's) accepts overlong forms and surrogates: b"\xc0\xae"
-    # iterates as "." and b"\xc0\x8a" as "\n". Refuse them, so an escape never turns into either.
-    for i in range(len(b) - 1):
-        c = b[i]
-        if c >= 0xC0:
-            d = b[i + 1]
-            if c < 0xC2 or c > 0xF4 or (c == 0xE0 and d < 0xA0) or (c == 0xF0 and d < 0x90):
-                return True
-            if (c == 0xED and d > 0x9F) or (c == 0xF4 and d > 0x8F):
-                return True
-    return False
-
-
-def parse_qs(query):
-    args = {}
-    if query:
-        for item in query.split("&"):
-            if item:
-                k, _, v = item.partition("=")
-                try:
-                    args[unquote(k, True)] = unquote(v, True)
-                except (ValueError, UnicodeError):
-                    raise HTTPError(400, "bad query string")
-    return args
+# What next() runs in each reader state: a step returns a Request, None (needs more bytes) or
+# _AGAIN (it moved to another state: run that one), or raises HTTPError.
+_STEPS = (
+    RequestReader._head,  # _HEAD
+    RequestReader._body,  # _BODY
+    RequestReader._chunk_size,  # _CHUNK_SIZE
+    RequestReader._chunk_data,  # _CHUNK_DATA
+    RequestReader._chunk_end,  # _CHUNK_END
+    RequestReader._trailer,  # _TRAILER
+    RequestReader._dead,  # _DEAD
+)

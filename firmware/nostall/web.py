@@ -1,162 +1,20 @@
-# The application API: routes, responses, error handlers, static files. No I/O besides reading
-# static files; the server (server.py) calls App.dispatch(request) and writes what it returns.
+# The application API: routes (with methods and <int:n>/<path:p> parameters), the API token,
+# error handlers, static files. The server calls App.dispatch(request) and sends the Response it
+# returns; nothing here touches a socket. What a handler may return is response.py's.
 
-import json
-import os
+from nostall.request import METHODS, HTTPError, unquote
+from nostall.response import (  # noqa: F401 - the app API in one import: from nostall.web import ...
+    HTML,
+    JSON,
+    TEXT,
+    BadResponse,
+    Response,
+    error_response,
+    make_response,
+    send_file,
+)
 
-from nostall.proto import METHODS, HTTPError, check_header, error_body, unquote
-
-CONTENT_TYPES = {
-    "html": "text/html; charset=utf-8",
-    "htm": "text/html; charset=utf-8",
-    "css": "text/css",
-    "js": "text/javascript",
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "svg": "image/svg+xml",
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "ico": "image/x-icon",
-    "webp": "image/webp",
-    "woff2": "font/woff2",
-    "wasm": "application/wasm",
-}
-TEXT = "text/plain; charset=utf-8"
-JSON = "application/json"
-HTML = "text/html; charset=utf-8"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
-
-# built once: a tuple of names in a call would be built (allocated) on every call
-BYTES_TYPES = (bytes, bytearray, memoryview)
-_JSON_SCALARS = (str, int, bool)  # on MicroPython bool is no int subclass
-_JSON_LISTS = (list, tuple)
-_INF = float("inf")
-
-
-class BadResponse(TypeError):
-    """A handler returned something that cannot be sent; its request gets a 500."""
-
-
-class Response:
-    """What a handler may return (it may also return str, bytes, dict/list, None or a tuple).
-
-    body: bytes or str; or stream: an iterator of bytes sent as it is produced (chunked
-    unless length is given). Header values are checked: CR/LF in them raise ValueError.
-
-    Example::
-
-        return Response("<h1>hi</h1>", content_type=HTML)
-        return Response(stream=(b"%d\\n" % i for i in range(10)))
-    """
-
-    def __init__(self, body=b"", status=200, headers=None, content_type=None, stream=None, length=None):
-        if isinstance(body, str):
-            body = body.encode()
-            if content_type is None:
-                content_type = TEXT
-        elif not isinstance(body, BYTES_TYPES):
-            raise BadResponse("a Response body is str or bytes, not %s" % type(body).__name__)
-        self.body = body
-        self.status = status
-        self.stream = stream
-        self.length = length if stream is not None else len(body)
-        self.headers = []
-        if content_type is None:
-            content_type = "application/octet-stream" if (body or stream is not None) else None
-        if content_type:
-            self.set_header("Content-Type", content_type)
-        if headers:
-            for name, value in headers.items() if isinstance(headers, dict) else headers:
-                self.set_header(name, value)
-
-    def set_header(self, name, value):
-        try:
-            self.headers.append(check_header(name, value))
-        except ValueError as e:  # CR/LF in it could split the response
-            raise BadResponse(str(e))
-
-    @staticmethod
-    def json(obj, status=200):
-        return Response(_dumps(obj), status, content_type=JSON)
-
-    @staticmethod
-    def redirect(location, status=302):
-        return Response(b"", status, {"Location": location})
-
-
-def make_response(rv):
-    """The Response for what a handler returned, checked: ValueError/TypeError (so a 500) for a
-    status outside 200..599 or a header that could split the response, however it got there."""
-    r = _make_response(rv)
-    s = r.status
-    if type(s) is not int or not 200 <= s <= 599:
-        raise BadResponse("bad response status %r" % (s,))
-    for name, value in r.headers:  # a handler may have appended to r.headers directly
-        check_header(name, value)
-    return r
-
-
-def _make_response(rv):
-    if isinstance(rv, Response):
-        return rv
-    status = 200
-    headers = None
-    if isinstance(rv, tuple):
-        if len(rv) == 3:
-            rv, status, headers = rv
-        elif len(rv) == 2:
-            rv, status = rv
-        else:
-            raise TypeError("a handler's tuple is (body, status[, headers])")
-        if isinstance(rv, Response):
-            rv.status = status
-            if headers:
-                for k, v in headers.items():
-                    rv.set_header(k, v)
-            return rv
-    if rv is None:
-        return Response(b"", 204 if status == 200 else status, headers)
-    if isinstance(rv, _JSON_CONTAINERS):
-        return Response(_dumps(rv), status, headers, JSON)
-    if isinstance(rv, str):
-        return Response(rv.encode(), status, headers, TEXT)
-    if isinstance(rv, bytes):
-        return Response(rv, status, headers)
-    raise BadResponse("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
-
-
-_JSON_CONTAINERS = (dict, list)
-
-
-def _dumps(obj):
-    # MicroPython's json.dumps writes repr() for what JSON cannot hold (objects, sets, bytearray,
-    # NaN): a 200 with a body no client can parse. Refuse those instead.
-    _check_json(obj, 0)
-    return json.dumps(obj).encode()
-
-
-def _check_json(v, depth):
-    if v is None or isinstance(v, _JSON_SCALARS):
-        return
-    if isinstance(v, float):
-        if v != v or v == _INF or v == -_INF:
-            raise BadResponse("NaN and Infinity are not JSON")
-        return
-    if depth > 20:
-        raise BadResponse("JSON nested deeper than 20")
-    if isinstance(v, _JSON_LISTS):
-        for x in v:
-            _check_json(x, depth + 1)
-        return
-    if isinstance(v, dict):
-        for k in v:
-            if not isinstance(k, _JSON_SCALARS):
-                raise BadResponse("a JSON key is str, not %s" % type(k).__name__)
-            _check_json(v[k], depth + 1)
-        return
-    raise BadResponse("%s is not JSON" % type(v).__name__)
 
 
 def _awaited(coro):
@@ -177,14 +35,6 @@ def _awaited(coro):
             yield
         except BaseException as e:  # cancellation (handler timeout, shutdown): the handler's to handle
             exc = e
-
-
-def error_response(status, reason=""):
-    # the reason may quote the request (its path): a browser must show it as text, never sniff it
-    return Response(error_body(status, reason), status, _NOSNIFF, TEXT)
-
-
-_NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
 
 
 def tokens_equal(a, b):
@@ -289,7 +139,6 @@ class App:
         self._exact = {}  # path -> {method: handler}: most routes have no parameters
         self._routes = []
         self._error_handlers = {}
-        self.chunk_bytes = 1024  # static file pieces; the server sets its send_chunk_bytes here
 
     def route(self, pattern, methods=("GET",)):
         for m in methods:
@@ -372,7 +221,7 @@ class App:
         root = root.rstrip("/")
 
         def serve(req, path=""):
-            return send_file(root, path or index, self.chunk_bytes)
+            return send_file(root, path or index)
 
         self.route(prefix + "/<path:path>", ("GET",))(serve)
         self.route(prefix or "/", ("GET",))(serve)
@@ -460,48 +309,3 @@ class _NotAllowed(Exception):
     def __init__(self, allowed):
         super().__init__()
         self.allowed = allowed
-
-
-def content_type(path):
-    ext = path.rpartition(".")[2].lower()
-    return CONTENT_TYPES.get(ext, "application/octet-stream")
-
-
-def send_file(root, path, chunk_bytes=1024, max_age=None):
-    """A Response streaming root/path, or 404. path may not leave root.
-
-    Example::
-
-        @app.get("/log")
-        def log(req):
-            return send_file("/data", "log.txt")
-    """
-    if "\\" in path or "\0" in path:
-        raise HTTPError(400, "bad character in path")
-    for seg in path.split("/"):
-        if seg == ".." or seg == ".":
-            raise HTTPError(404, "no such file")
-    full = root + "/" + path.lstrip("/")
-    try:
-        st = os.stat(full)
-    except OSError:
-        raise HTTPError(404, "no such file")
-    if st[0] & 0x4000:  # a directory
-        raise HTTPError(404, "no such file")
-    size = st[6]
-    r = Response(b"", 200, content_type=content_type(full), stream=_read_file(full, chunk_bytes), length=size)
-    if max_age is not None:
-        r.set_header("Cache-Control", "max-age=%d" % max_age)
-    return r
-
-
-def _read_file(path, chunk_bytes):
-    # one buffer per transfer; yields views of it, consumed before the next read
-    with open(path, "rb") as f:
-        buf = bytearray(chunk_bytes)
-        mv = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                return
-            yield mv[:n]

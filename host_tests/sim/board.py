@@ -36,7 +36,7 @@ class Board:
         self._t = (self._t + 1) % 20
         return 30.0 + (self._t - 10) / 10
 
-    def connect(self):
+    async def connect(self):
         return "127.0.0.1"
 
     def start(self, server):

@@ -1,0 +1,341 @@
+# One client connection in one pool slot: read requests, run the app, send each answer as
+# framing.plan() says, and when the connection must end, wait (bounded) for the client to close
+# first (linger), so the TIME_WAIT lands on the client. The socket is closed in one place,
+# Connection.close(), on every path.
+#
+# Waits cost no task and no allocation: each connection has one Waiter, reused for every read,
+# write and readiness wait, and its deadlines are the pool's (one ticker cancels the task whose
+# state has lasted too long). MicroPython's asyncio streams are not used: their close() does not
+# close, and a failing handler leaves the socket open until GC.
+
+# pyright: reportGeneralTypeIssues=false
+# (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see Waiter)
+
+import gc
+
+from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
+
+from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
+from nostall.pool import BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, Slot
+from nostall.proto import RequestReader
+from nostall.request import HTTPError
+from nostall.response import BYTES_TYPES, BadResponse, error_response
+from nostall.stats import CLIENT, RESET
+
+_ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams use it the same way
+CancelledError = core.CancelledError
+
+_RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
+# Head and body go out in one write up to one TCP segment (Ethernet/Wi-Fi MSS 1460): one segment,
+# no wait on the client's delayed ACK between head and body
+_COALESCE_BYTES = 1460
+
+_READABLE = 0
+_RECV = 1
+_SEND = 2
+
+
+class Waiter:
+    """await w.readable(sock); n = await w.recv(sock, space) (0: EOF); await w.send(sock, data).
+
+    Reused for every wait, as asyncio's own SingletonGenerator is (MicroPython awaits anything
+    with __iter__/__next__), so a wait allocates nothing. on_progress() is called when a send
+    that had to wait moves on (a slow but steady reader is not stalled).
+    """
+
+    def __init__(self, on_progress=None):
+        self.on_progress = on_progress
+        self.sock = None
+        self.op = _READABLE
+        self.data = b""
+        self.off = 0
+        self.armed = False
+
+    def readable(self, sock):
+        self.sock = sock
+        self.op = _READABLE
+        self.armed = True
+        return self
+
+    def recv(self, sock, space):
+        self.sock = sock
+        self.op = _RECV
+        self.data = space
+        self.armed = True
+        return self
+
+    def send(self, sock, data):
+        n = sock.write(data)  # most answers fit the socket's buffer: no wait at all
+        self.sock = sock
+        self.op = _SEND
+        self.data = data
+        self.off = n or 0
+        self.armed = self.off < len(data)
+        return self
+
+    def __iter__(self):
+        return self
+
+    __await__ = __iter__  # the CPython spelling, for type checkers
+
+    def __next__(self):
+        op = self.op
+        if self.armed:
+            self.armed = False
+        elif op == _RECV:
+            n = self.sock.readinto(self.data)
+            if n is not None:
+                self.data = b""
+                raise StopIteration(n)
+        elif op == _SEND:
+            data = self.data
+            if self.off < len(data):
+                n = self.sock.write(memoryview(data)[self.off :])
+                if n:
+                    self.off += n
+                    if self.on_progress is not None:
+                        self.on_progress()
+            if self.off >= len(data):
+                self.data = b""
+                raise StopIteration
+        else:
+            raise StopIteration
+        if op == _SEND:
+            _ioq.queue_write(self.sock)
+        else:
+            _ioq.queue_read(self.sock)
+        return None
+
+
+async def drain(io, sock, buf, budget):
+    """Read and drop what the peer sends until its EOF: True at EOF, False when budget bytes
+    came first. A reset raises OSError; the caller bounds the time."""
+    while budget > 0:
+        n = await io.recv(sock, buf)
+        if n == 0:
+            return True
+        budget -= n
+    return False
+
+
+class _Closed(Exception):
+    """The connection ends now, for the reason in args[0]; nothing more is sent."""
+
+
+class Connection(Slot):
+    """A pool slot with its connection: receive buffer and reader, Waiter, socket."""
+
+    def __init__(self, server, pool):
+        Slot.__init__(self, pool)
+        self.server = server
+        self.reader = RequestReader(server.cfg)
+        self.io = Waiter(self._progress)
+        self.sock = None
+        self.requests = 0
+
+    def attach(self, sock):
+        self.sock = sock
+        self.reader.reset()
+        self.requests = 0
+
+    def _progress(self):
+        if self.state == WRITE:
+            self.enter(WRITE)  # its deadline counts from the last progress
+
+    async def serve(self):
+        reason = "error"
+        try:
+            self.started = True
+            if self.cancelled is not None:  # evicted or timed out before this task first ran
+                reason = self.cancelled
+            else:
+                reason = await self._requests()
+        except CancelledError:
+            reason = self.cancelled or "shutdown"
+        except _Closed as e:
+            reason = e.args[0]
+        except OSError as e:
+            reason = self.cancelled or (RESET if e.args[0] in _RESETS else "error")
+        except MemoryError:
+            reason = "memory"
+            gc.collect()
+        finally:
+            self.close(reason)
+
+    def close(self, reason):
+        """Close the socket (the one place it is closed), free the slot, count how it ended."""
+        s = self.sock
+        if s is None:
+            return
+        self.sock = None
+        self.pool.release(self)
+        self.server.stats.ended(reason)
+        try:
+            s.close()
+        except OSError:
+            pass
+
+    async def _requests(self):
+        """Serve requests until the connection ends; returns why it ended."""
+        reader = self.reader
+        while True:
+            try:
+                req = reader.next()
+            except HTTPError as e:
+                return await self._refuse(e)
+            if req is not None:
+                await self._respond(req)
+                if self.state == LINGER:
+                    return await self._linger()
+                self.enter(IDLE)
+                continue
+            if reader.body_due():
+                # the head may have come in the same read as the request's first byte: the body's
+                # timeout applies now, not the head's
+                if self.state != BODY:
+                    self.enter(BODY)
+                if reader.take_continue():
+                    await self.io.send(self.sock, CONTINUE)
+            elif self.state == NEW or self.state == IDLE:
+                if reader.pending():
+                    self.enter(HEAD)
+                elif self.server.stopping:
+                    return "shutdown"
+            # space() is never empty here: the reader refuses a head before it fills the buffer
+            n = await self.io.recv(self.sock, reader.space())
+            if n == 0:
+                return CLIENT  # the client closed first: the close we want (mid-request: it gave up)
+            reader.added(n)
+
+    async def _respond(self, req):
+        server = self.server
+        stats = server.stats
+        self.requests += 1
+        self.pool.touch(self)
+        self.enter(HANDLER)
+        try:
+            resp = await server.app.dispatch(req)
+            if self.cancelled == "handler_timeout":  # the handler swallowed the cancellation
+                self.cancelled = None
+        except CancelledError:
+            if self.cancelled != "handler_timeout":
+                raise
+            self.cancelled = None
+            stats.handler_error("timeout", req.path, None)
+            resp = error_response(503, "handler took too long")
+        stream = None
+        first = None
+        if resp.streamed and req.method != "HEAD":
+            # the first piece before the head: a stream that fails at once still gets a 500
+            try:
+                if resp.stream is None:
+                    stream = _file_pieces(resp.file, server.cfg.send_chunk_bytes)
+                else:
+                    stream = iter(resp.stream)
+                first = _piece(stream)
+            except Exception as e:
+                _close(stream)
+                _close(resp.stream)
+                stream = None
+                req.error = e
+                resp = error_response(500, "handler's stream failed")
+        else:
+            _close(resp.stream)
+        stats.requests += 1
+        stats.answered(resp.status)
+        if req.error is not None and resp.status == 500:
+            stats.handler_error(_error_kind(req.error), req.path, req.error)
+        left = server.cfg.max_requests_per_connection - self.requests
+        head, mode, keep = plan(req, resp, 0 if server.stopping else left, server.idle_s)
+        self.enter(WRITE)
+        io = self.io
+        sock = self.sock
+        if mode == NONE:
+            await io.send(sock, head)
+        elif stream is None:
+            body = resp.body
+            if len(body) <= _COALESCE_BYTES:
+                await io.send(sock, head + body)
+            else:
+                await io.send(sock, head)
+                await io.send(sock, body)
+        else:
+            await io.send(sock, head)
+            await self._send_stream(stream, first, mode == CHUNKED)
+            if mode == EOF:
+                raise _Closed("eof_delimited_body")  # the close is the end of this body
+        if not keep:
+            self.enter(LINGER)
+
+    async def _send_stream(self, stream, piece, chunked):
+        io = self.io
+        sock = self.sock
+        try:
+            while piece is not None:
+                if piece:
+                    await io.send(sock, chunk(piece) if chunked else piece)
+                    self.enter(WRITE)  # a slow client must not look like a stalled handler
+                piece = _piece(stream)
+            if chunked:
+                await io.send(sock, LAST_CHUNK)
+        except (CancelledError, OSError):
+            raise
+        except Exception as e:  # the stream's own fault after the head went out: cut it short
+            self.server.stats.handler_error("stream", "-", e)
+            raise _Closed("stream_error")
+        finally:
+            _close(stream)
+
+    async def _linger(self):
+        """After "Connection: close": drop what the client still sends until its EOF."""
+        reader = self.reader
+        reader.reset()
+        if await drain(self.io, self.sock, reader.space(), self.server.cfg.linger_drain_bytes):
+            return CLIENT
+        return "linger_overflow"
+
+    async def _refuse(self, e):
+        """Answer a request the reader refused, then close (its framing is lost)."""
+        self.server.stats.answered(e.status)
+        self.enter(WRITE)
+        await self.io.send(self.sock, closing(error_response(e.status, e.reason)))
+        self.enter(LINGER)
+        reason = await self._linger()
+        return reason if reason == CLIENT else "protocol_error"
+
+
+def _piece(stream):
+    """The stream's next piece (bytes-like), or None at its end."""
+    try:
+        p = next(stream)
+    except StopIteration:
+        return None
+    if not isinstance(p, BYTES_TYPES):
+        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
+    return p
+
+
+def _file_pieces(path, size):
+    # one buffer per transfer; yields views of it, each sent before the next read
+    with open(path, "rb") as f:
+        buf = bytearray(size)
+        mv = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return
+            yield mv[:n]
+
+
+def _error_kind(e):
+    if isinstance(e, MemoryError):
+        return "memory"
+    if isinstance(e, BadResponse):
+        return "bad_response"
+    return "exception"
+
+
+def _close(stream):
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

@@ -1,0 +1,155 @@
+# Responses on the wire, sans-IO: which framing a response gets, and its head as bytes.
+#
+# plan(req, resp, left, idle_s) is the whole decision, made once per response from what the
+# request asked, what the handler returned and how many more requests the connection may carry:
+# it returns the head to send, how the body goes out (the body modes below) and whether the
+# connection stays open. The shell only follows it. closing(resp) is the same for a response that
+# ends its connection whatever was asked (a refused request, a 503 when busy).
+
+from nostall.request import CTL, NOT_TOKEN
+
+REASONS = {
+    100: "Continue",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    206: "Partial Content",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    505: "HTTP Version Not Supported",
+}
+
+# Body modes: how the bytes after the head are sent.
+NONE = 0  # no body: a HEAD request, or a 204/304 (the head still says what GET would get)
+FIXED = 1  # Content-Length bytes: resp.body, or a stream of a known length
+CHUNKED = 2  # a stream of unknown length to an HTTP/1.1 client
+EOF = 3  # a stream of unknown length to an HTTP/1.0 client: the server's close ends it
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
+
+_STATUS_LINES = {}
+_STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses cannot grow it
+
+
+def status_line(status):
+    """b"HTTP/1.1 200 OK\\r\\n", built once per status."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        if not 100 <= status <= 599:
+            raise ValueError("bad status %r" % (status,))
+        line = ("HTTP/1.1 %d %s\r\n" % (status, REASONS.get(status, "Status"))).encode()
+        if len(_STATUS_LINES) < _STATUS_LINES_MAX:
+            _STATUS_LINES[status] = line
+    return line
+
+
+def check_header(name, value):
+    """Header name and value as str, refusing anything that could split the response: a name
+    that is not a token, a value with CR, LF, NUL or another control character (HTAB is allowed)."""
+    name = str(name)
+    value = str(value)
+    bad = not name or NOT_TOKEN.search(name) or CTL.search(value)
+    if bad or "\r" in value or "\n" in value or "\0" in value:
+        raise ValueError("refused response header %r" % (name,))
+    return name, value
+
+
+def plan(req, resp, left, idle_s):
+    """(head, body mode, keep) for resp answering req.
+
+    left: requests this connection may still carry after this one (0: it ends here);
+    idle_s: the idle timeout announced in Keep-Alive. A failed handler (req.error) ends the
+    connection too; the client still closes first, as always.
+
+    Example::
+
+        head, mode, keep = plan(req, Response("hi"), 99, 5)
+    """
+    status = resp.status
+    length = resp.length
+    version = req.version
+    keep = req.keep_alive and left > 0 and req.error is None
+    if not resp.streamed:
+        mode = FIXED
+    elif length is not None:
+        mode = FIXED
+    elif version == "HTTP/1.1":
+        mode = CHUNKED
+    else:
+        mode = EOF  # HTTP/1.0 has no chunked coding: the end of the body is the close
+        keep = False
+    if req.method == "HEAD" or status == 204 or status == 304:
+        if mode == EOF:
+            length = None  # nothing follows: the head alone is complete
+        mode = NONE
+    ka = None
+    if keep:
+        ka = "timeout=%d, max=%d" % (idle_s, left)
+    return response_head(status, resp.headers, length, mode, keep, ka, version), mode, keep
+
+
+def closing(resp):
+    """Head and body of a response after which the server closes (waiting for the client's EOF):
+    a refused request, a 503 when busy."""
+    return response_head(resp.status, resp.headers, len(resp.body), FIXED, False, None, "HTTP/1.1") + resp.body
+
+
+def response_head(status, headers, length, mode, keep, keep_alive_field=None, version="HTTP/1.1"):
+    """Status line and header block as bytes.
+
+    headers: (name, value) pairs already checked by check_header; length: body bytes, or None
+    when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive_field:
+    the Keep-Alive value when the connection stays open (e.g. "timeout=5, max=99").
+    """
+    parts = [status_line(status)]
+    for name, value in headers:
+        parts.append(("%s: %s\r\n" % (name, value)).encode())
+    if status < 200 or status == 204 or status == 304:
+        pass  # RFC 9110 8.6, 9112 6.1: neither length field on these
+    elif length is not None:
+        parts.append(b"Content-Length: %d\r\n" % length)
+    elif mode == CHUNKED or (mode == NONE and version == "HTTP/1.1"):
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if keep:
+        if version != "HTTP/1.1":
+            parts.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes unless told
+        if keep_alive_field:
+            parts.append(("Keep-Alive: %s\r\n" % keep_alive_field).encode())
+    else:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+def chunk(data):
+    """One chunk of a chunked body; chunk(b"") is the last one."""
+    if not data:
+        return LAST_CHUNK
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def error_body(status, reason):
+    return ("%d %s: %s\n" % (status, REASONS.get(status, "Error"), reason)).encode()

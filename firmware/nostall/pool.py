@@ -1,0 +1,180 @@
+# Connection slots: a fixed pool, each slot in one state of an explicit table.
+#
+# A slot's state says what its connection is waiting for. The table gives each state the limit
+# that bounds the wait, the reason a connection is closed with when that runs out, whether the
+# wait is on the client (then, at the cap, a newcomer may evict it once it has lasted
+# stall_evict_ms) and the states that may follow. Every state may also go to FREE (the close).
+# Any other step raises StateError: a bug in the shell, never a client's doing. The timeouts are
+# read from the Config once, when the pool is built.
+#
+# At the cap a newcomer takes the slot of the least recently used IDLE connection (a kept-alive
+# one, between requests), else of the one stalled longest on its client. The pool only cancels
+# the victim's task (with the reason in slot.cancelled); the task closes its own socket.
+#
+# Time comes from pool.clock (time.ticks_ms on a board): tests pass a fake clock. Nothing here
+# imports asyncio or socket: a slot's task only needs .cancel().
+
+from nostall.ticks import ticks_add, ticks_diff, ticks_ms
+
+FREE = 0
+NEW = 1  # accepted, no request yet (a browser's preconnect, or the first request in flight)
+IDLE = 2  # kept alive after a response, no request in flight
+HEAD = 3  # part of a request head received
+BODY = 4  # the head is in, the body is due
+HANDLER = 5  # the app is producing the response
+WRITE = 6  # the response is being sent
+LINGER = 7  # sent "Connection: close": waiting for the client's EOF
+
+# HANDLER's timeout interrupts the handler (the request gets a 503), the connection goes on.
+_TABLE = (
+    # state    name       timeout limit         reason at timeout  on client  may go to (and FREE)
+    (FREE, "free", None, None, False, (NEW,)),
+    (NEW, "new", "idle_timeout_ms", "idle_timeout", True, (HEAD, BODY, HANDLER, WRITE)),
+    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, (HEAD, BODY, HANDLER, WRITE)),
+    (HEAD, "head", "header_timeout_ms", "header_timeout", True, (BODY, HANDLER, WRITE)),
+    (BODY, "body", "body_timeout_ms", "body_timeout", True, (HANDLER, WRITE)),
+    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, (WRITE,)),
+    (WRITE, "write", "write_timeout_ms", "write_timeout", True, (WRITE, IDLE, LINGER)),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, ()),
+)
+
+NAMES = tuple(row[1] for row in _TABLE)
+TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
+TIMEOUT_REASONS = tuple(row[3] for row in _TABLE)
+_ON_CLIENT = tuple(row[4] for row in _TABLE)
+
+
+def _mask(states):
+    m = 1 << FREE
+    for s in states:
+        m |= 1 << s
+    return m
+
+
+_NEXT = tuple(_mask(row[5]) for row in _TABLE)  # bit s set: state s may follow
+
+
+class StateError(RuntimeError):
+    pass
+
+
+class Slot:
+    """One connection's place in the pool: its state, deadline, LRU stamp and task."""
+
+    def __init__(self, pool):
+        self.pool = pool
+        self.state = FREE
+        self.since = 0  # when it entered its state (for WRITE: its last progress)
+        self.deadline = 0
+        self.used = 0  # LRU stamp: bumped per request
+        self.task = None
+        self.started = False  # its task has run: cancelling it now runs its finally (the close)
+        self.cancelled = None  # why the pool cancelled its task; None: it has not
+
+    def enter(self, state):
+        """Move to state, with that state's timeout from now; StateError if the table forbids it."""
+        if not _NEXT[self.state] & (1 << state):
+            raise StateError("connection state %s -> %s" % (NAMES[self.state], NAMES[state]))
+        pool = self.pool
+        self.state = state
+        self.since = now = pool.clock()
+        self.deadline = ticks_add(now, pool.timeouts[state])
+
+    def cancel(self, reason):
+        """End this slot's connection for reason: its task is cancelled and closes the socket."""
+        self.cancelled = reason
+        t = self.task
+        # A task cancelled before its first step never enters its try/finally, so its slot would
+        # never be freed: one not yet started sees .cancelled when it starts.
+        if t is not None and self.started:
+            t.cancel()
+
+
+class Pool:
+    """A fixed set of slots (Slots, or a subclass carrying a connection), with cfg's timeouts.
+
+    Example::
+
+        pool = Pool(Config(), clock=fake_clock)
+        for _ in range(2):
+            pool.add(Slot(pool))
+        slot = pool.free()        # None at the cap: then pool.evict() and try again
+        pool.open(slot, task)
+    """
+
+    def __init__(self, cfg, clock=ticks_ms):
+        self.clock = clock
+        self.timeouts = tuple(getattr(cfg, name) if name else 0 for name in TIMEOUT_LIMITS)
+        self.stall_ms = cfg.stall_evict_ms
+        self.slots = []
+        self.in_use = 0
+        self.peak = 0
+        self._lru = 0
+
+    def add(self, slot):
+        self.slots.append(slot)
+
+    def free(self):
+        """A FREE slot, or None when all are in use."""
+        for slot in self.slots:
+            if slot.state == FREE:
+                return slot
+        return None
+
+    def open(self, slot, task):
+        """A new connection, served by task, takes slot."""
+        slot.enter(NEW)
+        slot.task = task
+        slot.started = False
+        slot.cancelled = None
+        self.touch(slot)
+        self.in_use += 1
+        if self.in_use > self.peak:
+            self.peak = self.in_use
+
+    def release(self, slot):
+        """The connection in slot is closed: the slot is FREE again."""
+        if slot.state != FREE:
+            slot.enter(FREE)
+            slot.task = None
+            self.in_use -= 1
+
+    def touch(self, slot):
+        """slot served a request: it is now the most recently used."""
+        self._lru += 1
+        slot.used = self._lru
+
+    def evict(self):
+        """Cancel the connection a newcomer may take the place of: the least recently used IDLE
+        one, else the one stalled longest (>= stall_evict_ms) on its client. True if one was."""
+        victim = None
+        for slot in self.slots:
+            if slot.state == IDLE and slot.cancelled is None:
+                if victim is None or slot.used - victim.used < 0:
+                    victim = slot
+        if victim is not None:
+            victim.cancel("evicted")
+            return True
+        now = self.clock()
+        longest = self.stall_ms - 1
+        for slot in self.slots:
+            if _ON_CLIENT[slot.state] and slot.cancelled is None:
+                waited = ticks_diff(now, slot.since)
+                if waited > longest:
+                    victim = slot
+                    longest = waited
+        if victim is not None:
+            victim.cancel("evicted_stalled")
+            return True
+        return False
+
+    def expire(self):
+        """Cancel every connection whose state's deadline has passed (the ticker's job)."""
+        now = self.clock()
+        for slot in self.slots:
+            if slot.state != FREE and slot.cancelled is None and ticks_diff(now, slot.deadline) >= 0:
+                slot.cancel(TIMEOUT_REASONS[slot.state])
+
+    def waiting(self, state):
+        """The slots in state, e.g. pool.waiting(IDLE) at shutdown."""
+        return [slot for slot in self.slots if slot.state == state]

@@ -1,0 +1,125 @@
+# What a request is once read: Request, HTTPError (a request to refuse, with its status), the
+# character classes HTTP/1.1 defines, and URL decoding. Pure: no sockets, no asyncio.
+
+import re
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+# Characters that may not appear in a header name or method (RFC 9110 token) or anywhere in a
+# head (controls other than HTAB; CR and LF are checked separately as line ends).
+NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
+CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NOT_DIGIT = re.compile("[^0-9]")  # str.isdigit() takes other scripts' digits on CPython
+HEX = "0123456789abcdefABCDEF"
+
+
+class HTTPError(Exception):
+    """A request the server must refuse; .status is the response status.
+
+    Example::
+
+        raise HTTPError(404, "no such sensor")
+    """
+
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Request:
+    """One parsed request. Headers are a dict of lower-case names to str values."""
+
+    def __init__(self, method, target, version, headers):
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.body = b""
+        p = target.find("?")
+        if p < 0:
+            self.path = target
+            self.query = ""
+        else:
+            self.path = target[:p]
+            self.query = target[p + 1 :]
+        self.keep_alive = version == "HTTP/1.1"  # settled by the reader once headers are in
+        self._args = None
+        self.error = None  # the exception a handler raised, for the server's accounting
+
+    @property
+    def args(self):
+        """Query string as a dict (the last of repeated names wins)."""
+        if self._args is None:
+            self._args = parse_qs(self.query)
+        return self._args
+
+    @property
+    def text(self):
+        """The body as str; HTTPError 400 when it is not UTF-8 (the client's fault, not a 500)."""
+        try:
+            return str(self.body, "utf-8")
+        except UnicodeError:
+            raise HTTPError(400, "body is not UTF-8")
+
+    @property
+    def json(self):
+        """The body parsed as JSON; HTTPError 400 when it is not JSON."""
+        import json
+
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeError):
+            raise HTTPError(400, "body is not valid JSON")
+
+
+def unquote(s, plus=False):
+    """Percent-decode a str (and '+' to space when plus); ValueError on a bad escape."""
+    if plus and "+" in s:
+        s = s.replace("+", " ")
+    if "%" not in s:
+        return s
+    parts = s.split("%")
+    out = bytearray(parts[0].encode())
+    for part in parts[1:]:
+        h = part[:2]
+        if len(h) < 2 or h[0] not in HEX or h[1] not in HEX:
+            raise ValueError("bad percent escape")
+        out.append(int(h, 16))
+        out.extend(part[2:].encode())
+    if max(out) >= 0xC0 and _not_shortest_utf8(out):
+        raise ValueError("overlong UTF-8")
+    return str(bytes(out), "utf-8")
+
+
+def _not_shortest_utf8(b):
+    # MicroPython's decoder (unlike CPython's) accepts overlong forms and surrogates: b"\xc0\xae"
+    # iterates as "." and b"\xc0\x8a" as "\n". Refuse them, so an escape never turns into either.
+    for i in range(len(b) - 1):
+        c = b[i]
+        if c >= 0xC0:
+            d = b[i + 1]
+            if c < 0xC2 or c > 0xF4 or (c == 0xE0 and d < 0xA0) or (c == 0xF0 and d < 0x90):
+                return True
+            if (c == 0xED and d > 0x9F) or (c == 0xF4 and d > 0x8F):
+                return True
+    return False
+
+
+def parse_qs(query):
+    """A query string as a dict; HTTPError 400 on a bad escape.
+
+    Example::
+
+        parse_qs("a=1&b=x+y")  # -> {"a": "1", "b": "x y"}
+    """
+    args = {}
+    if query:
+        for item in query.split("&"):
+            if item:
+                k, _, v = item.partition("=")
+                try:
+                    args[unquote(k, True)] = unquote(v, True)
+                except (ValueError, UnicodeError):
+                    raise HTTPError(400, "bad query string")
+    return args

@@ -1,0 +1,217 @@
+# What a handler may return, checked into a Response; the one builder of error responses; files
+# on flash as responses. Pure: nothing here touches a socket (a file is opened by the server when
+# it sends it).
+
+import json
+import os
+
+from nostall.framing import check_header, error_body
+from nostall.request import HTTPError
+
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "htm": "text/html; charset=utf-8",
+    "css": "text/css",
+    "js": "text/javascript",
+    "json": "application/json",
+    "txt": "text/plain; charset=utf-8",
+    "svg": "image/svg+xml",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "ico": "image/x-icon",
+    "webp": "image/webp",
+    "woff2": "font/woff2",
+    "wasm": "application/wasm",
+}
+TEXT = "text/plain; charset=utf-8"
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+# built once: a tuple of names in a call would be built (allocated) on every call
+BYTES_TYPES = (bytes, bytearray, memoryview)
+_JSON_SCALARS = (str, int, bool)  # on MicroPython bool is no int subclass
+_JSON_LISTS = (list, tuple)
+_JSON_CONTAINERS = (dict, list)
+_INF = float("inf")
+# Checking a value for JSON recurses once per level: deeper nesting could exhaust the C stack
+# of a board's MicroPython task before json.dumps itself would
+MAX_JSON_DEPTH = 20
+
+
+class BadResponse(TypeError):
+    """A handler returned something that cannot be sent; its request gets a 500."""
+
+
+class Response:
+    """What a handler may return (it may also return str, bytes, dict/list, None or a tuple).
+
+    body: bytes or str; or stream: an iterator of bytes sent as it is produced (chunked
+    unless length is given); or file: a path on flash, sent in pieces (give its length).
+    Header values are checked: CR/LF in them raise BadResponse.
+
+    Example::
+
+        return Response("<h1>hi</h1>", content_type=HTML)
+        return Response(stream=(b"%d\\n" % i for i in range(10)))
+    """
+
+    def __init__(self, body=b"", status=200, headers=None, content_type=None, stream=None, length=None, file=None):
+        if isinstance(body, str):
+            body = body.encode()
+            if content_type is None:
+                content_type = TEXT
+        elif not isinstance(body, BYTES_TYPES):
+            raise BadResponse("a Response body is str or bytes, not %s" % type(body).__name__)
+        self.body = body
+        self.status = status
+        self.stream = stream
+        self.file = file
+        self.streamed = stream is not None or file is not None
+        self.length = length if self.streamed else len(body)
+        self.headers = []
+        if content_type is None:
+            content_type = "application/octet-stream" if (body or self.streamed) else None
+        if content_type:
+            self.set_header("Content-Type", content_type)
+        if headers:
+            for name, value in headers.items() if isinstance(headers, dict) else headers:
+                self.set_header(name, value)
+
+    def set_header(self, name, value):
+        try:
+            self.headers.append(check_header(name, value))
+        except ValueError as e:  # CR/LF in it could split the response
+            raise BadResponse(str(e))
+
+    @staticmethod
+    def json(obj, status=200):
+        return Response(dumps(obj), status, content_type=JSON)
+
+    @staticmethod
+    def redirect(location, status=302):
+        return Response(b"", status, {"Location": location})
+
+
+def error_response(status, reason="", headers=None):
+    """The response to every failure, whoever finds it (the reader, the app, the server):
+    "<status> <phrase>: <reason>" as plain text.
+
+    Example::
+
+        error_response(503, "server busy, retry", (("Retry-After", "1"),))
+    """
+    r = Response(error_body(status, reason), status, _NOSNIFF, TEXT)
+    if headers:
+        for name, value in headers:
+            r.set_header(name, value)
+    return r
+
+
+# the reason may quote the request (its path): a browser must show it as text, never sniff it
+_NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
+
+
+def make_response(rv):
+    """The Response for what a handler returned, checked: BadResponse (so a 500) for a status
+    outside 200..599 or a header that could split the response, however it got there."""
+    r = _make_response(rv)
+    s = r.status
+    if type(s) is not int or not 200 <= s <= 599:
+        raise BadResponse("bad response status %r" % (s,))
+    for name, value in r.headers:  # a handler may have appended to r.headers directly
+        check_header(name, value)
+    return r
+
+
+def _make_response(rv):
+    if isinstance(rv, Response):
+        return rv
+    status = 200
+    headers = None
+    if isinstance(rv, tuple):
+        if len(rv) == 3:
+            rv, status, headers = rv
+        elif len(rv) == 2:
+            rv, status = rv
+        else:
+            raise BadResponse("a handler's tuple is (body, status[, headers])")
+        if isinstance(rv, Response):
+            rv.status = status
+            if headers:
+                for k, v in headers.items():
+                    rv.set_header(k, v)
+            return rv
+    if rv is None:
+        return Response(b"", 204 if status == 200 else status, headers)
+    if isinstance(rv, _JSON_CONTAINERS):
+        return Response(dumps(rv), status, headers, JSON)
+    if isinstance(rv, str):
+        return Response(rv.encode(), status, headers, TEXT)
+    if isinstance(rv, bytes):
+        return Response(rv, status, headers)
+    raise BadResponse("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
+
+
+def dumps(obj):
+    """JSON bytes of obj; BadResponse for what JSON cannot hold.
+
+    MicroPython's json.dumps writes repr() for what JSON cannot hold (objects, sets, bytearray,
+    NaN): a 200 with a body no client can parse. Those are refused instead."""
+    _check_json(obj, 0)
+    return json.dumps(obj).encode()
+
+
+def _check_json(v, depth):
+    if v is None or isinstance(v, _JSON_SCALARS):
+        return
+    if isinstance(v, float):
+        if v != v or v == _INF or v == -_INF:
+            raise BadResponse("NaN and Infinity are not JSON")
+        return
+    if depth > MAX_JSON_DEPTH:
+        raise BadResponse("JSON nested deeper than %d" % MAX_JSON_DEPTH)
+    if isinstance(v, _JSON_LISTS):
+        for x in v:
+            _check_json(x, depth + 1)
+        return
+    if isinstance(v, dict):
+        for k in v:
+            if not isinstance(k, _JSON_SCALARS):
+                raise BadResponse("a JSON key is str, not %s" % type(k).__name__)
+            _check_json(v[k], depth + 1)
+        return
+    raise BadResponse("%s is not JSON" % type(v).__name__)
+
+
+def content_type(path):
+    ext = path.rpartition(".")[2].lower()
+    return CONTENT_TYPES.get(ext, "application/octet-stream")
+
+
+def send_file(root, path, max_age=None):
+    """A Response sending root/path, or HTTPError 404. path may not leave root.
+
+    Example::
+
+        @app.get("/log")
+        def log(req):
+            return send_file("/data", "log.txt")
+    """
+    if "\\" in path or "\0" in path:
+        raise HTTPError(400, "bad character in path")
+    for seg in path.split("/"):
+        if seg == ".." or seg == ".":
+            raise HTTPError(404, "no such file")
+    full = root + "/" + path.lstrip("/")
+    try:
+        st = os.stat(full)
+    except OSError:
+        raise HTTPError(404, "no such file")
+    if st[0] & 0x4000:  # a directory
+        raise HTTPError(404, "no such file")
+    r = Response(b"", 200, content_type=content_type(full), file=full, length=st[6])
+    if max_age is not None:
+        r.set_header("Cache-Control", "max-age=%d" % max_age)
+    return r

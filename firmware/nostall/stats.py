@@ -1,0 +1,86 @@
+# What the server counts, and the /status document built from it. Counting is the only job here:
+# every connection's end passes through ended(), every answered status through answered(), every
+# handler failure through handler_error().
+
+import gc
+import sys
+from nostall.ticks import ticks_diff, ticks_ms
+
+# How a connection ended when it was not the server's doing; every other reason is a close the
+# server made first (idle_timeout, evicted, protocol_error, shutdown, ...: see README "/status").
+CLIENT = "client"  # the client closed (EOF): the close this server wants
+RESET = "reset"  # the client reset the connection
+
+
+class Stats:
+    """Counters of one server. The pool keeps the connection gauges (open, peak)."""
+
+    def __init__(self):
+        self.started_ms = ticks_ms()
+        self.accepted = 0
+        self.requests = 0
+        self.closes_by_client = 0
+        self.resets_by_client = 0
+        self.closes_by_server = {}  # reason -> count
+        self.status_4xx = 0
+        self.status_5xx = 0
+        self.handler_errors = 0
+        self.handler_errors_by_kind = {}  # exception, memory, bad_response, stream, timeout
+        self.rejected_busy = 0
+        self.accept_errors = 0
+
+    def ended(self, reason):
+        """Count how a connection ended: the client closed, the client reset, or the server
+        closed first (by reason)."""
+        if reason == CLIENT:
+            self.closes_by_client += 1
+        elif reason == RESET:
+            self.resets_by_client += 1
+        else:
+            d = self.closes_by_server
+            d[reason] = d.get(reason, 0) + 1
+
+    def answered(self, status):
+        """Count a response's status (only errors are counted by class)."""
+        if status >= 500:
+            self.status_5xx += 1
+        elif status >= 400:
+            self.status_4xx += 1
+
+    def handler_error(self, kind, path, exc):
+        """Count (by kind: exception, memory, bad_response, stream, timeout) and log a handler's failure."""
+        self.handler_errors += 1
+        d = self.handler_errors_by_kind
+        d[kind] = d.get(kind, 0) + 1
+        print("nostall: handler error (%s) on %s: %r" % (kind, path, exc))
+        if exc is not None and hasattr(sys, "print_exception"):
+            sys.print_exception(exc)
+
+    def document(self, pool, limits, info, collect=False):
+        """The /status JSON document: uptime, heap, connections, closes by side, errors, limits
+        and info (firmware version, board). collect: run the GC first, for a comparable heap."""
+        if collect:
+            gc.collect()
+        d = {
+            "uptime_ms": ticks_diff(ticks_ms(), self.started_ms),
+            "heap_free": gc.mem_free(),
+            "heap_alloc": gc.mem_alloc(),
+            "connections_open": pool.in_use,
+            "connections_peak": pool.peak,
+            "connections_accepted": self.accepted,
+            "requests": self.requests,
+            "closes_by_client": self.closes_by_client,
+            "resets_by_client": self.resets_by_client,
+            "closes_by_server": self.closes_by_server,
+            "closes_by_server_total": sum(self.closes_by_server.values()),
+            "status_4xx": self.status_4xx,
+            "status_5xx": self.status_5xx,
+            "handler_errors": self.handler_errors,
+            "handler_errors_by_kind": self.handler_errors_by_kind,
+            "rejected_busy": self.rejected_busy,
+            "accept_errors": self.accept_errors,
+            "limits": limits,
+        }
+        for k in info:
+            d[k] = info[k]
+        return d
