@@ -2,6 +2,8 @@
 # error handlers, static files. The server calls App.dispatch(request) and sends the Response it
 # returns; nothing here touches a socket. What a handler may return is response.py's.
 
+import sys
+
 from nostall.request import METHODS, HTTPError, unquote
 from nostall.response import (  # noqa: F401 - the app API in one import: from nostall.web import ...
     HTML,
@@ -35,6 +37,14 @@ def _awaited(coro):
             yield
         except BaseException as e:  # cancellation (handler timeout, shutdown): the handler's to handle
             exc = e
+
+
+if sys.implementation.name != "micropython":
+    # CPython (the unit tests) awaits a plain generator only once it is marked so; its asyncio
+    # yields futures, so there only handlers that do not wait run
+    from types import coroutine
+
+    _awaited = coroutine(_awaited)
 
 
 def tokens_equal(a, b):

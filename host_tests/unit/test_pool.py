@@ -1,0 +1,201 @@
+# The connection pool (firmware/nostall/pool.py): its state table, deadlines, LRU and stall
+# eviction, with a fake clock and fake tasks. Runs on CPython and on MicroPython.
+
+from unitcheck import Clock, Task, raises
+
+from nostall.config import Config
+from nostall.pool import (
+    BODY,
+    FREE,
+    HANDLER,
+    HEAD,
+    IDLE,
+    LINGER,
+    NAMES,
+    NEW,
+    TIMEOUT_LIMITS,
+    TIMEOUT_REASONS,
+    WRITE,
+    Pool,
+    Slot,
+    StateError,
+)
+
+ALL = (FREE, NEW, IDLE, HEAD, BODY, HANDLER, WRITE, LINGER)
+
+# every legal step; the table in pool.py must allow exactly these (and X -> FREE from anywhere)
+LEGAL = {
+    FREE: (NEW,),
+    NEW: (HEAD, BODY, HANDLER, WRITE),
+    IDLE: (HEAD, BODY, HANDLER, WRITE),
+    HEAD: (BODY, HANDLER, WRITE),
+    BODY: (HANDLER, WRITE),
+    HANDLER: (WRITE,),
+    WRITE: (WRITE, IDLE, LINGER),
+    LINGER: (),
+}
+
+
+def make(n=3, clock=None, **limits):
+    cfg = Config(**limits)
+    pool = Pool(cfg, clock or Clock())
+    for _ in range(n):
+        pool.add(Slot(pool))
+    return pool
+
+
+def opened(pool, started=True):
+    """Open a connection in a free slot, as the server does; returns the slot."""
+    slot = pool.free()
+    pool.open(slot, Task())
+    slot.started = started
+    return slot
+
+
+def put(slot, *states):
+    for s in states:
+        slot.enter(s)
+    return slot
+
+
+def test_table_allows_exactly_the_legal_steps():
+    pool = make(1)
+    for a in ALL:
+        for b in ALL:
+            slot = Slot(pool)
+            slot.state = a
+            ok = b == FREE or b in LEGAL[a]
+            if ok:
+                slot.enter(b)
+                assert slot.state == b
+            else:
+                with raises(StateError, "%s -> %s" % (NAMES[a], NAMES[b])):
+                    slot.enter(b)
+                assert slot.state == a, "an illegal step must not move the slot"
+
+
+def test_every_state_but_free_has_a_timeout_limit_and_a_close_reason():
+    names = Config().as_dict()
+    for s in ALL:
+        if s == FREE:
+            assert TIMEOUT_LIMITS[s] is None and TIMEOUT_REASONS[s] is None
+        else:
+            assert TIMEOUT_LIMITS[s] in names, NAMES[s]
+            assert TIMEOUT_REASONS[s].endswith("_timeout"), NAMES[s]
+
+
+def test_deadlines_come_from_the_config_read_once():
+    clock = Clock(5000)
+    pool = make(1, clock, idle_timeout_ms=3000, header_timeout_ms=700, write_timeout_ms=900)
+    slot = opened(pool)
+    assert slot.deadline == 8000 and slot.since == 5000
+    clock.advance(100)
+    slot.enter(HEAD)
+    assert slot.deadline == 5100 + 700
+    slot.enter(HANDLER)
+    slot.enter(WRITE)
+    clock.advance(50)
+    slot.enter(WRITE)  # progress while writing: its deadline counts from now
+    assert slot.deadline == 5150 + 900
+
+
+def test_expire_cancels_each_connection_past_its_deadline_with_its_states_reason():
+    clock = Clock()
+    pool = make(3, clock, idle_timeout_ms=1000, header_timeout_ms=300, handler_timeout_ms=2000)
+    a = opened(pool)  # NEW: idle timeout
+    b = put(opened(pool), HEAD)
+    c = put(opened(pool), HANDLER)
+    clock.advance(299)
+    pool.expire()
+    assert [s.cancelled for s in (a, b, c)] == [None, None, None]
+    clock.advance(1)
+    pool.expire()
+    assert b.cancelled == "header_timeout" and b.task.cancelled == 1
+    clock.advance(700)
+    pool.expire()
+    pool.expire()  # a cancelled connection is not cancelled again
+    assert a.cancelled == "idle_timeout" and a.task.cancelled == 1 and b.task.cancelled == 1
+    clock.advance(1000)
+    pool.expire()
+    assert c.cancelled == "handler_timeout"
+
+
+def test_a_task_that_has_not_run_is_marked_not_cancelled():
+    # cancelling a task before its first step skips its finally: it must see .cancelled instead
+    pool = make(1)
+    slot = opened(pool, started=False)
+    slot.cancel("evicted")
+    assert slot.cancelled == "evicted" and slot.task.cancelled == 0
+
+
+def test_open_release_and_the_gauges():
+    pool = make(2)
+    a = opened(pool)
+    b = opened(pool)
+    assert pool.free() is None and pool.in_use == 2 and pool.peak == 2
+    pool.release(a)
+    pool.release(a)  # twice is once
+    assert pool.in_use == 1 and pool.free() is a and a.task is None and a.state == FREE
+    assert b.state == NEW
+
+
+def test_eviction_takes_the_least_recently_used_idle_connection():
+    pool = make(3)
+    a = put(opened(pool), HANDLER, WRITE, IDLE)
+    b = put(opened(pool), HANDLER, WRITE, IDLE)
+    c = put(opened(pool), HANDLER, WRITE, IDLE)
+    pool.touch(a)  # a served a request since: b is now the least recently used
+    assert pool.evict()
+    assert b.cancelled == "evicted" and a.cancelled is None and c.cancelled is None
+    assert pool.evict()
+    assert c.cancelled == "evicted"
+    assert pool.evict() and a.cancelled == "evicted"
+    assert not pool.evict()
+
+
+def test_a_new_connection_is_not_idle_but_may_be_stalled():
+    # no first request yet: maybe in flight (not LRU-evictable), maybe a preconnect that never
+    # sends (evictable as stalled once stall_evict_ms has passed)
+    clock = Clock()
+    pool = make(1, clock, stall_evict_ms=1000)
+    slot = opened(pool)
+    assert not pool.evict()
+    clock.advance(999)
+    assert not pool.evict()
+    clock.advance(1)
+    assert pool.evict() and slot.cancelled == "evicted_stalled"
+
+
+def test_stall_eviction_takes_the_longest_stalled_and_never_the_handler():
+    clock = Clock()
+    pool = make(4, clock, stall_evict_ms=500)
+    handler = put(opened(pool), HANDLER)  # waiting on the app, not on the client
+    clock.advance(100)
+    head = put(opened(pool), HEAD)
+    clock.advance(100)
+    write = put(opened(pool), HANDLER, WRITE)
+    clock.advance(100)
+    linger = put(opened(pool), HANDLER, WRITE, LINGER)
+    clock.advance(350)  # head stalled 550, write 450, linger 350, handler 650
+    assert pool.evict()
+    assert head.cancelled == "evicted_stalled"
+    assert not pool.evict()  # none other has lasted 500 ms yet
+    clock.advance(50)
+    assert pool.evict() and write.cancelled == "evicted_stalled"
+    assert handler.cancelled is None and linger.cancelled is None
+
+
+def test_idle_is_evicted_before_any_stalled_one():
+    clock = Clock()
+    pool = make(2, clock, stall_evict_ms=10)
+    stalled = put(opened(pool), HEAD)
+    idle = put(opened(pool), HANDLER, WRITE, IDLE)
+    clock.advance(1000)
+    assert pool.evict() and idle.cancelled == "evicted" and stalled.cancelled is None
+
+
+def test_waiting_lists_the_slots_in_a_state():
+    pool = make(3)
+    a = opened(pool)
+    b = put(opened(pool), HANDLER, WRITE, IDLE)
+    assert pool.waiting(NEW) == [a] and pool.waiting(IDLE) == [b] and len(pool.waiting(FREE)) == 1

@@ -1,0 +1,54 @@
+# What the unit tests share: plain Python that runs on CPython (under pytest) and on the
+# MicroPython unix port (under mp_run.py). No pytest, no f-string "=", no typing, no dataclasses.
+
+import asyncio
+
+
+class raises:
+    """with raises(ValueError, "part of its message") as r: ... ; then r.value is the exception."""
+
+    def __init__(self, exc, match=None):
+        self.exc = exc
+        self.match = match
+        self.value = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, value, tb):
+        if typ is None:
+            raise AssertionError("did not raise %s" % self.exc.__name__)
+        if not issubclass(typ, self.exc):
+            return False  # another exception: let it through
+        if self.match is not None and self.match not in str(value):
+            raise AssertionError("%r does not mention %r" % (str(value), self.match))
+        self.value = value
+        return True
+
+
+class Clock:
+    """A fake ticks_ms: call it for the time; advance it by hand."""
+
+    def __init__(self, t=1000):
+        self.t = t
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, ms):
+        self.t += ms
+
+
+class Task:
+    """A fake asyncio task: remembers being cancelled."""
+
+    def __init__(self):
+        self.cancelled = 0
+
+    def cancel(self):
+        self.cancelled += 1
+
+
+def run(coro):
+    """Run a coroutine to its end on either interpreter's asyncio."""
+    return asyncio.run(coro)
