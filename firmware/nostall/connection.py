@@ -3,13 +3,13 @@
 # first (linger), so the TIME_WAIT lands on the client. The socket is closed in one place,
 # Connection.close(), on every path.
 #
-# Waits cost no task and no allocation: each connection has one Waiter, reused for every read,
-# write and readiness wait, and its deadlines are the pool's (one ticker cancels the task whose
+# Waits cost no task and no allocation: each connection has one Waiter (waiter.py), reused for
+# every read and write, and its deadlines are the pool's (one ticker cancels the task whose
 # state has lasted too long). MicroPython's asyncio streams are not used: their close() does not
 # close, and a failing handler leaves the socket open until GC.
 
 # pyright: reportGeneralTypeIssues=false
-# (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see Waiter)
+# (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
 import gc
 
@@ -21,102 +21,14 @@ from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import BYTES_TYPES, BadResponse, error_response
 from nostall.stats import CLIENT, RESET
+from nostall.waiter import Waiter, drain
 
-_ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams use it the same way
 CancelledError = core.CancelledError
 
 _RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
 # Head and body go out in one write up to one TCP segment (Ethernet/Wi-Fi MSS 1460): one segment,
 # no wait on the client's delayed ACK between head and body
 _COALESCE_BYTES = 1460
-
-_READABLE = 0
-_RECV = 1
-_SEND = 2
-
-
-class Waiter:
-    """await w.readable(sock); n = await w.recv(sock, space) (0: EOF); await w.send(sock, data).
-
-    Reused for every wait, as asyncio's own SingletonGenerator is (MicroPython awaits anything
-    with __iter__/__next__), so a wait allocates nothing. on_progress() is called when a send
-    that had to wait moves on (a slow but steady reader is not stalled).
-    """
-
-    def __init__(self, on_progress=None):
-        self.on_progress = on_progress
-        self.sock = None
-        self.op = _READABLE
-        self.data = b""
-        self.off = 0
-        self.armed = False
-
-    def readable(self, sock):
-        self.sock = sock
-        self.op = _READABLE
-        self.armed = True
-        return self
-
-    def recv(self, sock, space):
-        self.sock = sock
-        self.op = _RECV
-        self.data = space
-        self.armed = True
-        return self
-
-    def send(self, sock, data):
-        n = sock.write(data)  # most answers fit the socket's buffer: no wait at all
-        self.sock = sock
-        self.op = _SEND
-        self.data = data
-        self.off = n or 0
-        self.armed = self.off < len(data)
-        return self
-
-    def __iter__(self):
-        return self
-
-    __await__ = __iter__  # the CPython spelling, for type checkers
-
-    def __next__(self):
-        op = self.op
-        if self.armed:
-            self.armed = False
-        elif op == _RECV:
-            n = self.sock.readinto(self.data)
-            if n is not None:
-                self.data = b""
-                raise StopIteration(n)
-        elif op == _SEND:
-            data = self.data
-            if self.off < len(data):
-                n = self.sock.write(memoryview(data)[self.off :])
-                if n:
-                    self.off += n
-                    if self.on_progress is not None:
-                        self.on_progress()
-            if self.off >= len(data):
-                self.data = b""
-                raise StopIteration
-        else:
-            raise StopIteration
-        if op == _SEND:
-            _ioq.queue_write(self.sock)
-        else:
-            _ioq.queue_read(self.sock)
-        return None
-
-
-async def drain(io, sock, buf, budget):
-    """Read and drop what the peer sends until its EOF: True at EOF, False when budget bytes
-    came first. A reset raises OSError; the caller bounds the time."""
-    while budget > 0:
-        n = await io.recv(sock, buf)
-        if n == 0:
-            return True
-        budget -= n
-    return False
-
 
 class _Closed(Exception):
     """The connection ends now, for the reason in args[0]; nothing more is sent."""

@@ -9,22 +9,12 @@
 # stopped, so parsing is O(n) in the bytes received, and every limit is checked before anything
 # is allocated for it: the buffer itself is the cap on the head.
 #
-# Responses are framing.py's job; what a Request is, request.py's.
+# Bodies are read by the steps in body.py; responses are framing.py's job; what a Request is,
+# request.py's.
 
-from nostall.request import CTL, HEX, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
-
-# Reader states
-_HEAD = 0
-_BODY = 1  # Content-Length body
-_CHUNK_SIZE = 2
-_CHUNK_DATA = 3
-_CHUNK_END = 4  # the CRLF after a chunk's data
-_TRAILER = 5
-_DEAD = 6  # after an error: nothing more is parsed
-
-_AGAIN = object()  # a step's "moved to another state"
-
-_MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
+from nostall import body as _body
+from nostall.body import AGAIN, BROKEN, EXPECT_BODY, EXPECT_CHUNK_SIZE, EXPECT_HEAD
+from nostall.request import CTL, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
 
 
 def _tokens(value):
@@ -52,7 +42,7 @@ class RequestReader:
         self.start = 0  # first unconsumed byte
         self.end = 0  # end of received bytes
         self.scan = 0  # where the search for the end of the head resumes
-        self.state = _HEAD
+        self.state = EXPECT_HEAD
         self.req = None  # request whose body is being read
         self.body = None
         self.body_len = 0  # bytes of body received
@@ -61,7 +51,7 @@ class RequestReader:
 
     def pending(self):
         """True when part of a request has arrived: EOF now would cut a request short."""
-        return self.state != _HEAD or self.end > self.start
+        return self.state != EXPECT_HEAD or self.end > self.start
 
     def space(self):
         """A memoryview to receive into; empty only when a head fills the whole buffer."""
@@ -90,7 +80,7 @@ class RequestReader:
 
     def body_due(self):
         """True while a request's body is being read (its head is in)."""
-        return _HEAD < self.state < _DEAD
+        return EXPECT_HEAD < self.state < BROKEN
 
     def take_continue(self):
         """True once when the head asked "Expect: 100-continue" and its body has not started:
@@ -99,19 +89,16 @@ class RequestReader:
         self.need_continue = False
         return c
 
+    def _fail(self, status, reason):
+        self.state = BROKEN
+        raise HTTPError(status, reason)
+
     def next(self):
         """The next complete Request, None when more bytes are needed; HTTPError to refuse."""
         while True:
             r = _STEPS[self.state](self)
-            if r is not _AGAIN:
+            if r is not AGAIN:
                 return r
-
-    def _dead(self):
-        raise HTTPError(400, "connection is in error")
-
-    def _fail(self, status, reason):
-        self.state = _DEAD
-        raise HTTPError(status, reason)
 
     def _head(self):
         buf = self.buf
@@ -235,9 +222,9 @@ class RequestReader:
             self.req = req
             self.body = bytearray()
             self.body_len = 0
-            self.state = _CHUNK_SIZE
+            self.state = EXPECT_CHUNK_SIZE
             self.need_continue = self._expects(req)
-            return _AGAIN
+            return AGAIN
         if cl is not None:
             if not cl or NOT_DIGIT.search(cl):
                 self._fail(400, "malformed Content-Length")
@@ -248,9 +235,9 @@ class RequestReader:
             if n:
                 self.req = req
                 self.remaining = n
-                self.state = _BODY
+                self.state = EXPECT_BODY
                 self.need_continue = self._expects(req)
-                return _AGAIN
+                return AGAIN
         return req
 
     def _expects(self, req):
@@ -261,120 +248,12 @@ class RequestReader:
             self._fail(400, "unsupported Expect")
         return req.version == "HTTP/1.1" and self.end == self.start
 
-    def _body(self):
-        have = self.end - self.start
-        if have == 0:
-            return None
-        self.need_continue = False
-        req = self.req
-        n = self.remaining
-        if self.body is None:
-            if have >= n:  # common case: the whole body came with the head
-                req.body = bytes(self.mv[self.start : self.start + n])
-                self.start += n
-                return self._done()
-            self.body = bytearray(n)
-            self.body_len = 0
-        take = min(have, n)
-        self.body[self.body_len : self.body_len + take] = self.mv[self.start : self.start + take]
-        self.body_len += take
-        self.start += take
-        self.remaining -= take
-        if self.remaining:
-            return None
-        req.body = bytes(self.body)
-        return self._done()
-
-    def _done(self):
-        req = self.req
-        self.req = None
-        self.body = None
-        self.state = _HEAD
-        self.scan = self.start
-        return req
-
-    def _line(self, limit):
-        # a chunk-size or trailer line (bytes, CRLF dropped), None until its end arrives; one
-        # longer than limit is refused whether its end arrived yet or not
-        buf = self.buf
-        i = buf.find(b"\r\n", self.start, self.end)
-        if i < 0:
-            if self.end - self.start > limit + 1 or buf.find(b"\n", self.start, self.end) >= 0:
-                self._fail(400, "malformed chunk line")
-            return None
-        if i - self.start > limit:
-            self._fail(400, "malformed chunk line")
-        self.need_continue = False
-        line = bytes(self.mv[self.start : i])
-        self.start = i + 2
-        return line
-
-    def _chunk_size(self):
-        line = self._line(_MAX_CHUNK_LINE)
-        if line is None:
-            return None
-        size = line.split(b";", 1)[0].strip(b" \t")
-        if not size or any(chr(c) not in HEX for c in size):
-            self._fail(400, "malformed chunk size")
-        size = size.lstrip(b"0") or b"0"
-        if len(size) > 8:
-            self._fail(413, "body too large")
-        n = int(size, 16)
-        if self.body_len + n > self.cfg.max_body_bytes:
-            self._fail(413, "body too large")
-        if n == 0:
-            self.state = _TRAILER
-        else:
-            self.remaining = n
-            self.state = _CHUNK_DATA
-        return _AGAIN
-
-    def _chunk_data(self):
-        have = self.end - self.start
-        if have == 0:
-            return None
-        take = min(have, self.remaining)
-        self.body.extend(self.mv[self.start : self.start + take])
-        self.body_len += take
-        self.start += take
-        self.remaining -= take
-        if self.remaining == 0:
-            self.state = _CHUNK_END
-        return _AGAIN
-
-    def _chunk_end(self):
-        buf = self.buf
-        have = self.end - self.start
-        if have < 2:
-            if have == 1 and buf[self.start] != 13:
-                self._fail(400, "chunk data longer than its size")
-            return None
-        if buf[self.start] != 13 or buf[self.start + 1] != 10:
-            self._fail(400, "chunk data longer than its size")
-        self.start += 2
-        self.state = _CHUNK_SIZE
-        return _AGAIN
-
-    def _trailer(self):
-        line = self._line(min(self.cfg.max_header_bytes, len(self.buf)) - 2)
-        if line is None:
-            return None
-        if not line:  # end of trailers: the request is complete
-            self.req.body = bytes(self.body or b"")
-            return self._done()
-        if b"\n" in line or b":" not in line:
-            self._fail(400, "malformed trailer")
-        return _AGAIN
-
-
-# What next() runs in each reader state: a step returns a Request, None (needs more bytes) or
-# _AGAIN (it moved to another state: run that one), or raises HTTPError.
 _STEPS = (
-    RequestReader._head,  # _HEAD
-    RequestReader._body,  # _BODY
-    RequestReader._chunk_size,  # _CHUNK_SIZE
-    RequestReader._chunk_data,  # _CHUNK_DATA
-    RequestReader._chunk_end,  # _CHUNK_END
-    RequestReader._trailer,  # _TRAILER
-    RequestReader._dead,  # _DEAD
+    RequestReader._head,  # EXPECT_HEAD
+    _body.content_length,  # EXPECT_BODY
+    _body.chunk_size,  # EXPECT_CHUNK_SIZE
+    _body.chunk_data,  # EXPECT_CHUNK_DATA
+    _body.chunk_end,  # EXPECT_CHUNK_END
+    _body.trailer,  # EXPECT_TRAILER
+    _body.broken,  # BROKEN
 )

@@ -16,7 +16,7 @@
 # time), then gets a 503 with Retry-After, and again the server waits for the client to close.
 
 # pyright: reportGeneralTypeIssues=false
-# (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see connection.py)
+# (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
 import gc
 
@@ -25,12 +25,13 @@ from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroP
 import socket
 
 from nostall.config import Config
-from nostall.connection import Connection, Waiter, drain
+from nostall.connection import Connection
 from nostall.framing import closing
 from nostall.pool import IDLE, NEW, Pool
 from nostall.response import error_response
 from nostall.stats import CLIENT, RESET, Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
+from nostall.waiter import Waiter, drain
 
 CancelledError = core.CancelledError
 

@@ -44,7 +44,7 @@ if sys.implementation.name != "micropython":
     # yields futures, so there only handlers that do not wait run
     from types import coroutine
 
-    _awaited = coroutine(_awaited)
+    _awaited = coroutine(_awaited)  # pyright: ignore[reportAssignmentType]
 
 
 def tokens_equal(a, b):
