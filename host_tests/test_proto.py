@@ -46,7 +46,7 @@ def test_body_larger_than_receive_buffer():
 
 
 def test_response_head_and_chunks():
-    h = response_head(200, [("Content-Type", "text/plain")], 5, FIXED, True, "timeout=5, max=99")
+    h = response_head(200, [("Content-Type", "text/plain")], 5, FIXED, True, (5, 99))
     assert h == (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
         b"Keep-Alive: timeout=5, max=99\r\n\r\n"

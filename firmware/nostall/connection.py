@@ -55,13 +55,47 @@ class Connection(Slot):
             self.enter(WRITE)  # its deadline counts from the last progress
 
     async def serve(self):
+        # one coroutine for the connection's whole life (a nested one would cost every open
+        # connection another frame on the heap); every path ends in close(reason)
         reason = "error"
+        reader = self.reader
         try:
             self.started = True
             if self.cancelled is not None:  # evicted or timed out before this task first ran
                 reason = self.cancelled
-            else:
-                reason = await self._requests()
+                return
+            while True:
+                try:
+                    req = reader.next()
+                except HTTPError as e:
+                    reason = await self._refuse(e)
+                    return
+                if req is not None:
+                    await self._respond(req)
+                    if self.state == LINGER:
+                        reason = await self._linger()
+                        return
+                    self.enter(IDLE)
+                    continue
+                if reader.body_due():
+                    # the head may have come in the same read as the request's first byte: the
+                    # body's timeout applies now, not the head's
+                    if self.state != BODY:
+                        self.enter(BODY)
+                    if reader.take_continue():
+                        await self.io.send(self.sock, CONTINUE)
+                elif self.state == NEW or self.state == IDLE:
+                    if reader.pending():
+                        self.enter(HEAD)
+                    elif self.server.stopping:
+                        reason = "shutdown"
+                        return
+                # space() is never empty here: the reader refuses a head before it fills the buffer
+                n = await self.io.recv(self.sock, reader.space())
+                if n == 0:
+                    reason = CLIENT  # the client closed first: the close we want (mid-request: it gave up)
+                    return
+                reader.added(n)
         except CancelledError:
             reason = self.cancelled or "shutdown"
         except _Closed as e:
@@ -86,38 +120,6 @@ class Connection(Slot):
             s.close()
         except OSError:
             pass
-
-    async def _requests(self):
-        """Serve requests until the connection ends; returns why it ended."""
-        reader = self.reader
-        while True:
-            try:
-                req = reader.next()
-            except HTTPError as e:
-                return await self._refuse(e)
-            if req is not None:
-                await self._respond(req)
-                if self.state == LINGER:
-                    return await self._linger()
-                self.enter(IDLE)
-                continue
-            if reader.body_due():
-                # the head may have come in the same read as the request's first byte: the body's
-                # timeout applies now, not the head's
-                if self.state != BODY:
-                    self.enter(BODY)
-                if reader.take_continue():
-                    await self.io.send(self.sock, CONTINUE)
-            elif self.state == NEW or self.state == IDLE:
-                if reader.pending():
-                    self.enter(HEAD)
-                elif self.server.stopping:
-                    return "shutdown"
-            # space() is never empty here: the reader refuses a head before it fills the buffer
-            n = await self.io.recv(self.sock, reader.space())
-            if n == 0:
-                return CLIENT  # the client closed first: the close we want (mid-request: it gave up)
-            reader.added(n)
 
     async def _respond(self, req):
         server = self.server
@@ -151,12 +153,13 @@ class Connection(Slot):
                 stream = None
                 req.error = e
                 resp = error_response(500, "handler's stream failed")
-        else:
+        elif resp.stream is not None:
             _close(resp.stream)
         stats.requests += 1
-        stats.answered(resp.status)
-        if req.error is not None and resp.status == 500:
-            stats.handler_error(_error_kind(req.error), req.path, req.error)
+        if resp.status >= 400:
+            stats.answered(resp.status)
+            if req.error is not None and resp.status == 500:
+                stats.handler_error(_error_kind(req.error), req.path, req.error)
         left = server.cfg.max_requests_per_connection - self.requests
         head, mode, keep = plan(req, resp, 0 if server.stopping else left, server.idle_s)
         self.enter(WRITE)

@@ -52,6 +52,11 @@ LAST_CHUNK = b"0\r\n\r\n"
 
 _STATUS_LINES = {}
 _STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses cannot grow it
+# Header lines kept built, by (name, value): most answers repeat the same few (Content-Type),
+# and building one costs a str, its encoding and MicroPython's interned-string lookup. Values
+# that change (ETag, Location) fill at most this many entries, then are built each time.
+_HEADER_LINES = {}
+_HEADER_LINES_MAX = 16
 
 
 def status_line(status):
@@ -107,7 +112,7 @@ def plan(req, resp, left, idle_s):
         mode = NONE
     ka = None
     if keep:
-        ka = "timeout=%d, max=%d" % (idle_s, left)
+        ka = (idle_s, left)
     return response_head(status, resp.headers, length, mode, keep, ka, version), mode, keep
 
 
@@ -117,16 +122,21 @@ def closing(resp):
     return response_head(resp.status, resp.headers, len(resp.body), FIXED, False, None, "HTTP/1.1") + resp.body
 
 
-def response_head(status, headers, length, mode, keep, keep_alive_field=None, version="HTTP/1.1"):
+def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1"):
     """Status line and header block as bytes.
 
     headers: (name, value) pairs already checked by check_header; length: body bytes, or None
-    when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive_field:
-    the Keep-Alive value when the connection stays open (e.g. "timeout=5, max=99").
+    when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive:
+    (timeout s, requests left) for the Keep-Alive field when the connection stays open.
     """
     parts = [status_line(status)]
-    for name, value in headers:
-        parts.append(("%s: %s\r\n" % (name, value)).encode())
+    for h in headers:
+        line = _HEADER_LINES.get(h) if type(h) is tuple else None  # a handler may append lists
+        if line is None:
+            line = ("%s: %s\r\n" % (h[0], h[1])).encode()
+            if len(_HEADER_LINES) < _HEADER_LINES_MAX:
+                _HEADER_LINES[h] = line
+        parts.append(line)
     if status < 200 or status == 204 or status == 304:
         pass  # RFC 9110 8.6, 9112 6.1: neither length field on these
     elif length is not None:
@@ -136,8 +146,8 @@ def response_head(status, headers, length, mode, keep, keep_alive_field=None, ve
     if keep:
         if version != "HTTP/1.1":
             parts.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes unless told
-        if keep_alive_field:
-            parts.append(("Keep-Alive: %s\r\n" % keep_alive_field).encode())
+        if keep_alive:
+            parts.append(b"Keep-Alive: timeout=%d, max=%d\r\n" % keep_alive)
     else:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")

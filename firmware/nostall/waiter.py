@@ -5,12 +5,15 @@
 # (it says a Waiter "is not awaitable": see above)
 
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
+from micropython import const
 
 _ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams use it the same way
 
-_READABLE = 0
-_RECV = 1
-_SEND = 2
+# const(): the compiler puts the number in place of the name (no lookup per wait)
+_READABLE = const(0)
+_RECV = const(1)
+_SEND = const(2)
+_DONE = ()
 
 
 class Waiter:
@@ -43,12 +46,16 @@ class Waiter:
         return self
 
     def send(self, sock, data):
-        n = sock.write(data)  # most answers fit the socket's buffer: no wait at all
+        n = sock.write(data)
+        if n == len(data):
+            # most answers fit the socket's buffer: nothing to wait for, and awaiting an empty
+            # tuple ends at once without raising StopIteration (MicroPython awaits any iterable)
+            return _DONE
         self.sock = sock
         self.op = _SEND
         self.data = data
         self.off = n or 0
-        self.armed = self.off < len(data)
+        self.armed = True
         return self
 
     def __iter__(self):

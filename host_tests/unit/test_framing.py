@@ -121,3 +121,14 @@ def test_chunks():
     assert chunk(b"hello") == b"5\r\nhello\r\n"
     assert chunk(b"x" * 300) == b"12c\r\n" + b"x" * 300 + b"\r\n"
     assert chunk(b"") == b"0\r\n\r\n"
+
+
+def test_built_header_lines_are_kept_within_a_bound():
+    from nostall import framing
+    from nostall.framing import response_head
+
+    for i in range(3 * framing._HEADER_LINES_MAX):
+        head = response_head(200, [("ETag", '"%d"' % i)], 0, FIXED, True)
+        assert b'ETag: "%d"\r\n' % i in head
+    assert len(framing._HEADER_LINES) <= framing._HEADER_LINES_MAX
+    assert b"X-L: v\r\n" in response_head(200, [["X-L", "v"]], 0, FIXED, True)  # a list, appended by hand
