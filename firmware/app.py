@@ -4,7 +4,7 @@
 from nostall.proto import HTTPError
 from nostall.web import App, Response
 
-MAX_SAMPLES = 200
+MAX_SAMPLES = 200  # /api/samples?n= cap: one request may not hold its slot streaming for long
 
 
 def make_app(hw):

@@ -115,7 +115,7 @@ class Board:
 
     async def _feed_watchdog(self):
         # fed from the event loop: if the loop stalls, the board resets
-        period = self.settings.watchdog_ms // 3
+        period = self.settings.watchdog_ms // 3  # three feeds per timeout: one late feed is no reset
         while True:
             self.wdt.feed()
             await asyncio.sleep_ms(period)
