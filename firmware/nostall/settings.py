@@ -32,7 +32,9 @@ class Settings:
         for k in d:
             if k not in _KNOWN:
                 raise SettingsError("unknown setting %r; known: %s" % (k, ", ".join(_KNOWN)))
-        wifi = d.get("wifi") or {}
+        wifi = d.get("wifi")
+        if wifi is None:
+            wifi = {}
         if not isinstance(wifi, dict):
             raise SettingsError('"wifi" must be an object: {"ssid": "...", "password": "..."}')
         self.ssid = wifi.get("ssid", "")
@@ -53,7 +55,9 @@ class Settings:
         self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
         self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, 30)
         self.api_token = _token(d)
-        limits = d.get("limits") or {}
+        limits = d.get("limits")
+        if limits is None:
+            limits = {}
         if not isinstance(limits, dict):
             raise SettingsError('"limits" must be an object of limit names to integers')
         try:
