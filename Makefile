@@ -7,6 +7,11 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 MICROPYTHON := $(VENV)/bin/micropython
 
+# The host tools are modules of host_tests/harness; $(call harness,soak) runs `python -m
+# harness.soak` with the path pytest.ini gives the tests (nothing edits sys.path). A second
+# argument names another interpreter (default: the venv's).
+harness = PYTHONPATH=$(CURDIR)/host_tests:$(CURDIR)/firmware $(or $(2),$(VPY)) -m harness.$(1)
+
 help:
 	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
 	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
@@ -37,7 +42,7 @@ SIM_HEAP ?=
 SIM_FIRMWARE ?= firmware
 
 sim: venv
-	@$(VPY) host_tests/simboard.py --port $(SIM_PORT) --firmware $(SIM_FIRMWARE) $(if $(SIM_HEAP),--heap $(SIM_HEAP))
+	@$(call harness,simboard) --port $(SIM_PORT) --firmware $(SIM_FIRMWARE) $(if $(SIM_HEAP),--heap $(SIM_HEAP))
 
 # ---- tests ----
 # BOARD_IP=x.x.x.x [BOARD_PORT=80] points every HTTP test at a real board instead of the sim.
@@ -49,15 +54,16 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 # `make test` runs every host test against the sim board (or BOARD_IP), then, where the lwIP
 # emulator can run (root, /dev/net/tun), the HTTP, limits and abuse tests once more through real
 # lwIP (EMU_PASS). Without root that pass is skipped with its reason; on CI (CI=true) that fails.
-EMU_PASS ?= host_tests/test_http.py host_tests/test_limits.py host_tests/test_security.py \
-	host_tests/test_malformed.py host_tests/test_fuzz.py host_tests/test_abuse_faults.py host_tests/test_abuse_leaks.py
+EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tests/wire/test_security.py \
+	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py \
+	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
 	@$(if $(BOARD_IP),true,$(MAKE) --no-print-directory test-emu-pass)
 
 test-emu-pass: venv
-	@if why=$$($(VPY) host_tests/emu/netns.py); then \
+	@if why=$$($(call harness,emu.netns)); then \
 	    echo "==> pytest --board=emu $(EMU_PASS) (through lwIP)"; \
 	    $(VPY) -m pytest --board=emu $(EMU_PASS) $(PYTEST_ARGS); \
 	elif [ "$$CI" = true ]; then echo "error: emulator pass cannot run on CI: $$why"; exit 1; \
@@ -73,14 +79,14 @@ test-emu: venv
 SOAK_COUNT ?= 1000
 SOAK_INTERVAL ?= 0.15
 soak: venv
-	@$(VPY) host_tests/soak.py $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
+	@$(call harness,soak) $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
 .PHONY: sim test test-emu test-emu-pass soak
 
 # Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
 bench: venv
-	@$(VPY) host_tests/bench.py
+	@$(call harness,bench)
 
 .PHONY: bench
 
@@ -88,6 +94,6 @@ bench: venv
 figures: venv
 	@echo "==> pytest -m abuse host_tests --figures reports/figures.json"
 	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS) || true
-	@$(VPY) host_tests/figures.py reports/figures.json --readme README.md
+	@$(call harness,figures) reports/figures.json --readme README.md
 
 .PHONY: figures

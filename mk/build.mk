@@ -281,8 +281,8 @@ typecheck: $(STUBS_DIR)/.stamp
 	$(PYRIGHT) -p $(PYRIGHT_CFG) $(abspath $(FW_SRC))
 
 check-build: $(VENV)/.stamp-build
-	@echo "==> build/flash/deploy checks (host_tests/test_build.py)"
-	$(VPY) -m pytest -q host_tests/test_build.py
+	@echo "==> build/flash/deploy checks (host_tests/build/test_build.py)"
+	$(VPY) -m pytest -q host_tests/build/test_build.py
 
 # mip's package list for the server library: every file of firmware/nostall/, the version from
 # its VERSION. URLs are relative to package.json, so `mip.install("github:<owner>/<repo>")` and
