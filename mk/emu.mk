@@ -25,11 +25,10 @@ EMU_CFLAGS := -O2 -g -Wall -Wextra -Wno-unused-parameter
 # lwIP pieces the gateway needs: core, IPv4, Ethernet framing.
 EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
 
-help: help-emu
 help-emu:
-	@echo "make emu       - build the lwIP board TCP emulator (root; EMU_MSL=$(EMU_MSL) ms)"
-	@echo "make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
-	@echo "make bench-emu - stall length with TCP_MSL 60000 vs 6000"
+	@echo "  make emu       - build the lwIP board TCP emulator (EMU_MSL=$(EMU_MSL) ms)"
+	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "  make bench-emu - stall length with TCP_MSL 60000 vs 6000"
 
 emu-check:
 	@[ "$$(id -u)" = 0 ] || { echo "error: the emulator needs root (TAP devices, network namespaces): run make emu as root"; exit 1; }

@@ -10,9 +10,8 @@ FUZZ_CASES ?= 100000
 FUZZ_SEED ?= 1
 FUZZ_CONCURRENCY ?= $(if $(BOARD_IP),2,8)
 
-help: help-fuzz
 help-fuzz:
-	@echo "make fuzz      - $(FUZZ_CASES) random/mutated byte streams over sockets (FUZZ_SEED=$(FUZZ_SEED), BOARD_IP=...)"
+	@echo "  make fuzz      - $(FUZZ_CASES) random/mutated byte streams over sockets (FUZZ_SEED=$(FUZZ_SEED), BOARD_IP=...)"
 
 fuzz: venv
 	@echo "==> harness.fuzz_socket: $(FUZZ_CASES) cases, seed $(FUZZ_SEED), $(FUZZ_CONCURRENCY) at once, against $(if $(BOARD_IP),$(BOARD_IP):$(BOARD_PORT),a sim board)"
