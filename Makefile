@@ -27,7 +27,7 @@ help:
 	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 	@$(MAKE) --no-print-directory help-fuzz
 	@echo "  make bench     - memory figures: heap per idle connection, smallest heap for the soak"
-	@echo "  make figures   - run the abuse suite and write its figures into README.md"
+	@echo "  make figures   - run the abuse suite and write its figures into README.md (only if it passed)"
 	@echo
 	@echo "lwIP board emulator (root, /dev/net/tun):"
 	@$(MAKE) --no-print-directory help-emu
@@ -104,10 +104,11 @@ bench: venv
 
 .PHONY: bench
 
-# The abuse suite (pytest -m abuse) with its figures written into README.md's table.
+# The abuse suite (pytest -m abuse) with its figures written into README.md's table. A failed run
+# stops here and leaves README.md as it is (and figures --readme refuses a run that did not pass).
 figures: venv
 	@echo "==> pytest -m abuse host_tests --figures reports/figures.json"
-	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS) || true
+	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS)
 	@$(call harness,figures) reports/figures.json --readme README.md
 
 .PHONY: figures
