@@ -22,6 +22,7 @@ help:
 	@echo "  make test      - every host test (pytest) against the sim board, or BOARD_IP=x.x.x.x; then, as root,"
 	@echo "                   the HTTP/limits/abuse tests again through the lwIP emulator (PYTEST_ARGS=...)"
 	@echo "  make test-emu  - every host test through the lwIP board emulator (root)"
+	@echo "  make lint      - ruff over tools/, host_tests/, firmware/ and boards/"
 	@echo
 	@echo "Soak, fuzz, bench, figures:"
 	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
@@ -88,6 +89,12 @@ test-emu: venv
 	@echo "==> pytest host_tests --board=emu $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests --board=emu $(PYTEST_ARGS)
 
+# ruff (ruff.toml) over the tools, the tests and their harness, the firmware and the board files.
+LINT_PATHS ?= tools host_tests firmware boards
+lint: venv
+	@echo "==> ruff check $(LINT_PATHS)"
+	@$(VENV)/bin/ruff check $(LINT_PATHS)
+
 # The 1000-request soak with a progress bar, a JSON report and a PNG latency timeline in reports/.
 # Without BOARD_IP it starts the sim board.
 SOAK_COUNT ?= 1000
@@ -96,7 +103,7 @@ soak: venv
 	@$(call harness,soak) $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
-.PHONY: sim test test-emu test-emu-pass soak
+.PHONY: sim test test-emu test-emu-pass lint soak
 
 # Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
 bench: venv

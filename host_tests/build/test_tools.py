@@ -1,6 +1,6 @@
-"""The repository's own tooling: the generators in tools/ (package.json, the pyright config, the
-deploy pre-script) write what the Makefile relies on, `make help` lists its sections in order, and
-`make figures` writes README.md only from a run that passed."""
+"""The repository's own tooling: `make lint` is clean, the generators in tools/ (package.json, the
+pyright config, the deploy pre-script) write what the Makefile relies on, `make help` lists its
+sections in order, and `make figures` writes README.md only from a run that passed."""
 
 import json
 import os
@@ -15,7 +15,7 @@ from harness.paths import ROOT
 
 TOOLS = os.path.join(ROOT, "tools")
 # make's own variables, and ours, that must not leak in from the caller (e.g. `make test`)
-_SCRUB = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+_SCRUB = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "LINT_PATHS"}
 
 
 def make(*args):
@@ -27,6 +27,11 @@ def make(*args):
 def tool(name, *args, cwd=None):
     return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + list(args), cwd=cwd,
                           capture_output=True, text=True, timeout=60)
+
+
+def test_lint_is_clean():
+    r = make("lint")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_help_lists_the_sections_in_order():
@@ -41,7 +46,7 @@ def test_help_lists_the_sections_in_order():
             sections[heading].append(line.split()[1])
     assert list(sections) == ["Run the firmware on this machine", "Test", "Soak, fuzz, bench, figures",
                               "lwIP board emulator (root, /dev/net/tun)", "Board"], r.stdout
-    assert sections["Test"] == ["test", "test-emu"]
+    assert sections["Test"] == ["test", "test-emu", "lint"]
     assert sections["Soak, fuzz, bench, figures"] == ["soak", "fuzz", "bench", "figures"]
     assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu"]
     assert {"build", "flash", "deploy", "typecheck", "package-json"} <= set(sections["Board"])

@@ -73,7 +73,7 @@ def ensure_built(msl_ms):
         r = subprocess.run(["make", "-s", "--no-print-directory", "emu", "EMU_MSL=%d" % msl_ms],
                            cwd=REPO, capture_output=True, text=True)
         if r.returncode != 0:
-            lines = [l for l in (r.stdout + r.stderr).splitlines() if l.startswith("error:")]
+            lines = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
             lines = lines or (r.stdout + r.stderr).strip().splitlines() or ["make emu failed"]
             return False, lines[0]
         return binary_path(msl_ms).exists(), "built"
