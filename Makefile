@@ -7,13 +7,33 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 MICROPYTHON := $(VENV)/bin/micropython
 
+# The host tools are modules of host_tests/harness; $(call harness,soak) runs `python -m
+# harness.soak` with the path pytest.ini gives the tests (nothing edits sys.path). A second
+# argument names another interpreter (default: the venv's).
+harness = PYTHONPATH=$(CURDIR)/host_tests:$(CURDIR)/firmware $(or $(2),$(VPY)) -m harness.$(1)
+
+# Sections in this order; the emulator's, the fuzzer's and the board's lines come from their
+# mk/*.mk (make help-emu, help-fuzz, help-build print them alone).
 help:
-	@echo "make sim    - run the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=...)"
-	@echo "make test   - host tests (pytest) against the sim board, or BOARD_IP=x.x.x.x"
-	@echo "make test-emu - every host test through the lwIP board emulator (root)"
-	@echo "make soak   - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
-	@echo "make bench  - memory figures: heap per idle connection, smallest heap for the soak"
-	@echo "make figures - run the abuse suite and write its figures into README.md"
+	@echo "Run the firmware on this machine:"
+	@echo "  make sim       - the firmware on the MicroPython unix port (SIM_PORT=8080, SIM_HEAP=..., SIM_FIRMWARE=...)"
+	@echo
+	@echo "Test:"
+	@echo "  make test      - every host test (pytest) against the sim board, or BOARD_IP=x.x.x.x; then, as root,"
+	@echo "                   the HTTP/limits/abuse tests again through the lwIP emulator (PYTEST_ARGS=...)"
+	@echo "  make test-emu  - every host test through the lwIP board emulator (root)"
+	@echo "  make lint      - ruff over tools/, host_tests/, firmware/ and boards/"
+	@echo
+	@echo "Soak, fuzz, bench, figures:"
+	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
+	@$(MAKE) --no-print-directory help-fuzz
+	@echo "  make bench     - memory figures: heap per idle connection, smallest heap for the soak"
+	@echo "  make figures   - run the abuse suite and write its figures into README.md (only if it passed)"
+	@echo
+	@echo "lwIP board emulator (root, /dev/net/tun):"
+	@$(MAKE) --no-print-directory help-emu
+	@echo
+	@echo "Board: build, flash, deploy (BOARD=$(BOARD), PORT=...):"
 	@$(MAKE) --no-print-directory help-build
 
 $(VENV)/.stamp: host_tests/requirements.txt
@@ -37,7 +57,7 @@ SIM_HEAP ?=
 SIM_FIRMWARE ?= firmware
 
 sim: venv
-	@$(VPY) host_tests/simboard.py --port $(SIM_PORT) --firmware $(SIM_FIRMWARE) $(if $(SIM_HEAP),--heap $(SIM_HEAP))
+	@$(call harness,simboard) --port $(SIM_PORT) --firmware $(SIM_FIRMWARE) $(if $(SIM_HEAP),--heap $(SIM_HEAP))
 
 # ---- tests ----
 # BOARD_IP=x.x.x.x [BOARD_PORT=80] points every HTTP test at a real board instead of the sim.
@@ -49,15 +69,16 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 # `make test` runs every host test against the sim board (or BOARD_IP), then, where the lwIP
 # emulator can run (root, /dev/net/tun), the HTTP, limits and abuse tests once more through real
 # lwIP (EMU_PASS). Without root that pass is skipped with its reason; on CI (CI=true) that fails.
-EMU_PASS ?= host_tests/test_http.py host_tests/test_limits.py host_tests/test_security.py \
-	host_tests/test_malformed.py host_tests/test_fuzz.py host_tests/test_abuse_faults.py host_tests/test_abuse_leaks.py
+EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tests/wire/test_security.py \
+	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py \
+	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
 	@$(if $(BOARD_IP),true,$(MAKE) --no-print-directory test-emu-pass)
 
 test-emu-pass: venv
-	@if why=$$($(VPY) host_tests/emu/netns.py); then \
+	@if why=$$($(call harness,emu.netns)); then \
 	    echo "==> pytest --board=emu $(EMU_PASS) (through lwIP)"; \
 	    $(VPY) -m pytest --board=emu $(EMU_PASS) $(PYTEST_ARGS); \
 	elif [ "$$CI" = true ]; then echo "error: emulator pass cannot run on CI: $$why"; exit 1; \
@@ -68,26 +89,33 @@ test-emu: venv
 	@echo "==> pytest host_tests --board=emu $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests --board=emu $(PYTEST_ARGS)
 
+# ruff (ruff.toml) over the tools, the tests and their harness, the firmware and the board files.
+LINT_PATHS ?= tools host_tests firmware boards
+lint: venv
+	@echo "==> ruff check $(LINT_PATHS)"
+	@$(VENV)/bin/ruff check $(LINT_PATHS)
+
 # The 1000-request soak with a progress bar, a JSON report and a PNG latency timeline in reports/.
 # Without BOARD_IP it starts the sim board.
 SOAK_COUNT ?= 1000
 SOAK_INTERVAL ?= 0.15
 soak: venv
-	@$(VPY) host_tests/soak.py $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
+	@$(call harness,soak) $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
-.PHONY: sim test test-emu test-emu-pass soak
+.PHONY: sim test test-emu test-emu-pass lint soak
 
 # Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
 bench: venv
-	@$(VPY) host_tests/bench.py
+	@$(call harness,bench)
 
 .PHONY: bench
 
-# The abuse suite (pytest -m abuse) with its figures written into README.md's table.
+# The abuse suite (pytest -m abuse) with its figures written into README.md's table. A failed run
+# stops here and leaves README.md as it is (and figures --readme refuses a run that did not pass).
 figures: venv
 	@echo "==> pytest -m abuse host_tests --figures reports/figures.json"
-	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS) || true
-	@$(VPY) host_tests/figures.py reports/figures.json --readme README.md
+	@$(VPY) -m pytest host_tests -m abuse --figures reports/figures.json $(TEST_TARGET) $(PYTEST_ARGS)
+	@$(call harness,figures) reports/figures.json --readme README.md
 
 .PHONY: figures

@@ -1,25 +1,24 @@
-"""Fixtures: the target board (the sim board by default, the sim behind real lwIP with --board=emu,
-a real board with --board-ip/BOARD_IP), dedicated sim boards with their own settings, and a raw
-HTTP/1.1 client for protocol tests.
+"""Fixtures only (the tools they use are in harness/): the target board (the sim board by default,
+the sim behind real lwIP with --board=emu, a real board with --board-ip/BOARD_IP), dedicated sim
+boards with their own settings, and the abuse figures.
 
 --board=emu: every sim board (the session's and each make_sim one) gets an lwIP gateway of its own
-(host_tests/emu: ESP32 lwIP options, 12 TCP pcbs, TCP_MSL from sdkconfig.overlay) whose TAP sits in
-one client network namespace made for the session; each test that uses `board` or `make_sim` runs
-with its thread in that namespace, so its sockets (and threads it starts) reach the firmware only
-through lwIP. The sims and gateways stay on the home namespace's loopback. A dedicated sim, and so a
-dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs clean TCP state uses."""
+(harness/emu, host_tests/lwipgw: ESP32 lwIP options, 12 TCP pcbs, TCP_MSL from sdkconfig.overlay)
+whose TAP sits in one client network namespace made for the session; each test that uses `board`
+or `make_sim` runs with its thread in that namespace, so its sockets (and threads it starts) reach
+the firmware only through lwIP. The sims and gateways stay on the home namespace's loopback. A
+dedicated sim, and so a dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs
+clean TCP state uses."""
 
-import contextlib
 import json
 import os
-import socket
 
 import pytest
-import requests
 
-from emu import netns
-from simboard import DEFAULT_HEAP, FIRMWARE, SimBoard
-from soak import server_time_wait, wait_for  # noqa: F401 (tests import wait_for from here)
+from harness.emu import netns
+from harness.paths import FIRMWARE
+from harness.simboard import DEFAULT_HEAP, SimBoard, SimFleet, front
+from harness.target import Target
 
 
 def pytest_addoption(parser):
@@ -43,45 +42,6 @@ def pytest_configure(config):
             raise pytest.UsageError("--board=emu: " + why)
 
 
-class Target:
-    """Where the HTTP tests send requests. sim is the SimBoard (None for a real board); emu is the
-    lwIP gateway in front of it (--board=emu), and then host:port is lwIP's address."""
-
-    def __init__(self, host, port, sim=None, emu=None):
-        self.host = host
-        self.port = port
-        self.sim = sim
-        self.emu = emu
-        self.url = "http://%s:%d" % (host, port)
-
-    def time_wait(self):
-        """Connections the board's TCP stack holds in TIME_WAIT (closes it made first), or None."""
-        if self.emu:
-            return self.emu.stats()["time_wait"]
-        if self.sim:
-            with netns.in_home_ns():
-                return server_time_wait(self.sim.port)
-        return None
-
-    def client(self):
-        """Context manager: the current thread's new sockets reach this target (with --board=emu,
-        from the client namespace; tests that use board/make_sim already run there)."""
-        return self.emu.client() if self.emu else contextlib.nullcontext()
-
-    def status(self, gc=False):
-        with self.client():
-            r = requests.get(self.url + "/status" + ("?gc=1" if gc else ""), timeout=5)
-        r.raise_for_status()
-        return r.json()
-
-    def connect(self, timeout=5.0):
-        with self.client():
-            return RawConn(self.host, self.port, timeout)
-
-    def fd_count(self):
-        return self.sim.fd_count() if self.sim else None
-
-
 @pytest.fixture(scope="session")
 def emu_ns(request):
     """--board=emu: the client namespace every gateway's TAP joins (None otherwise)."""
@@ -95,15 +55,6 @@ def emu_ns(request):
         netns.delete_namespace(name)
 
 
-def _front(sim, emu_ns):
-    """The Target for a started sim: the sim itself, or an lwIP gateway in front of it."""
-    if emu_ns is None:
-        return Target(sim.host, sim.port, sim)
-    emu = netns.Emulator(sim.port, shared_ns=emu_ns)
-    emu.start()
-    return Target(emu.ip, emu.port, sim, emu)
-
-
 @pytest.fixture(scope="session")
 def board(request, tmp_path_factory, emu_ns):
     cfg = request.config
@@ -113,7 +64,7 @@ def board(request, tmp_path_factory, emu_ns):
         return
     log = str(tmp_path_factory.mktemp("sim") / "sim.log")
     with SimBoard(heap=cfg.getoption("--sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log) as sim:
-        t = _front(sim, emu_ns)
+        t = front(sim, emu_ns)
         try:
             yield t
         finally:
@@ -133,50 +84,17 @@ def _client_side(request, emu_ns):
         yield
 
 
-class SimFactory:
-    """Dedicated sim boards with settings of their own, each behind its own lwIP with --board=emu.
-    start(limits={...}, app_dir=None, www=None, heap=None, settings={...}) -> Target; settings are
-    extra keys of the settings file (e.g. api_token). close() stops them all."""
-
-    def __init__(self, config, tmp_path, emu_ns):
-        if config.getoption("--board-ip"):
-            pytest.skip("needs its own sim board with special settings")
-        self.config = config
-        self.tmp_path = tmp_path
-        self.emu_ns = emu_ns
-        self.targets = []
-
-    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None):
-        n = len(self.targets)
-        path = self.tmp_path / ("settings%d.json" % n)
-        path.write_text(json.dumps(dict({"http_port": 8080, "limits": limits or {}}, **(settings or {}))))
-        sim = SimBoard(
-            heap=heap or self.config.getoption("--sim-heap"),
-            firmware=self.config.getoption("--sim-firmware"),
-            settings=str(path),
-            extra_path=[app_dir] if app_dir else (),
-            log=str(self.tmp_path / ("sim%d.log" % n)),
-        )
-        if www:
-            sim.env["SIM_WWW"] = str(www)
-        self.targets.append(Target(sim.host, sim.port, sim))  # so close() stops it if start fails
-        sim.start()
-        self.targets[-1] = t = _front(sim, self.emu_ns)
-        return t
-
-    def close(self):
-        for t in self.targets:
-            if t.emu:
-                t.emu.close()
-        for t in self.targets:
-            t.sim.stop()
+def _fleet(config, tmp_path, emu_ns):
+    if config.getoption("--board-ip"):
+        pytest.skip("needs its own sim board with special settings")
+    return SimFleet(tmp_path, config.getoption("--sim-heap"), config.getoption("--sim-firmware"), emu_ns)
 
 
 @pytest.fixture
 def make_sim(request, tmp_path, emu_ns):
     """Start a dedicated sim board for this test: make_sim(limits={...}, app_dir=None, www=None,
-    heap=None, settings=None) -> Target (see SimFactory)."""
-    f = SimFactory(request.config, tmp_path, emu_ns)
+    heap=None, settings=None) -> Target (see harness.simboard.SimFleet)."""
+    f = _fleet(request.config, tmp_path, emu_ns)
     yield f.start
     f.close()
 
@@ -184,112 +102,9 @@ def make_sim(request, tmp_path, emu_ns):
 @pytest.fixture(scope="module")
 def make_module_sim(request, tmp_path_factory, emu_ns):
     """make_sim for boards shared by the tests of one module."""
-    f = SimFactory(request.config, tmp_path_factory.mktemp("sims"), emu_ns)
+    f = _fleet(request.config, tmp_path_factory.mktemp("sims"), emu_ns)
     yield f.start
     f.close()
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers  # lower-case name -> value
-        self.body = body
-
-    def __repr__(self):
-        return "<Response %d %r %r>" % (self.status, self.headers, self.body[:80])
-
-
-class RawConn:
-    """One TCP connection speaking raw bytes, reading responses one by one (pipelining-safe)."""
-
-    def __init__(self, host, port, timeout=5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("server closed the connection")
-        self.buf += data
-
-    def _line(self):
-        while b"\r\n" not in self.buf:
-            self._fill()
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def _exact(self, n):
-        while len(self.buf) < n:
-            self._fill()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def response(self, head_only=False):
-        status_line = self._line()
-        parts = status_line.split(b" ", 2)
-        assert parts[0] == b"HTTP/1.1", status_line
-        status = int(parts[1])
-        headers = {}
-        while True:
-            line = self._line()
-            if not line:
-                break
-            name, _, value = line.partition(b":")
-            headers[name.decode().lower()] = value.strip().decode()
-        if head_only or status in (100, 204, 304):
-            return Response(status, headers, b"")
-        if headers.get("transfer-encoding") == "chunked":
-            body = b""
-            while True:
-                size = int(self._line().split(b";")[0], 16)
-                if size == 0:
-                    assert self._line() == b""
-                    break
-                body += self._exact(size)
-                assert self._exact(2) == b"\r\n"
-            return Response(status, headers, body)
-        if "content-length" in headers:
-            return Response(status, headers, self._exact(int(headers["content-length"])))
-        while True:  # delimited by EOF
-            try:
-                self._fill()
-            except EOFError:
-                body, self.buf = self.buf, b""
-                return Response(status, headers, body)
-
-    def request(self, method="GET", path="/", headers=None, body=b""):
-        h = {"Host": "test"}
-        if body:
-            h["Content-Length"] = str(len(body))
-        h.update(headers or {})
-        head = "%s %s HTTP/1.1\r\n%s\r\n" % (method, path, "".join("%s: %s\r\n" % kv for kv in h.items()))
-        self.send(head.encode() + body)
-        return self.response(head_only=method == "HEAD")
-
-    def closed_by_peer(self, wait):
-        """True if the server closed (EOF) within wait seconds; False if it kept the socket open."""
-        self.sock.settimeout(wait)
-        try:
-            data = self.sock.recv(1)
-        except socket.timeout:
-            return False
-        except ConnectionResetError:
-            return True
-        finally:
-            self.sock.settimeout(5.0)
-        return data == b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 @pytest.fixture(scope="session")

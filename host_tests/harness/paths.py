@@ -1,0 +1,15 @@
+"""Where things are in this checkout. Every other module takes its paths from here."""
+
+import os
+
+HARNESS = os.path.dirname(os.path.abspath(__file__))
+HOST_TESTS = os.path.dirname(HARNESS)
+ROOT = os.path.dirname(HOST_TESTS)
+FIRMWARE = os.path.join(ROOT, "firmware")
+# MicroPython-side folders: the sim's board glue, and the apps run on the unix port
+SIM_GLUE = os.path.join(HOST_TESTS, "sim")
+APPS = os.path.join(HOST_TESTS, "apps")
+APPS_SEC = os.path.join(HOST_TESTS, "apps_sec")
+APPS_EMU = os.path.join(HOST_TESTS, "apps_emu")
+REPORTS = os.path.join(ROOT, "reports")
+CACHE = os.path.join(ROOT, ".cache")

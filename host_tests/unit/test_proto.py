@@ -1,0 +1,90 @@
+"""The sans-IO protocol core: the table (harness/proto_table.py, checked by proto_cases.py) on
+CPython (each case whole, byte by byte, and with trailing data) and the same table on the
+MicroPython unix port."""
+
+import os
+
+import pytest
+
+import proto_cases
+from harness import micropython
+from harness.paths import FIRMWARE, HOST_TESTS
+from nostall.config import Config, ConfigError
+from nostall.framing import CHUNKED, FIXED, NONE, chunk, response_head
+from nostall.proto import HTTPError, RequestReader
+from nostall.request import parse_qs, unquote
+
+
+@pytest.mark.parametrize("mode", proto_cases.MODES)
+@pytest.mark.parametrize("case", proto_cases.CASES, ids=[c[0] for c in proto_cases.CASES])
+def test_case(case, mode):
+    assert proto_cases.check(case, mode) is None
+
+
+def test_same_cases_on_micropython():
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "proto_cases.py")
+    out = micropython.run(script, path=[HOST_TESTS, FIRMWARE], timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    n = len(proto_cases.CASES) * len(proto_cases.MODES)
+    assert "%d passed, 0 failed" % n in out.stdout
+
+
+def test_expect_continue_is_signalled_before_the_body():
+    r = RequestReader(Config())
+    r.feed(b"PUT /x HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+    assert r.next() is None and r.need_continue
+    r.feed(b"ok")
+    req = r.next()
+    assert req.body == b"ok" and not r.need_continue
+
+
+def test_body_larger_than_receive_buffer():
+    cfg = Config(recv_buffer_bytes=256, max_header_bytes=256, max_request_line_bytes=64, max_body_bytes=5000)
+    body = bytes(range(256)) * 19
+    data = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    got = proto_cases.feed_all(data, False, cfg)
+    assert got[0][3] == body and len(got) == 1
+
+
+def test_response_head_and_chunks():
+    h = response_head(200, [("Content-Type", "text/plain")], 5, FIXED, True, (5, 99))
+    assert h == (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n"
+        b"Keep-Alive: timeout=5, max=99\r\n\r\n"
+    )
+    assert response_head(404, [], 0, FIXED, False).endswith(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in response_head(200, [], None, CHUNKED, True)
+    assert b"Content-Length" not in response_head(204, [], 0, NONE, True)
+    assert chunk(b"hello") == b"5\r\nhello\r\n" and chunk(b"") == b"0\r\n\r\n"
+
+
+def test_body_that_is_not_utf8_is_a_400_not_a_crash():
+    # found by fuzz_socket.py: a non-UTF-8 text body to /api/led raised UnicodeError (a 500)
+    r = RequestReader(Config())
+    r.feed(b"POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n\xffn")
+    req = r.next()
+    for attr in ("text", "json"):
+        with pytest.raises(HTTPError) as e:
+            getattr(req, attr)
+        assert e.value.status == 400
+
+
+def test_urls():
+    assert unquote("/a%20b%2Fc") == "/a b/c"
+    assert parse_qs("a=1&b=x+y&c=%C3%A9&d") == {"a": "1", "b": "x y", "c": "é", "d": ""}
+    with pytest.raises(ValueError):
+        unquote("%zz")
+    with pytest.raises(HTTPError) as e:
+        parse_qs("a=%4")
+    assert e.value.status == 400
+
+
+def test_config_rejects_bad_limits_with_a_fix():
+    with pytest.raises(ConfigError, match="unknown limit"):
+        Config(max_conections=3)
+    with pytest.raises(ConfigError, match="raise recv_buffer_bytes"):
+        Config(max_header_bytes=4096)
+    with pytest.raises(ConfigError, match="integer"):
+        Config(max_connections="4")
+    with pytest.raises(ConfigError, match="below its minimum"):
+        Config(max_connections=0)
