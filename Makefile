@@ -27,7 +27,8 @@ help:
 	@echo "Soak, fuzz, bench, figures:"
 	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 	@$(MAKE) --no-print-directory help-fuzz
-	@echo "  make bench     - memory figures: heap per idle connection, smallest heap for the soak"
+	@echo "  make bench     - throughput, instructions per request, heap per connection, smallest heap"
+	@echo "                   (BENCH_BASE=<git rev> beside this firmware, with ratios; BENCH=heap picks)"
 	@echo "  make figures   - run the abuse suite and write its figures into README.md (only if it passed)"
 	@echo
 	@echo "lwIP board emulator (root, /dev/net/tun):"
@@ -105,9 +106,13 @@ soak: venv
 
 .PHONY: sim test test-emu test-emu-pass lint soak
 
-# Memory figures (heap per idle connection, smallest heap for the soak); prints numbers only.
+# Throughput (wrk), instructions per request (valgrind), heap per idle connection, smallest heap
+# for the soak: numbers only. BENCH_BASE=<git revision> runs that revision's firmware beside this
+# one and prints each figure's ratio; BENCH=heap (or throughput, instructions, minheap) picks.
+BENCH_BASE ?=
+BENCH ?=
 bench: venv
-	@$(call harness,bench)
+	@$(call harness,bench) $(if $(BENCH_BASE),--base $(BENCH_BASE)) $(BENCH)
 
 .PHONY: bench
 

@@ -63,11 +63,13 @@ class SimBoard:
             requests.get(sim.url + "/status")
     """
 
-    def __init__(self, port=None, heap=DEFAULT_HEAP, firmware=FIRMWARE, settings=None, extra_path=(), log=None):
+    def __init__(self, port=None, heap=DEFAULT_HEAP, firmware=FIRMWARE, settings=None, extra_path=(), log=None,
+                 glue=SIM_GLUE):
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.heap = heap
-        self.argv, self.env = command(self.port, heap, firmware, settings=settings, extra_path=extra_path)
+        self.glue = glue
+        self.argv, self.env = command(self.port, heap, firmware, glue, settings, extra_path)
         self.log = log
         self.proc = None
 
@@ -84,7 +86,7 @@ class SimBoard:
         # The home namespace, also when a test thread lives in the emulator's client namespace.
         with netns.in_home_ns():
             # cwd: the glue dir, since the unix port puts the cwd first on its module path
-            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=SIM_GLUE, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.glue, stdout=out, stderr=subprocess.STDOUT)
             if self.log:
                 out.close()
             try:
