@@ -3,7 +3,7 @@
 # Runs on CPython and on MicroPython.
 
 import nostall
-from unitcheck import raises
+from unitcheck import header, raises
 
 from nostall.request import HTTPError
 from nostall.response import JSON, TEXT, BadResponse, Response, content_type, dumps, error_response, make_response, send_file
@@ -13,13 +13,6 @@ WWW = nostall.__file__.rpartition("/")[0].rpartition("/")[0] + "/www"  # firmwar
 
 class Thing:
     pass
-
-
-def header(r, name):
-    for k, v in r.headers:
-        if k == name:
-            return v
-    return None
 
 
 def test_each_return_type_becomes_a_response():

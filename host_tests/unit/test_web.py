@@ -5,7 +5,7 @@
 import asyncio
 import json
 
-from unitcheck import raises, run
+from unitcheck import header, raises, run
 
 from nostall.config import Config
 from nostall.proto import RequestReader
@@ -31,13 +31,6 @@ def call(app, method, target, headers=None, body=b""):
     req = request(method, target, headers, body)
     resp = run(app.dispatch(req))
     return resp, req
-
-
-def header(r, name):
-    for k, v in r.headers:
-        if k == name:
-            return v
-    return None
 
 
 def make_app():

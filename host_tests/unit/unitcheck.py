@@ -49,6 +49,14 @@ class Task:
         self.cancelled += 1
 
 
+def header(resp, name):
+    """The value of a response's header name, or None."""
+    for k, v in resp.headers:
+        if k == name:
+            return v
+    return None
+
+
 def run(coro):
     """Run a coroutine to its end on either interpreter's asyncio."""
     return asyncio.run(coro)
