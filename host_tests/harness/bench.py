@@ -94,8 +94,11 @@ def throughput(contestants, rounds, seconds, tmp):
     runs = {(c.name, n): [] for c in contestants for n in THROUGHPUT_CONNS}
     try:
         for r in range(rounds):
+            pairs = list(zip(contestants, sims))
+            if r % 2:
+                pairs.reverse()  # A B, then B A: whoever runs first in a round gets no edge
             for n in THROUGHPUT_CONNS:
-                for c, s in zip(contestants, sims):
+                for c, s in pairs:
                     runs[(c.name, n)].append(wrk(s.url + PATH, n, seconds))
                     print("  round %d, %2d connections, %-16s %8.0f req/s" % (r + 1, n, c.name, runs[(c.name, n)][-1][0]))
     finally:
@@ -228,7 +231,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", nargs="*", help="what to measure: %s (default: all)" % ", ".join(WHAT))
     ap.add_argument("--base", help="a git revision whose firmware runs beside this one (e.g. HEAD~5)")
-    ap.add_argument("--rounds", type=int, default=2, help="throughput rounds, interleaved (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=4, help="throughput rounds, interleaved (default %(default)s)")
     ap.add_argument("--seconds", type=int, default=5, help="each wrk run (default %(default)s)")
     ap.add_argument("--out", default=REPORTS, help="folder for bench.json (default reports/)")
     a = ap.parse_args()
@@ -251,7 +254,8 @@ def main():
                 continue
             print("== %s" % what)
             if what == "throughput":
-                print("  wrk -t1 -d%ds on %s, %d rounds interleaved, medians" % (a.seconds, PATH, a.rounds))
+                print("  wrk -t1 -d%ds on %s, %d rounds interleaved (order swapped every round), medians"
+                      % (a.seconds, PATH, a.rounds))
                 throughput(contestants, a.rounds, a.seconds, tmp)
             elif what == "instructions":
                 instructions(contestants, tmp)
