@@ -49,7 +49,12 @@ class Config:
     header_timeout_ms = 5000  # from the first byte of a request to the end of its head
     body_timeout_ms = 10000  # to read a whole body
     write_timeout_ms = 10000  # a client that stops reading is dropped after this
-    idle_timeout_ms = 5000  # keep-alive connection with no request in flight
+    # a kept-alive connection with no request in flight: longer than the clients keep one idle
+    # (Chromium 300 s, Prometheus 5 min, aiohttp 15 s), so they close first and the board holds
+    # no TIME_WAIT; at the cap the least recently used is evicted anyway
+    idle_timeout_ms = 330000
+    # a new connection that has sent nothing yet; Chromium drops an unused preconnect after 10 s
+    first_request_timeout_ms = 20000
     linger_timeout_ms = 2000  # after "Connection: close": wait this long for the client's EOF
     linger_drain_bytes = 4096  # bytes read and dropped while waiting for that EOF
     handler_timeout_ms = 10000  # a handler that takes longer gets a 503

@@ -16,7 +16,8 @@ import gc
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
-from nostall.pool import BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, Slot
+from nostall import sockets
+from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import BYTES_TYPES, BadResponse, error_response
@@ -109,17 +110,16 @@ class Connection(Slot):
             self.close(reason)
 
     def close(self, reason):
-        """Close the socket (the one place it is closed), free the slot, count how it ended."""
+        """Close the socket (the one place it is closed), free the slot, count how it ended.
+        A close the server makes first with nothing of its own in flight is a reset: no
+        TIME_WAIT on the board (sockets.py)."""
         s = self.sock
         if s is None:
             return
         self.sock = None
+        abortive = ABORTIVE[self.state] and reason != CLIENT and reason != RESET
         self.pool.release(self)
-        self.server.stats.ended(reason)
-        try:
-            s.close()
-        except OSError:
-            pass
+        self.server.stats.ended(reason, sockets.close(s, abortive))
 
     async def _respond(self, req):
         server = self.server

@@ -26,22 +26,25 @@ WRITE = 6  # the response is being sent
 LINGER = 7  # sent "Connection: close": waiting for the client's EOF
 
 # HANDLER's timeout interrupts the handler (the request gets a 503), the connection goes on.
+# "abortive": when the server closes first in this state nothing of its own is in flight, so the
+# close may be a reset (sockets.close): no TIME_WAIT on the board.
 _TABLE = (
-    # state    name       timeout limit         reason at timeout  on client  may go to (and FREE)
-    (FREE, "free", None, None, False, (NEW,)),
-    (NEW, "new", "idle_timeout_ms", "idle_timeout", True, (HEAD, BODY, HANDLER, WRITE)),
-    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, (HEAD, BODY, HANDLER, WRITE)),
-    (HEAD, "head", "header_timeout_ms", "header_timeout", True, (BODY, HANDLER, WRITE)),
-    (BODY, "body", "body_timeout_ms", "body_timeout", True, (HANDLER, WRITE)),
-    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, (WRITE,)),
-    (WRITE, "write", "write_timeout_ms", "write_timeout", True, (WRITE, IDLE, LINGER)),
-    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, ()),
+    # state   name  timeout limit  reason at timeout  on client  abortive  may go to (and FREE)
+    (FREE, "free", None, None, False, False, (NEW,)),
+    (NEW, "new", "first_request_timeout_ms", "first_request_timeout", True, True, (HEAD, BODY, HANDLER, WRITE)),
+    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, (HEAD, BODY, HANDLER, WRITE)),
+    (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, (BODY, HANDLER, WRITE)),
+    (BODY, "body", "body_timeout_ms", "body_timeout", True, False, (HANDLER, WRITE)),
+    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, (WRITE,)),
+    (WRITE, "write", "write_timeout_ms", "write_timeout", True, False, (WRITE, IDLE, LINGER)),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, ()),
 )
 
 NAMES = tuple(row[1] for row in _TABLE)
 TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
 TIMEOUT_REASONS = tuple(row[3] for row in _TABLE)
 _ON_CLIENT = tuple(row[4] for row in _TABLE)
+ABORTIVE = tuple(row[5] for row in _TABLE)
 
 
 def _mask(states):
@@ -51,7 +54,7 @@ def _mask(states):
     return m
 
 
-_NEXT = tuple(_mask(row[5]) for row in _TABLE)  # bit s set: state s may follow
+_NEXT = tuple(_mask(row[6]) for row in _TABLE)  # bit s set: state s may follow
 
 
 class StateError(RuntimeError):
@@ -144,9 +147,11 @@ class Pool:
         self._lru += 1
         slot.used = self._lru
 
-    def evict(self):
-        """Cancel the connection a newcomer may take the place of: the least recently used IDLE
-        one, else the one stalled longest (>= stall_evict_ms) on its client. True if one was."""
+    def evict(self, request_waiting=False):
+        """Cancel the connection a newcomer may take the place of, True if there was one: the
+        least recently used IDLE one; else, for a newcomer whose request is already waiting,
+        the one silent longest (NEW: nothing received yet), however short its silence; else the
+        one stalled longest (>= stall_evict_ms) on its client."""
         victim = None
         for slot in self.slots:
             if slot.state == IDLE and slot.cancelled is None:
@@ -156,17 +161,29 @@ class Pool:
             victim.cancel("evicted")
             return True
         now = self.clock()
-        longest = self.stall_ms - 1
-        for slot in self.slots:
-            if _ON_CLIENT[slot.state] and slot.cancelled is None:
-                waited = ticks_diff(now, slot.since)
-                if waited > longest:
-                    victim = slot
-                    longest = waited
+        if request_waiting:
+            victim = self._longest(now, NEW, 0)
+            if victim is not None:
+                victim.cancel("evicted_silent")
+                return True
+        victim = self._longest(now, None, self.stall_ms)
         if victim is not None:
             victim.cancel("evicted_stalled")
             return True
         return False
+
+    def _longest(self, now, state, at_least_ms):
+        # the slot waiting longest, at least at_least_ms, in state (None: in any state on the client)
+        victim = None
+        longest = at_least_ms - 1
+        for slot in self.slots:
+            s = slot.state
+            if (s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None:
+                waited = ticks_diff(now, slot.since)
+                if waited > longest:
+                    victim = slot
+                    longest = waited
+        return victim
 
     def expire(self):
         """Cancel every connection whose state's deadline has passed (the ticker's job)."""

@@ -6,14 +6,16 @@
 # carries "Connection: close" the server waits (bounded) for the client's EOF before closing, so
 # the TIME_WAIT pcb lands on the client, never on the board. The server closes first only on
 # idle timeout, eviction, protocol error, request cap timeouts, handler failure mid-stream and
-# shutdown, and counts each close by reason in /status.
+# shutdown, and counts each close by reason in /status; where nothing of its own is in flight
+# that close is a reset, so no TIME_WAIT stays on the board either (sockets.py).
 #
 # Resources are fixed: max_connections slots, each with a preallocated receive buffer. When all
 # slots are busy a newcomer takes the slot of the least recently used idle keep-alive
 # connection, else of the one stalled longest on its client once that stall has lasted
 # stall_evict_ms, so slow or hostile sockets cannot lock everyone else out until their timeouts.
-# A newcomer that finds neither waits up to stall_evict_ms for one (at most max_turnaways at a
-# time), then gets a 503 with Retry-After, and again the server waits for the client to close.
+# A newcomer that finds neither waits for one in a short queue, where a request beats silence
+# (turnaway.py). When sockets run out (a board has 10), a silent newcomer or an idle connection
+# is dropped to accept the next one.
 
 # pyright: reportGeneralTypeIssues=false
 # (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
@@ -21,26 +23,22 @@
 import gc
 
 import asyncio
-from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 import socket
 
+from nostall import sockets
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
 from nostall.pool import IDLE, NEW, Pool
 from nostall.response import error_response
-from nostall.stats import CLIENT, RESET, Stats
+from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
-from nostall.waiter import Waiter, drain
+from nostall.turnaway import TurnAways
+from nostall.waiter import Waiter
 
-CancelledError = core.CancelledError
-
-_IPPROTO_TCP = 6  # same numbers on Linux and lwIP; MicroPython's unix port lacks the names
-_TCP_NODELAY = 1
 _EAGAIN = (11, 35)  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
+_OUT_OF_SOCKETS = (23, 24, 12)  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
 _ACCEPT_BACKOFF_MS = 100  # out of sockets or memory: pause accepting, keep serving the others
-_CLAIM_RETRY_MS = 20  # a turned-away newcomer looks for a free slot this often
-_TURNAWAY_BUF_BYTES = 64  # what a turned-away client still sends is read into this and dropped
 _SHUTDOWN_POLL_MS = 10  # at shutdown, how often to look whether connections in flight are done
 
 
@@ -68,9 +66,9 @@ class Server:
         self.stopping = False
         self._ready = Waiter()  # the accept loop's wait
         self._ticker_task = None
-        self._turnaways = []  # tasks of newcomers being turned away (at most max_turnaways)
+        self.turnaways = TurnAways(self)
         # built once: when it is needed the heap may be short
-        self._busy = closing(error_response(503, "server busy, retry", (("Retry-After", "1"),)))
+        self.busy_answer = closing(error_response(503, "server busy, retry", (("Retry-After", "1"),)))
         if not app.has_route("/status"):
             app.route("/status")(self._status)
 
@@ -118,8 +116,14 @@ class Server:
             try:
                 cs, _ = s.accept()
             except OSError as e:
-                if e.args[0] not in _EAGAIN:
-                    stats.accept_errors += 1
+                if e.args[0] in _EAGAIN:
+                    continue
+                stats.accept_errors += 1
+                # out of sockets (a board has 10 in all) or memory: make room by dropping a
+                # newcomer that sent nothing or an idle connection; else pause, serving the rest
+                if e.args[0] in _OUT_OF_SOCKETS and (self.turnaways.shed() or self.pool.evict()):
+                    await asyncio.sleep_ms(0)  # the evicted connection's task closes its socket
+                else:
                     await asyncio.sleep_ms(_ACCEPT_BACKOFF_MS)
                 continue
             except MemoryError:
@@ -128,30 +132,22 @@ class Server:
                 await asyncio.sleep_ms(_ACCEPT_BACKOFF_MS)
                 continue
             try:
-                cs.setblocking(False)
-                try:
-                    # a head and a body written separately must not wait for the client's
-                    # delayed ACK (Nagle): 40 ms per response on Linux, 100+ ms on lwIP
-                    cs.setsockopt(_IPPROTO_TCP, _TCP_NODELAY, 1)
-                except OSError:
-                    pass
+                sockets.accepted(cs)
                 stats.accepted += 1
-                claimed = await self._claim(cs)
-                if not claimed and len(self._turnaways) < self.cfg.max_turnaways:
-                    self._turnaways.append(asyncio.create_task(self._turn_away(cs)))
-                elif not claimed:
-                    stats.ended("overflow")
-                    cs.close()
+                if not await self.claim(cs):
+                    self.turnaways.add(cs)
             except MemoryError:
                 stats.accept_errors += 1
-                cs.close()
+                stats.ended("memory", sockets.close(cs, True))
                 gc.collect()
 
-    async def _claim(self, cs):
-        """Give cs a slot (a free one, else an evicted connection's); False if none."""
+    async def claim(self, cs):
+        """Give cs a slot: a free one, else an evicted connection's (pool.evict: an idle one; for
+        a request already waiting on cs, a silent one; else one stalled on its client). False if
+        there is none."""
         pool = self.pool
         conn = pool.free()
-        if conn is None and pool.evict():
+        if conn is None and pool.evict(sockets.readable(cs)):
             # the victim's task frees its slot when it handles the cancellation
             await asyncio.sleep_ms(0)
             conn = pool.free()
@@ -161,43 +157,6 @@ class Server:
         conn.attach(cs)
         pool.open(conn, task)
         return True
-
-    async def _turn_away(self, cs):
-        """No slot to claim: wait up to stall_evict_ms for one (by then a connection stalled on
-        its client can be evicted), else 503, then wait (bounded) for the client to close."""
-        reason = "shutdown"
-        try:
-            deadline = ticks_add(ticks_ms(), self.cfg.stall_evict_ms)
-            while ticks_diff(deadline, ticks_ms()) > 0 and not self.stopping:
-                await asyncio.sleep_ms(_CLAIM_RETRY_MS)
-                if await self._claim(cs):
-                    reason = None  # the slot owns cs now
-                    return
-            if self.stopping:
-                return
-            self.stats.rejected_busy += 1
-            self.stats.answered(503)
-            reason = "busy_linger_timeout"
-            await Waiter().send(cs, self._busy)
-            eof = drain(Waiter(), cs, bytearray(_TURNAWAY_BUF_BYTES), self.cfg.linger_drain_bytes)
-            if await asyncio.wait_for_ms(eof, self.cfg.linger_timeout_ms):
-                reason = CLIENT
-            else:
-                reason = "linger_overflow"
-        except asyncio.TimeoutError:
-            pass
-        except CancelledError:  # shutdown
-            reason = "shutdown"
-            raise
-        except OSError:
-            reason = RESET
-        except MemoryError:
-            reason = "memory"
-        finally:
-            self._turnaways.remove(core.cur_task)
-            if reason is not None:
-                self.stats.ended(reason)
-                cs.close()
 
     async def _ticker(self):
         pool = self.pool
@@ -215,7 +174,7 @@ class Server:
             for conn in pool.waiting(NEW) + pool.waiting(IDLE):
                 if conn.cancelled is None:
                     conn.cancel("shutdown")
-            if not pool.in_use and not self._turnaways:
+            if not pool.in_use and not len(self.turnaways):
                 break
             await asyncio.sleep_ms(_SHUTDOWN_POLL_MS)
         for conn in pool.slots:
@@ -224,8 +183,7 @@ class Server:
                 conn.close("shutdown")
         # turn-aways still lingering have run for shutdown_timeout_ms: cancelled, they close
         # their sockets themselves (a task cancelled before it first ran would not)
-        for t in self._turnaways:
-            t.cancel()
+        self.turnaways.cancel()
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
     def _status(self, req):

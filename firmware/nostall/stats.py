@@ -4,6 +4,8 @@
 
 import gc
 import sys
+
+from nostall.sockets import ABORTIVE_CLOSE
 from nostall.ticks import ticks_diff, ticks_ms
 
 # How a connection ended when it was not the server's doing; every other reason is a close the
@@ -22,6 +24,7 @@ class Stats:
         self.closes_by_client = 0
         self.resets_by_client = 0
         self.closes_by_server = {}  # reason -> count
+        self.server_resets = 0  # of those, closed with a RST (sockets.close): no TIME_WAIT
         self.status_4xx = 0
         self.status_5xx = 0
         self.handler_errors = 0
@@ -29,9 +32,11 @@ class Stats:
         self.rejected_busy = 0
         self.accept_errors = 0
 
-    def ended(self, reason):
+    def ended(self, reason, reset=False):
         """Count how a connection ended: the client closed, the client reset, or the server
-        closed first (by reason)."""
+        closed first (by reason; reset: with a RST, so no TIME_WAIT on the board)."""
+        if reset:
+            self.server_resets += 1
         if reason == CLIENT:
             self.closes_by_client += 1
         elif reason == RESET:
@@ -73,6 +78,8 @@ class Stats:
             "resets_by_client": self.resets_by_client,
             "closes_by_server": self.closes_by_server,
             "closes_by_server_total": sum(self.closes_by_server.values()),
+            "server_resets": self.server_resets,
+            "abortive_close": ABORTIVE_CLOSE,
             "status_4xx": self.status_4xx,
             "status_5xx": self.status_5xx,
             "handler_errors": self.handler_errors,

@@ -51,7 +51,7 @@ FAST = {"idle_timeout_ms": 1000, "header_timeout_ms": 1000, "linger_timeout_ms":
 
 # what the server does at the cap: evict an idle or a stalled connection, close a third waiting
 # newcomer at once, or drop a 503'd one that does not close
-AT_CAP = ("evicted", "evicted_stalled", "overflow", "busy_linger_timeout")
+AT_CAP = ("evicted", "evicted_stalled", "evicted_silent", "overflow", "busy_linger_timeout")
 
 
 class FdWatch:
@@ -122,8 +122,8 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1):
 # never send. slowloris: a byte every 0.5 s on each socket, header_timeout_ms 1000.
 @pytest.mark.parametrize("n,kind,abuse,extra_reasons,expect", [
     (64, "park", "64 simultaneous connections, parked after a request", ("idle_timeout",), "evicted"),
-    (50, "silent", "50 clients connect and never send", ("idle_timeout",), "evicted_stalled"),
-    (100, "slowloris", "100 slowloris sockets, a byte every 0.5 s", ("header_timeout", "idle_timeout"),
+    (50, "silent", "50 clients connect and never send", ("first_request_timeout",), "evicted_silent"),
+    (100, "slowloris", "100 slowloris sockets, a byte every 0.5 s", ("header_timeout", "first_request_timeout"),
      "evicted_stalled"),
 ], ids=["64-parked", "50-silent", "100-slowloris"])
 def test_flood(make_sim, figure, n, kind, abuse, extra_reasons, expect):

@@ -5,6 +5,7 @@ from unitcheck import Clock, Task, raises
 
 from nostall.config import Config
 from nostall.pool import (
+    ABORTIVE,
     BODY,
     FREE,
     HANDLER,
@@ -74,6 +75,10 @@ def test_table_allows_exactly_the_legal_steps():
                 assert slot.state == a, "an illegal step must not move the slot"
 
 
+def test_only_states_with_nothing_of_the_servers_in_flight_close_abortively():
+    assert [NAMES[s] for s in ALL if ABORTIVE[s]] == ["new", "idle", "linger"]
+
+
 def test_every_state_but_free_has_a_timeout_limit_and_a_close_reason():
     names = Config().as_dict()
     for s in ALL:
@@ -86,7 +91,7 @@ def test_every_state_but_free_has_a_timeout_limit_and_a_close_reason():
 
 def test_deadlines_come_from_the_config_read_once():
     clock = Clock(5000)
-    pool = make(1, clock, idle_timeout_ms=3000, header_timeout_ms=700, write_timeout_ms=900)
+    pool = make(1, clock, first_request_timeout_ms=3000, header_timeout_ms=700, write_timeout_ms=900)
     slot = opened(pool)
     assert slot.deadline == 8000 and slot.since == 5000
     clock.advance(100)
@@ -101,8 +106,8 @@ def test_deadlines_come_from_the_config_read_once():
 
 def test_expire_cancels_each_connection_past_its_deadline_with_its_states_reason():
     clock = Clock()
-    pool = make(3, clock, idle_timeout_ms=1000, header_timeout_ms=300, handler_timeout_ms=2000)
-    a = opened(pool)  # NEW: idle timeout
+    pool = make(3, clock, first_request_timeout_ms=1000, header_timeout_ms=300, handler_timeout_ms=2000)
+    a = opened(pool)  # NEW: no first request yet
     b = put(opened(pool), HEAD)
     c = put(opened(pool), HANDLER)
     clock.advance(299)
@@ -114,7 +119,7 @@ def test_expire_cancels_each_connection_past_its_deadline_with_its_states_reason
     clock.advance(700)
     pool.expire()
     pool.expire()  # a cancelled connection is not cancelled again
-    assert a.cancelled == "idle_timeout" and a.task.cancelled == 1 and b.task.cancelled == 1
+    assert a.cancelled == "first_request_timeout" and a.task.cancelled == 1 and b.task.cancelled == 1
     clock.advance(1000)
     pool.expire()
     assert c.cancelled == "handler_timeout"
@@ -199,3 +204,27 @@ def test_waiting_lists_the_slots_in_a_state():
     a = opened(pool)
     b = put(opened(pool), HANDLER, WRITE, IDLE)
     assert pool.waiting(NEW) == [a] and pool.waiting(IDLE) == [b] and len(pool.waiting(FREE)) == 1
+
+
+def test_a_waiting_request_takes_the_place_of_the_longest_silence_at_once():
+    clock = Clock()
+    pool = make(3, clock, stall_evict_ms=1000)
+    first = opened(pool)
+    clock.advance(50)
+    second = opened(pool)
+    clock.advance(50)
+    trickle = put(opened(pool), HEAD)
+    assert not pool.evict()  # a silent newcomer waits for a stall of 1000 ms
+    assert pool.evict(request_waiting=True)  # one with a request does not
+    assert first.cancelled == "evicted_silent" and second.cancelled is None and trickle.cancelled is None
+    assert pool.evict(request_waiting=True) and second.cancelled == "evicted_silent"
+    assert not pool.evict(request_waiting=True)  # a head in progress is not silence
+    clock.advance(1000)
+    assert pool.evict(request_waiting=True) and trickle.cancelled == "evicted_stalled"
+
+
+def test_idle_goes_before_silent_even_for_a_waiting_request():
+    pool = make(2)
+    silent = opened(pool)
+    idle = put(opened(pool), HANDLER, WRITE, IDLE)
+    assert pool.evict(request_waiting=True) and idle.cancelled == "evicted" and silent.cancelled is None
