@@ -20,6 +20,14 @@ _LINK_CHECK_S = 2  # how often the link is checked once up
 _DEFAULT_LED = {"esp32c3": (8, True), "esp32": (2, False)}
 
 
+def _reset_cause():
+    c = machine.reset_cause()
+    for name in ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET"):
+        if getattr(machine, name, None) == c:
+            return name[:-6].lower()  # "pwron", "hard", "wdt", "deepsleep", "soft"
+    return "unknown"
+
+
 def _chip():
     m = sys.implementation._machine.lower()
     return "esp32c3" if "c3" in m else "esp32"
@@ -32,6 +40,7 @@ class Board:
         self.www_root = WWW_ROOT
         self.wlan = None
         self.wdt = None
+        self.reset_cause = _reset_cause()
         pin, low = _DEFAULT_LED.get(_chip(), (None, False))
         if settings.led_pin is not None:
             pin, low = settings.led_pin, settings.led_active_low
@@ -66,6 +75,19 @@ class Board:
         if raw is not None:
             return round((raw() - 32) / 1.8, 1)
         return None
+
+    def vitals(self):
+        """The board's health for /status and /metrics: Wi-Fi RSSI (dBm) while connected, and
+        why it last reset."""
+        d = {}
+        d["reset_cause"] = self.reset_cause
+        wlan = self.wlan
+        if wlan is not None and wlan.isconnected():
+            try:
+                d["wifi_rssi_dbm"] = wlan.status("rssi")
+            except (OSError, ValueError):
+                pass
+        return d
 
     # ---- network ----
 

@@ -21,7 +21,7 @@ def main():
     web_app = app.make_app(hw)
     web_app.token = settings.api_token  # set after make_app: any app's changing routes are covered
     info = {"firmware_version": VERSION, "board": hw.name}
-    server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info)
+    server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
 
     async def run():
         ip = await hw.connect()  # Wi-Fi with retries and backoff on a board; nothing on the sim
@@ -35,6 +35,10 @@ def main():
     try:
         asyncio.run(run())
     except KeyboardInterrupt:
+        # Ctrl-C (SIGINT on the sim) stops the loop where it stood: shut down properly, so idle
+        # connections are reset (no TIME_WAIT on the board) and answers in flight may finish
+        print("nostall: stopping")
+        asyncio.run(server.shutdown())
         print("nostall: stopped")
     finally:
         server.stop()

@@ -25,12 +25,12 @@ import gc
 import asyncio
 import socket
 
-from nostall import sockets
+from nostall import metrics, sockets
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
 from nostall.pool import IDLE, NEW, Pool
-from nostall.response import error_response
+from nostall.response import Response, error_response
 from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.turnaway import TurnAways
@@ -51,12 +51,13 @@ class Server:
         asyncio.run(server.serve())
     """
 
-    def __init__(self, app, cfg=None, host="0.0.0.0", port=80, info=None):
+    def __init__(self, app, cfg=None, host="0.0.0.0", port=80, info=None, vitals=None):
         self.app = app
         self.cfg = cfg = cfg or Config()
         self.host = host
         self.port = port
         self.info = info or {}
+        self.vitals = vitals  # a callable: the board's health for /status and /metrics (board.py)
         self.stats = Stats()
         self.pool = pool = Pool(cfg)
         for _ in range(cfg.max_connections):
@@ -71,6 +72,8 @@ class Server:
         self.busy_answer = closing(error_response(503, "server busy, retry", (("Retry-After", "1"),)))
         if not app.has_route("/status"):
             app.route("/status")(self._status)
+        if not app.has_route("/metrics"):
+            app.route("/metrics")(self._metrics)
 
     def listen(self):
         """Bind and listen now (so a caller can report the address before serving)."""
@@ -95,7 +98,7 @@ class Server:
         try:
             await self._accept_loop()
         finally:
-            await self._shutdown()
+            await self.shutdown()
 
     def stop(self):
         """Stop accepting; connections in flight get shutdown_timeout_ms to finish."""
@@ -160,11 +163,14 @@ class Server:
 
     async def _ticker(self):
         pool = self.pool
+        stats = self.stats
         while True:
             await asyncio.sleep_ms(self.cfg.tick_ms)
             pool.expire()
+            stats.uptime_ms()  # often enough that ticks_ms never wraps between two readings
 
-    async def _shutdown(self):
+    async def shutdown(self):
+        """Stop accepting; give connections in flight shutdown_timeout_ms, reset idle ones."""
         self.stop()
         if self._ticker_task is not None:
             self._ticker_task.cancel()
@@ -187,4 +193,7 @@ class Server:
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
     def _status(self, req):
-        return self.stats.document(self.pool, self.cfg.as_dict(), self.info, req.args.get("gc") == "1")
+        return self.stats.document(self.pool, self.cfg.as_dict(), self.info, self.vitals, req.args.get("gc") == "1")
+
+    def _metrics(self, req):
+        return Response(stream=metrics.families(self, self.vitals), content_type=metrics.CONTENT_TYPE)

@@ -18,7 +18,8 @@ class Stats:
     """Counters of one server. The pool keeps the connection gauges (open, peak)."""
 
     def __init__(self):
-        self.started_ms = ticks_ms()
+        self._ticks = ticks_ms()
+        self._up_ms = 0
         self.accepted = 0
         self.requests = 0
         self.closes_by_client = 0
@@ -31,6 +32,14 @@ class Stats:
         self.handler_errors_by_kind = {}  # exception, memory, bad_response, stream, timeout
         self.rejected_busy = 0
         self.accept_errors = 0
+
+    def uptime_ms(self):
+        """Milliseconds since start. ticks_ms wraps (every 12.4 days on a board), so the time
+        is summed up at each call; the server's ticker calls this every tick_ms."""
+        now = ticks_ms()
+        self._up_ms += ticks_diff(now, self._ticks)
+        self._ticks = now
+        return self._up_ms
 
     def ended(self, reason, reset=False):
         """Count how a connection ended: the client closed, the client reset, or the server
@@ -61,13 +70,14 @@ class Stats:
         if exc is not None and hasattr(sys, "print_exception"):
             sys.print_exception(exc)
 
-    def document(self, pool, limits, info, collect=False):
-        """The /status JSON document: uptime, heap, connections, closes by side, errors, limits
-        and info (firmware version, board). collect: run the GC first, for a comparable heap."""
+    def document(self, pool, limits, info, vitals=None, collect=False):
+        """The /status JSON document: uptime, heap, connections, closes by side, errors, limits,
+        info (firmware version, board) and the board's vitals (Wi-Fi RSSI, reset cause).
+        collect: run the GC first, for a comparable heap."""
         if collect:
             gc.collect()
         d = {
-            "uptime_ms": ticks_diff(ticks_ms(), self.started_ms),
+            "uptime_ms": self.uptime_ms(),
             "heap_free": gc.mem_free(),
             "heap_alloc": gc.mem_alloc(),
             "connections_open": pool.in_use,
@@ -90,4 +100,8 @@ class Stats:
         }
         for k in info:
             d[k] = info[k]
+        if vitals is not None:
+            v = vitals()
+            for k in v:
+                d[k] = v[k]
         return d

@@ -30,6 +30,19 @@ def get_status(url, gc=False, timeout=5.0, retry_s=0.0):
             time.sleep(0.2)
 
 
+def parse_metrics(text):
+    """A Prometheus text page as {family: {labels: value}} (labels "" or '{k="v",...}')."""
+    out = {}
+    for line in (text.decode() if isinstance(text, bytes) else text).splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        brace = series.find("{")
+        name, labels = (series, "") if brace < 0 else (series[:brace], series[brace:])
+        out.setdefault(name, {})[labels] = float(value)
+    return out
+
+
 def wait_for(pred, timeout=3.0, step=0.05):
     """Poll pred() until it is true or the timeout passes; returns its last value."""
     deadline = time.monotonic() + timeout

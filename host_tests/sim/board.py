@@ -36,6 +36,9 @@ class Board:
         self._t = (self._t + 1) % 20
         return 30.0 + (self._t - 10) / 10
 
+    def vitals(self):
+        return {}  # no radio, no resets to report
+
     async def connect(self):
         return "127.0.0.1"
 

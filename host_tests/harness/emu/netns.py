@@ -313,11 +313,17 @@ class Emulator:
 
     def sysctl(self, key, value):
         """Set a net.* sysctl inside this namespace only (never the host's)."""
+        self.sysctl_in(self.netns, key, value)
+
+    @staticmethod
+    def sysctl_in(ns_name, key, value):
+        """Set a net.* sysctl inside namespace ns_name only (never the host's)."""
         if not key.startswith("net."):
             raise ValueError("only per-namespace net.* sysctls: %r" % key)
-        r = self.run_in_ns(["sysctl", "-q", "-w", "%s=%s" % (key, value)], capture_output=True, text=True)
+        r = subprocess.run(["ip", "netns", "exec", ns_name, "sysctl", "-q", "-w", "%s=%s" % (key, value)],
+                           capture_output=True, text=True)
         if r.returncode != 0:
-            raise RuntimeError("sysctl %s=%s in %s: %s" % (key, value, self.netns, r.stderr.strip()))
+            raise RuntimeError("sysctl %s=%s in %s: %s" % (key, value, ns_name, r.stderr.strip()))
 
     def allow_port_reuse(self):
         """A client that pins its source port against a server that lets the
