@@ -7,7 +7,7 @@
 _MIN = {
     "max_connections": 1,
     "listen_backlog": 1,
-    "max_requests_per_connection": 1,
+    "max_requests_per_connection": 0,
     "max_turnaways": 0,
     "recv_buffer_bytes": 256,
     "max_request_line_bytes": 16,
@@ -35,7 +35,10 @@ class Config:
     # connections
     max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else see below
     listen_backlog = 2  # lwIP accept queue; more SYNs than this are refused by the stack
-    max_requests_per_connection = 100  # then "Connection: close" and wait for the client's EOF
+    # then "Connection: close" and wait for the client's EOF; 0: no cap. A board has no use for
+    # one (a connection holds nothing that grows, and at the cap idle ones are evicted anyway),
+    # and each forced reconnect costs the client a handshake and leaves it a TIME_WAIT
+    max_requests_per_connection = 0
     # newcomers waiting for a slot at the cap (then a 503); more than this are closed at once
     max_turnaways = 2
     # sizes (bytes)

@@ -160,8 +160,9 @@ class Connection(Slot):
             stats.answered(resp.status)
             if req.error is not None and resp.status == 500:
                 stats.handler_error(_error_kind(req.error), req.path, req.error)
-        left = server.cfg.max_requests_per_connection - self.requests
-        head, mode, keep = plan(req, resp, 0 if server.stopping else left, server.idle_s)
+        cap = server.cfg.max_requests_per_connection
+        left = 0 if server.stopping else (cap - self.requests if cap else None)
+        head, mode, keep = plan(req, resp, left, server.idle_s)
         self.enter(WRITE)
         io = self.io
         sock = self.sock

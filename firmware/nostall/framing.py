@@ -85,8 +85,8 @@ def check_header(name, value):
 def plan(req, resp, left, idle_s):
     """(head, body mode, keep) for resp answering req.
 
-    left: requests this connection may still carry after this one (0: it ends here);
-    idle_s: the idle timeout announced in Keep-Alive. A failed handler (req.error) ends the
+    left: requests this connection may still carry after this one (0: it ends here; None: no
+    cap); idle_s: the idle timeout announced in Keep-Alive. A failed handler (req.error) ends the
     connection too; the client still closes first, as always.
 
     Example::
@@ -96,7 +96,7 @@ def plan(req, resp, left, idle_s):
     status = resp.status
     length = resp.length
     version = req.version
-    keep = req.keep_alive and left > 0 and req.error is None
+    keep = req.keep_alive and left != 0 and req.error is None
     if not resp.streamed:
         mode = FIXED
     elif length is not None:
@@ -127,7 +127,7 @@ def response_head(status, headers, length, mode, keep, keep_alive=None, version=
 
     headers: (name, value) pairs already checked by check_header; length: body bytes, or None
     when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive:
-    (timeout s, requests left) for the Keep-Alive field when the connection stays open.
+    (timeout s, requests left or None) for the Keep-Alive field when the connection stays open.
     """
     parts = [status_line(status)]
     for h in headers:
@@ -147,7 +147,10 @@ def response_head(status, headers, length, mode, keep, keep_alive=None, version=
         if version != "HTTP/1.1":
             parts.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes unless told
         if keep_alive:
-            parts.append(b"Keep-Alive: timeout=%d, max=%d\r\n" % keep_alive)
+            if keep_alive[1] is None:
+                parts.append(b"Keep-Alive: timeout=%d\r\n" % keep_alive[0])
+            else:
+                parts.append(b"Keep-Alive: timeout=%d, max=%d\r\n" % keep_alive)
     else:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")

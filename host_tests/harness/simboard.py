@@ -164,6 +164,33 @@ class SimFleet:
             t.sim.stop()
 
 
+class Lab:
+    """A client network namespace of its own and sim boards each behind an lwIP of its own, all
+    reached from that namespace: lab.board(limits) -> Target; lab.client() puts the current
+    thread's new sockets there; close() stops the boards and deletes the namespace."""
+
+    def __init__(self, tmp_path, tag):
+        self.ns = netns.new_namespace("nsp", tag)
+        self.fleet = SimFleet(tmp_path, emu_ns=self.ns)
+
+    @property
+    def ns_path(self):
+        return str(netns.NETNS_DIR / self.ns)
+
+    def client(self):
+        return netns.in_netns(self.ns_path)
+
+    def board(self, limits=None, **kw):
+        return self.fleet.start(limits, **kw)
+
+    def sysctl(self, key, value):
+        netns.Emulator.sysctl_in(self.ns, key, value)
+
+    def close(self):
+        self.fleet.close()
+        netns.delete_namespace(self.ns)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Run the firmware on the MicroPython unix port.")
     ap.add_argument("--port", type=int, default=8080)

@@ -10,7 +10,9 @@ def test_every_limit_has_a_unit_in_its_name_and_a_positive_default():
     units = ("_ms", "_bytes", "_count", "_connection", "_connections", "_backlog", "_turnaways")
     for name in NAMES:
         assert name.endswith(units), name
-        assert getattr(Config, name) > 0, name
+        if name != "max_requests_per_connection":  # 0: no cap, the default
+            assert getattr(Config, name) > 0, name
+    assert Config.max_requests_per_connection == 0 and Config(max_requests_per_connection=5)
     assert Config().as_dict() == dict((n, getattr(Config, n)) for n in NAMES)
 
 

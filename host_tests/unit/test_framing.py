@@ -60,6 +60,7 @@ CASES = [
     ("1.1 keep-alive", GET11, text, 9, [CT_UTF8, "Content-Length: 5", KA], FIXED, True),
     ("1.1 Connection: close", CLOSE11, text, 9, [CT_UTF8, "Content-Length: 5", "Connection: close"], FIXED, False),
     ("last request allowed", GET11, text, 0, [CT_UTF8, "Content-Length: 5", "Connection: close"], FIXED, False),
+    ("no request cap", GET11, text, None, [CT_UTF8, "Content-Length: 5", "Keep-Alive: timeout=5"], FIXED, True),
     ("1.0 closes by default", GET10, text, 9, [CT_UTF8, "Content-Length: 5", "Connection: close"], FIXED, False),
     ("1.0 keep-alive is confirmed", GET10_KA, text, 9, [CT_UTF8, "Content-Length: 5", "Connection: keep-alive", KA], FIXED, True),
     ("1.1 stream is chunked", GET11, stream, 9, [CT, "Transfer-Encoding: chunked", KA], CHUNKED, True),
