@@ -10,7 +10,6 @@
 NOSTALL_FLEET_S changes the length (default 120 s); the two fleets run at the same time."""
 
 import os
-import statistics
 import time
 
 import pytest
