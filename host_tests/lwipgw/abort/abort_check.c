@@ -261,21 +261,27 @@ static int open_pair(struct pair *pr, int rcvbuf)
     return 0;
 }
 
-/* A request and an answer, both read: nothing unread, nothing unacknowledged (waited for). */
-static struct probe open_idle_pair(struct pair *pr)
+/* A request and an answer, both read: nothing unread, nothing unacknowledged (waited for).
+ * Returns 0 with the idle connection's probe in *idle; else reports case `name` as failed. */
+static int open_idle_pair(struct pair *pr, const char *name, struct probe *idle)
 {
-    char buf[8];
-    struct probe none;
+    char buf[64];
 
-    memset(&none, 0, sizeof none);
-    if (open_pair(pr, 0) < 0) {
-        return none;
+    if (open_pair(pr, 0) == 0) {
+        lx_send(pr->client, "ping", 4);
+        lwip_recv(pr->server, buf, 4, 0);
+        lwip_send(pr->server, "hello", 5, 0);
+        lx_recv(pr->client, buf, 5, WAIT_MS);
+        *idle = wait_until(pr->server, pr->port, IDLE);
+        if (idle->has_pcb && !idle->unsent && !idle->unacked) {
+            return 0;
+        }
+        lx_close(pr->client);
+        lwip_close(pr->server);
     }
-    lx_send(pr->client, "ping", 4);
-    lwip_recv(pr->server, buf, 4, 0);
-    lwip_send(pr->server, "hello", 5, 0);
-    lx_recv(pr->client, buf, 5, WAIT_MS);
-    return wait_until(pr->server, pr->port, IDLE);
+    snprintf(buf, sizeof buf, "case=%s setup=failed", name);
+    report(0, buf);
+    return -1;
 }
 
 /* ---- the cases ------------------------------------------------------------- */
@@ -284,15 +290,14 @@ static struct probe open_idle_pair(struct pair *pr)
 static void case_idle_acked(void)
 {
     struct pair p;
-    struct probe before = open_idle_pair(&p), after, later;
+    struct probe before, after, later;
     nostall_tcp_result_t r;
     int client, closed;
     u32_t t0;
     char line[256];
     char buf[8];
 
-    if (!before.has_pcb) {
-        report(0, "case=idle_acked setup=failed");
+    if (open_idle_pair(&p, "idle_acked", &before) < 0) {
         return;
     }
     r = nostall_tcp_abort_idle(p.server);
@@ -319,15 +324,12 @@ static void case_idle_acked(void)
 static void case_close(int linger0)
 {
     struct pair p;
-    struct probe before = open_idle_pair(&p), after;
+    struct probe before, after;
     int client, closed, set = 0;
     char line[256];
     char buf[8];
-    const char *name = linger0 ? "linger0_close" : "close";
 
-    if (!before.has_pcb) {
-        snprintf(line, sizeof line, "case=%s setup=failed", name);
-        report(0, line);
+    if (open_idle_pair(&p, linger0 ? "linger0_close" : "close", &before) < 0) {
         return;
     }
     if (linger0) {
@@ -339,7 +341,7 @@ static void case_close(int linger0)
     lx_close(p.client);                  /* the client's FIN: lwIP, which closed first, goes to TIME_WAIT */
     after = wait_until(-1, p.port, TIME_WAIT_SEEN);
     snprintf(line, sizeof line, "case=%s setsockopt=%d close=%d client_recv=%s time_wait=%d",
-             name, set, closed, lx_errname(client), after.time_wait);
+             linger0 ? "linger0_close" : "close", set, closed, lx_errname(client), after.time_wait);
     report(set == 0 && closed == 0 && client == 0 && after.time_wait == 1, line);
 }
 
@@ -390,14 +392,13 @@ static void case_window_full(void)
 static void case_unacked(void)
 {
     struct pair p;
-    struct probe before = open_idle_pair(&p), inflight, after, later;
+    struct probe before, inflight, after, later;
     nostall_tcp_result_t r;
     int client;
     char line[320];
     char buf[64];
 
-    if (!before.has_pcb) {
-        report(0, "case=unacked setup=failed");
+    if (open_idle_pair(&p, "unacked", &before) < 0) {
         return;
     }
     drop_input = 1;                    /* from here the client's ACKs are lost */
@@ -471,13 +472,12 @@ static void case_other_sockets(void)
 static void case_peer_reset(void)
 {
     struct pair p;
-    struct probe before = open_idle_pair(&p), gone;
+    struct probe before, gone;
     nostall_tcp_result_t r;
     int closed;
     char line[160];
 
-    if (!before.has_pcb) {
-        report(0, "case=peer_reset setup=failed");
+    if (open_idle_pair(&p, "peer_reset", &before) < 0) {
         return;
     }
     hio_close_reset(p.client);
