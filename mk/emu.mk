@@ -29,9 +29,9 @@ EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
 
 help-emu:
 	@echo "  make emu       - build the lwIP board TCP emulator (EMU_MSL=$(EMU_MSL) ms)"
-	@echo "  make abort-check - build the lwIP check of the firmware's abortive close (_nostall_tcp)"
-	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak, abortive close; EMU_SOAK_COUNT=1000)"
 	@echo "  make bench-emu - stall length with TCP_MSL 60000 vs 6000"
+	@echo "  make abort-check - build the lwIP check of the firmware's abortive close (_nostall_tcp)"
 
 emu-check:
 	@[ "$$(id -u)" = 0 ] || { echo "error: the emulator needs root (TAP devices, network namespaces): run make emu as root"; exit 1; }
