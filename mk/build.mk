@@ -3,7 +3,8 @@
 # walks through them.
 #
 # build      MicroPython (pinned release) + this project's board (boards/$(BOARD)) with firmware/
-#            frozen in, built by the ESP-IDF of the user's environment (idf.py on PATH).
+#            frozen in and the C module in boards/cmodules/, built by the ESP-IDF of the user's
+#            environment (idf.py on PATH).
 # flash      esptool v5 writes the built firmware.bin at the board's offset.
 # deploy     firmware/ compiled to .mpy for the board's CPU, copied with mpremote onto a board
 #            that runs stock MicroPython (v1.23 or later: .mpy v6.3).
@@ -45,6 +46,9 @@ PYRIGHT ?= $(CURDIR)/$(VENV)/bin/pyright
 
 # ---- derived --------------------------------------------------------------------------------
 FW_SRC ?= firmware
+# This firmware's user C modules (_nostall_tcp: the abortive close of idle connections), given to
+# the esp32 port as USER_C_MODULES.
+CMODULES := $(CURDIR)/boards/cmodules/micropython.cmake
 FW_BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
 -include $(wildcard boards/$(BOARD)/board.mk)
 
@@ -173,7 +177,7 @@ define CHECK_SDKCONFIG
 endef
 
 build:
-	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in"
+	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in, C module _nostall_tcp"
 	@if [ ! -e $(MP_DIR)/py/mpconfig.h ]; then \
 	  echo "==> cloning MicroPython $(MICROPY_TAG) into $(MICROPY_DIR)"; \
 	  rm -rf $(MP_DIR).partial && mkdir -p $(dir $(MP_DIR)) && \
@@ -185,7 +189,7 @@ build:
 	@echo "==> fetching the git submodules the esp32 port needs"
 	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) submodules
 	@echo "==> building the firmware in $(FW_OUT)"
-	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) FROZEN_MANIFEST=$(B_DIR)/manifest.py
+	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) FROZEN_MANIFEST=$(B_DIR)/manifest.py USER_C_MODULES=$(CMODULES)
 	$(CHECK_SDKCONFIG)
 	@echo "==> built $(FW_BIN); next: make flash BOARD=$(BOARD) PORT=..."
 

@@ -8,6 +8,8 @@
 #   make emu EMU_MSL=60000     the IDF default MSL, as a second binary
 #   make emu-test              pytest host_tests/emulator
 #   make bench-emu             stall length, MSL 60000 vs 6000 (~2 min)
+#   make abort-check           build .cache/emu/abort-check-lock{0,1}: the firmware's abortive
+#                              close (boards/cmodules/nostall_tcp) on lwIP with its sockets
 
 EMU_DIR := host_tests/lwipgw
 EMU_CACHE := .cache/emu
@@ -27,8 +29,9 @@ EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
 
 help-emu:
 	@echo "  make emu       - build the lwIP board TCP emulator (EMU_MSL=$(EMU_MSL) ms)"
-	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak; EMU_SOAK_COUNT=1000)"
+	@echo "  make emu-test  - emulator tests (stall control, no-stall, soak, abortive close; EMU_SOAK_COUNT=1000)"
 	@echo "  make bench-emu - stall length with TCP_MSL 60000 vs 6000"
+	@echo "  make abort-check - build the lwIP check of the firmware's abortive close (_nostall_tcp)"
 
 emu-check:
 	@[ "$$(id -u)" = 0 ] || { echo "error: the emulator needs root (TAP devices, network namespaces): run make emu as root"; exit 1; }
@@ -52,6 +55,38 @@ $(EMU_CACHE)/lwipgw-msl%: $(EMU_SRCS) $(LWIP_STAMP)
 	    -o $@.tmp || { echo "error: compiling the emulator failed (see gcc output above)"; rm -f $@.tmp; exit 1; }; \
 	mv $@.tmp $@
 
+# abort_check: boards/cmodules/nostall_tcp/tcp_abort_idle.c, unchanged, on the same lwIP tree
+# with its tcpip thread and sockets (NO_SYS=0, host_tests/lwipgw/abort/), one binary per
+# LWIP_TCPIP_CORE_LOCKING: 0 as on the board (ESP-IDF's default), 1 for tcpip_api_call's other
+# path. Run by host_tests/emulator/test_tcp_abort.py (root, /dev/net/tun).
+ABORT_DIR := $(EMU_DIR)/abort
+ABORT_MOD := boards/cmodules/nostall_tcp
+ABORT_BINS := $(EMU_CACHE)/abort-check-lock0 $(EMU_CACHE)/abort-check-lock1
+ABORT_OWN := $(ABORT_DIR)/abort_check.c $(ABORT_DIR)/linux.c $(ABORT_DIR)/sys_arch.c \
+	$(ABORT_MOD)/tcp_abort_idle.c $(EMU_DIR)/hostio.c
+ABORT_SRCS := $(ABORT_OWN) $(ABORT_DIR)/linux.h $(ABORT_DIR)/lwipopts.h $(ABORT_DIR)/arch/sys_arch.h \
+	$(ABORT_MOD)/tcp_abort_idle.h $(EMU_DIR)/hostio.h $(EMU_DIR)/arch/cc.h $(wildcard mk/emu.mk) $(EMU_OVERLAY)
+# lwIP with its threads: the gateway's pieces plus the netconn and socket API.
+ABORT_LWIP_SRCS = $(EMU_LWIP_SRCS) api/*.c
+# abort/ before lwipgw/: its lwipopts.h wins; lwipgw/ gives arch/cc.h and hostio.h.
+ABORT_INC = -I$(ABORT_DIR) -I$(EMU_DIR) -I$(ABORT_MOD)
+
+$(EMU_CACHE)/abort-check-lock%: $(ABORT_SRCS) $(LWIP_STAMP)
+	@mkdir -p $(EMU_CACHE)
+	@case "$*" in 0|1) ;; *) echo "error: $@: LWIP_TCPIP_CORE_LOCKING is 0 or 1"; exit 1;; esac
+	@src=$$(cat $(LWIP_STAMP))/src; \
+	echo "==> gcc: $@ (lwIP from $$src with sockets, LWIP_TCPIP_CORE_LOCKING=$*, TCP_MSL=$(EMU_MSL) ms)"; \
+	cd $$src && srcs=$$(echo $(ABORT_LWIP_SRCS)) && cd - >/dev/null && \
+	gcc $(EMU_CFLAGS) -pthread -DABORT_CORE_LOCKING=$* -DABORT_TCP_MSL=$(EMU_MSL) $(ABORT_INC) -I$$src/include \
+	    $$(for f in $$srcs; do echo $$src/$$f; done) $(ABORT_OWN) \
+	    -o $@.tmp || { echo "error: compiling abort_check failed (see gcc output above)"; rm -f $@.tmp; exit 1; }; \
+	mv $@.tmp $@
+
+abort-check:
+	@command -v gcc >/dev/null || { echo "error: gcc not found: apt-get install gcc"; exit 1; }
+	@$(MAKE) -s --no-print-directory $(ABORT_BINS)
+	@echo "==> ready: $(ABORT_BINS) (run as root: they make their own network namespace)"
+
 emu: emu-check
 	@$(MAKE) -s --no-print-directory $(EMU_BIN)
 	@echo "==> emulator ready: $(EMU_BIN) (TCP_MSL=$(EMU_MSL) ms)"
@@ -70,4 +105,4 @@ emu-clean:
 	@echo "==> removing $(EMU_CACHE) (the lwIP source in $(LWIP_CACHE) stays)"
 	@rm -rf $(EMU_CACHE)
 
-.PHONY: emu emu-check emu-test bench-emu emu-clean help-emu
+.PHONY: emu emu-check emu-test bench-emu emu-clean help-emu abort-check

@@ -23,6 +23,7 @@ SHIM_BIN = os.path.join(HERE, "shims", "bin")
 FAKE_MICROPYTHON = os.path.join(HERE, "shims", "micropython")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MSL_LINE = "CONFIG_LWIP_TCP_MSL=6000"
+CMODULES = os.path.join(ROOT, "boards", "cmodules", "micropython.cmake")
 
 BOARDS = {
     "ESP32_GENERIC_C3": {"chip": "esp32c3", "offset": "0x0", "arch": "rv32imc"},
@@ -252,7 +253,8 @@ def test_make_n_shows_the_commands(sandbox, build_tools, board):
     mp, bd, fw = sandbox.micropython, os.path.join(ROOT, "boards", board), sandbox.fw_dir(board)
     assert "make -C %s/mpy-cross" % mp in out
     assert "make -C %s/ports/esp32 BOARD_DIR=%s BUILD=%s submodules" % (mp, bd, fw) in out
-    assert "make -C %s/ports/esp32 BOARD_DIR=%s BUILD=%s FROZEN_MANIFEST=%s/manifest.py" % (mp, bd, fw, bd) in out
+    assert "make -C %s/ports/esp32 BOARD_DIR=%s BUILD=%s FROZEN_MANIFEST=%s/manifest.py USER_C_MODULES=%s" % (
+        mp, bd, fw, bd, CMODULES) in out
     assert "esptool --chip %s --port %s --baud 460800 write-flash %s %s/firmware.bin" % (
         b["chip"], sandbox.port, b["offset"], fw) in out
     assert "mpy-cross -march=%s -s nostall/proto.py" % b["arch"] in out
@@ -294,8 +296,10 @@ def test_build_and_flash_in_one_go(sandbox, build_tools, board):
     port_make = calls[4]
     assert port_make["BOARD_DIR"] == bd and port_make["BUILD"] == fw
     assert port_make["FROZEN_MANIFEST"] == os.path.join(bd, "manifest.py")
+    assert port_make["USER_C_MODULES"] == CMODULES and os.path.isfile(CMODULES)
     idf_build = calls[5]["argv"]
     assert idf_build[-1] == "build" and "MICROPY_BOARD_DIR=%s" % bd in idf_build
+    assert "-DUSER_C_MODULES=" + CMODULES in idf_build
     assert calls[6]["argv"] == [
         "--chip", b["chip"], "--port", sandbox.port, "--baud", "115200",
         "write-flash", "--erase-all", b["offset"], os.path.join(fw, "firmware.bin"),
@@ -314,6 +318,20 @@ def test_build_and_flash_in_one_go(sandbox, build_tools, board):
     if board == "ESP32_GENERIC_C3":
         with open(os.path.join(fw, "idf_target")) as f:
             assert f.read().strip() == "esp32c3"
+
+
+def test_build_includes_the_c_module(sandbox, build_tools):
+    """boards/cmodules/micropython.cmake, evaluated as py/usermod.cmake does (the fake port runs
+    cmake on it): the module's C files, which exist, and its own directory for the headers."""
+    ok(sandbox.make("build"))
+    with open(os.path.join(sandbox.fw_dir("ESP32_GENERIC_C3"), "usermod.txt")) as f:
+        rows = [line.split(" ", 1) for line in f.read().splitlines() if line.strip()]
+    module = os.path.join(ROOT, "boards", "cmodules", "nostall_tcp")
+    sources = [path for kind, path in rows if kind == "source"]
+    assert sources == [os.path.join(module, "modnostall_tcp.c"), os.path.join(module, "tcp_abort_idle.c")], rows
+    assert all(os.path.isfile(path) for path in sources)
+    assert [path for kind, path in rows if kind == "include"] == [module], rows
+    assert os.path.isfile(os.path.join(module, "tcp_abort_idle.h"))
 
 
 def test_flash_another_image(sandbox, build_tools):

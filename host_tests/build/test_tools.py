@@ -48,7 +48,7 @@ def test_help_lists_the_sections_in_order():
                               "lwIP board emulator (root, /dev/net/tun)", "Board"], r.stdout
     assert sections["Test"] == ["test", "test-emu", "lint"]
     assert sections["Soak, fuzz, bench, figures"] == ["soak", "fuzz", "bench", "figures"]
-    assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu"]
+    assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu", "abort-check"]
     assert {"build", "flash", "deploy", "typecheck", "package-json"} <= set(sections["Board"])
 
 
