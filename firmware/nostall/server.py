@@ -25,7 +25,7 @@ import gc
 import asyncio
 import socket
 
-from nostall import metrics, sockets
+from nostall import sockets
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
@@ -196,4 +196,7 @@ class Server:
         return self.stats.document(self.pool, self.cfg.as_dict(), self.info, self.vitals, req.args.get("gc") == "1")
 
     def _metrics(self, req):
+        # imported at the first scrape: a board nobody scrapes keeps its 6 KB (from source or .mpy)
+        from nostall import metrics
+
         return Response(stream=metrics.families(self, self.vitals), content_type=metrics.CONTENT_TYPE)

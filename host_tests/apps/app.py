@@ -2,6 +2,7 @@
 # the real app's routes plus handlers that fail in every way a handler can. Unix port only.
 
 import asyncio
+import gc
 
 from nostall.web import Response
 
@@ -102,6 +103,22 @@ def make_app(hw):
     def yields(req):
         # a handler that is a generator (yield instead of return): not a coroutine
         yield b"streamed by mistake"
+
+    # heap probes for `make bench`: bytes allocated between start and stop, the GC held off
+    probe = {"start": 0}
+
+    @app.get("/probe/alloc/start")
+    def alloc_start(req):
+        gc.collect()
+        gc.disable()
+        probe["start"] = gc.mem_alloc()
+        return "started"
+
+    @app.get("/probe/alloc/stop")
+    def alloc_stop(req):
+        n = gc.mem_alloc() - probe["start"]
+        gc.enable()
+        return {"allocated": n}
 
     @app.errorhandler(KeyError)
     def key_error(req, exc):

@@ -8,6 +8,7 @@ noisy, ratios from one run hold where absolute numbers do not.
   throughput   - keep-alive requests/s and p50/p99 latency with wrk -t1 at 4 and 16 connections
   instructions - CPU instructions per keep-alive request, counted by valgrind (repeatable)
   heap         - heap after start-up and per idle keep-alive connection (/status?gc=1)
+  scrape       - heap a GET /metrics allocates (with the GC held off), beside a GET /api/led
   minheap      - smallest -X heapsize at which a quick soak still passes (bisection)
 
     PYTHONPATH=host_tests python -m harness.bench [--base REV] [throughput instructions heap minheap]
@@ -25,12 +26,12 @@ import sys
 import tarfile
 import tempfile
 
-from harness.paths import CACHE, FIRMWARE, REPORTS, ROOT, SIM_GLUE
+from harness.paths import APPS, CACHE, FIRMWARE, REPORTS, ROOT, SIM_GLUE
 from harness.simboard import DEFAULT_HEAP, SimBoard, command, free_port, wait_listening
 from harness.soak import check, run_soak
 from harness.target import RawConn, get_status, server_time_wait
 
-WHAT = ("throughput", "instructions", "heap", "minheap")
+WHAT = ("throughput", "instructions", "heap", "scrape", "minheap")
 PATH = "/api/led"  # a small JSON answer from a real handler: the common case of a board's API
 THROUGHPUT_CONNS = (4, 16)
 THROUGHPUT_MAX_CONNECTIONS = 20  # the sims' cap for these loads: wrk's 16 plus room for /status
@@ -172,6 +173,30 @@ def heap(contestants, n=4):
                                                       after["limits"]["recv_buffer_bytes"]))
 
 
+# ---- allocation per request ----
+
+def _allocated(conn, path):
+    conn.request("GET", "/probe/alloc/start")
+    r = conn.request("GET", path)
+    if r.status != 200:
+        return None
+    return json.loads(conn.request("GET", "/probe/alloc/stop").body)["allocated"]
+
+
+def scrape(contestants, rounds=5):
+    for c in contestants:
+        with sim(c, extra_path=[APPS]) as s:
+            conn = RawConn(s.host, s.port)
+            for path, key in (("/api/led", "heap allocated by GET /api/led, bytes"),
+                              ("/metrics", "heap allocated by GET /metrics, bytes")):
+                runs = [_allocated(conn, path) for _ in range(rounds)]
+                c.figures[key] = None if None in runs else statistics.median(runs)
+            conn.close()
+        print("  %-16s /api/led %s B, /metrics %s B (median of %d, the probe requests included)" % (
+            c.name, _fmt(c.figures["heap allocated by GET /api/led, bytes"]),
+            _fmt(c.figures["heap allocated by GET /metrics, bytes"]), rounds))
+
+
 # ---- smallest heap ----
 
 def _soak_passes(c, heap_k, count, interval):
@@ -261,6 +286,8 @@ def main():
                 instructions(contestants, tmp)
             elif what == "heap":
                 heap(contestants)
+            elif what == "scrape":
+                scrape(contestants)
             else:
                 min_heap(contestants)
     print()
