@@ -25,6 +25,11 @@ HANDLER = 5  # the app is producing the response
 WRITE = 6  # the response is being sent
 LINGER = 7  # sent "Connection: close": waiting for the client's EOF
 
+# A connection that has sent nothing this long counts as silent, so a newcomer whose request is
+# waiting may take its place: a client's request follows its connect by one round trip (ms on a
+# LAN, tens of ms on busy Wi-Fi), so a silent one is a preconnect, a scan or a flood.
+SILENT_GRACE_MS = 100
+
 # HANDLER's timeout interrupts the handler (the request gets a 503), the connection goes on.
 # "abortive": when the server closes first in this state nothing of its own is in flight, so the
 # close may be a reset (sockets.close): no TIME_WAIT on the board.
@@ -150,8 +155,8 @@ class Pool:
     def evict(self, request_waiting=False):
         """Cancel the connection a newcomer may take the place of, True if there was one: the
         least recently used IDLE one; else, for a newcomer whose request is already waiting,
-        the one silent longest (NEW: nothing received yet), however short its silence; else the
-        one stalled longest (>= stall_evict_ms) on its client."""
+        the one silent longest (NEW: nothing received for SILENT_GRACE_MS at least); else the one
+        stalled longest (>= stall_evict_ms) on its client."""
         victim = None
         for slot in self.slots:
             if slot.state == IDLE and slot.cancelled is None:
@@ -162,7 +167,7 @@ class Pool:
             return True
         now = self.clock()
         if request_waiting:
-            victim = self._longest(now, NEW, 0)
+            victim = self._longest(now, NEW, SILENT_GRACE_MS)
             if victim is not None:
                 victim.cancel("evicted_silent")
                 return True

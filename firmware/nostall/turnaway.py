@@ -5,7 +5,8 @@
 # A request beats silence. A newcomer whose request is already waiting may take the slot of the
 # connection silent longest at once (pool.evict); one without takes a slot only from an idle
 # connection or one stalled for stall_evict_ms. A full queue makes room for a newcomer by dropping
-# its oldest silent entry; when every entry has a request waiting the newcomer is closed instead.
+# its oldest silent entry (silent for SILENT_GRACE_MS at least); when there is none the newcomer
+# is closed instead.
 # So sockets that connect and send nothing (preconnects, scans, floods) cannot keep a client
 # with a request waiting from being answered.
 
@@ -16,6 +17,7 @@ import asyncio
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall import sockets
+from nostall.pool import SILENT_GRACE_MS
 from nostall.stats import CLIENT, RESET
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.waiter import Waiter, drain
@@ -33,9 +35,12 @@ class TurnAway:
         self.sock = sock
         self.task = None  # type: asyncio.Task | None
         self.answered = False  # the 503 went out: lingering for the client's EOF
+        self.since = ticks_ms()
 
-    def silent(self):
-        return not self.answered and self.sock is not None and not sockets.readable(self.sock)
+    def silent(self, now):
+        # silent for a while: a client that just connected may have its request still on the way
+        return (not self.answered and self.sock is not None and ticks_diff(now, self.since) >= SILENT_GRACE_MS
+                and not sockets.readable(self.sock))
 
 
 class TurnAways:
@@ -48,9 +53,10 @@ class TurnAways:
 
     def add(self, cs):
         """Queue cs (the server found no slot for it); a full queue drops its oldest silent entry
-        for it. False when it cannot: then cs is closed."""
+        for it. False when it cannot: then cs is closed (a plain close: a client whose request
+        already came sees the stack's reset; one still sending sees the close, EOF)."""
         if len(self.queue) >= self.server.cfg.max_turnaways and not self.shed():
-            self.server.stats.ended("overflow", sockets.close(cs, True))
+            self.server.stats.ended("overflow", sockets.close(cs))
             return False
         t = TurnAway(cs)
         t.task = asyncio.create_task(self._wait(t))  # first: it may raise MemoryError
@@ -58,9 +64,10 @@ class TurnAways:
         return True
 
     def shed(self):
-        """Drop the oldest entry that has sent nothing; True if there was one."""
+        """Drop the oldest entry that has sent nothing for SILENT_GRACE_MS; True if there was one."""
+        now = ticks_ms()
         for t in self.queue:
-            if t.silent():
+            if t.silent(now):
                 self._close(t, "overflow", True)
                 t.task.cancel()  # if it never ran, its finally will not: _close did its part
                 return True
