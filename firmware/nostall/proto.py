@@ -14,7 +14,22 @@
 
 from nostall import body as _body
 from nostall.body import AGAIN, BROKEN, EXPECT_BODY, EXPECT_CHUNK_SIZE, EXPECT_HEAD
-from nostall.request import CTL, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
+from nostall.request import CTL_BYTES, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
+
+
+# bytes -> str for what the request line and header names usually hold: a dict lookup instead
+# of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
+_METHODS = {m.encode(): m for m in METHODS}
+_NAMES = {}
+for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
+           "Content-Length", "Content-Type", "Transfer-Encoding", "Expect", "Authorization",
+           "Cache-Control", "Pragma", "Cookie", "Referer", "Origin", "If-None-Match",
+           "If-Modified-Since", "Upgrade", "Upgrade-Insecure-Requests", "Keep-Alive", "Range",
+           "Last-Event-ID", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol",
+           "Sec-WebSocket-Extensions", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest",
+           "Sec-Fetch-User", "DNT", "X-Requested-With", "X-Prometheus-Scrape-Timeout-Seconds"):
+    _NAMES[_n.encode()] = _NAMES[_n.lower().encode()] = _n.lower()
+del _n
 
 
 def _tokens(value):
@@ -130,27 +145,30 @@ class RequestReader:
         head = bytes(self.mv[start:i])
         self.start = i + 4
         self.scan = self.start
-        try:
-            text = str(head, "utf-8")
-        except UnicodeError:
-            self._fail(400, "request head is not UTF-8")
-        if "\0" in text or CTL.search(text):
+        # The head stays bytes until a field is used: a str costs MicroPython a search of its
+        # interned strings, so only the target and the header values become str.
+        if b"\0" in head or CTL_BYTES.search(head):
             self._fail(400, "control character in request head")
-        lines = text.split("\r\n")
-        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+        lines = head.split(b"\r\n")
+        n = len(lines) - 1
+        if head.count(b"\n") != n or head.count(b"\r") != n:
             self._fail(400, "bare CR or LF in request head")
         req = self._request_line(lines[0])
-        if len(lines) - 1 > cfg.max_header_count:
+        if n > cfg.max_header_count:
             self._fail(431, "too many header fields")
         headers = req.headers
-        for k in range(1, len(lines)):
+        for k in range(1, n + 1):
             line = lines[k]
-            name, sep, value = line.partition(":")
-            if not sep or not name or NOT_TOKEN.search(name):
-                # covers obs-fold (a line starting with SP/HT) and "Name :" too
+            c = line.find(b":")
+            if c <= 0:
                 self._fail(400, "malformed header field")
-            name = name.lower()
-            value = value.strip(" \t")
+            name = _NAMES.get(line[:c])
+            if name is None:
+                name = self._name(line[:c])
+            try:
+                value = str(line[c + 1 :].strip(b" \t"), "utf-8")
+            except UnicodeError:
+                self._fail(400, "request head is not UTF-8")
             old = headers.get(name)
             if old is None:
                 headers[name] = value
@@ -163,21 +181,46 @@ class RequestReader:
                 headers[name] = old + ", " + value
         return self._framing(req)
 
+    def _name(self, raw):
+        # a header name not among the usual ones: checked as a token (which also refuses
+        # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
+        try:
+            name = str(raw, "utf-8")
+        except UnicodeError:
+            name = ""
+        if not name or NOT_TOKEN.search(name):
+            self._fail(400, "malformed header field")
+        return name.lower()
+
     def _request_line(self, line):
-        parts = line.split(" ")
+        parts = line.split(b" ")
         if len(parts) != 3:
             self._fail(400, "malformed request line")
-        method, target, version = parts
-        if method not in METHODS:
-            if not method or NOT_TOKEN.search(method):
+        raw_method, raw_target, raw_version = parts
+        method = _METHODS.get(raw_method)
+        if method is None:
+            try:
+                m = str(raw_method, "utf-8")
+            except UnicodeError:
+                m = ""
+            if not m or NOT_TOKEN.search(m):
                 self._fail(400, "malformed method")
             self._fail(501, "method not implemented")
-        if version != "HTTP/1.1" and version != "HTTP/1.0":
-            if len(version) != 8 or not version.startswith("HTTP/") or version[6] != "." or NOT_DIGIT.search(version[5] + version[7]):
+        if raw_version == b"HTTP/1.1":
+            version = "HTTP/1.1"
+        elif raw_version == b"HTTP/1.0":
+            version = "HTTP/1.0"
+        else:
+            v = raw_version
+            if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
                 self._fail(400, "malformed HTTP version")
-            if version[5] != "1":
+            if v[5] != 49:
                 self._fail(505, "HTTP version not supported")
             version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
+        try:
+            target = str(raw_target, "utf-8")
+        except UnicodeError:
+            self._fail(400, "request target is not UTF-8")
         if not target.startswith("/"):
             if target == "*" and method == "OPTIONS":
                 pass

@@ -9,6 +9,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # head (controls other than HTAB; CR and LF are checked separately as line ends).
 NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
 CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CTL_BYTES = re.compile(b"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 NOT_DIGIT = re.compile("[^0-9]")  # str.isdigit() takes other scripts' digits on CPython
 HEX = "0123456789abcdefABCDEF"
 
