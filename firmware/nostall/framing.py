@@ -74,12 +74,14 @@ def status_line(status):
 def check_header(name, value):
     """Header name and value as str, refusing anything that could split the response: a name
     that is not a token, a value with CR, LF, NUL or another control character (HTAB is allowed)."""
-    name = str(name)
-    value = str(value)
+    h = (str(name), str(value))
+    if h in _HEADER_LINES:  # built into a head before, so checked before
+        return h
+    name, value = h
     bad = not name or NOT_TOKEN.search(name) or CTL.search(value)
     if bad or "\r" in value or "\n" in value or "\0" in value:
         raise ValueError("refused response header %r" % (name,))
-    return name, value
+    return h
 
 
 def plan(req, resp, left, idle_s):

@@ -17,6 +17,8 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
 )
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
+# what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
+_PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
 
 
 def _awaited(coro):
@@ -278,7 +280,7 @@ class App:
                 r.set_header("Allow", allow)
                 return r
             rv = handler(req, **params) if params else handler(req)
-            if hasattr(rv, "send"):  # a coroutine (on MicroPython, also a generator)
+            if type(rv) not in _PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
                 rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
         except HTTPError as e:
             return await self._error(req, e.status, e.reason, None)
@@ -303,7 +305,7 @@ class App:
         if h is not None:
             try:
                 rv = h(req, exc) if exc is not None else h(req)
-                if hasattr(rv, "send"):
+                if type(rv) not in _PLAIN and hasattr(rv, "send"):
                     rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in dispatch
                 r = make_response(rv)
                 if status >= 500 and r.status < 500 and exc is None:
