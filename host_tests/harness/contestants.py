@@ -88,9 +88,46 @@ BOUND = Contestant("bound", "-", "bound.py", notes="bare asyncio keep-alive, can
 THIS = Contestant("nostall", _version_of_this(), notes="the sim board; max_connections 20 (default 6) for wrk -c16")
 PEERS = [
     Contestant("microdot", "2.7.0", "microdot_app.py", ["microdot==2.7.0"], notes="Response.send_file for /big"),
+    Contestant("chumicro", "0.21.3", "chumicro_app.py",
+               ["chumicro-http-server==0.21.3", "chumicro-sockets==0.21.3", "chumicro-timing==0.8.4",
+                "chumicro-config==0.7.7", "chumicro-msgpack==0.2.7", "chumicro-runner==0.22.2"],
+               notes="streaming response from the file for /big; chumicro-runner's loop"),
+    Contestant("phew", "0.0.3", "phew_shims/phew_app.py", ["micropython-phew==0.0.3"],
+               notes="serve_file for /big; shims machine.RTC, empty network; logs each request to stdout and a file"),
+    Contestant("phew-ccrighton", "0.0.5", "phew_shims/phew_app.py", ["micropython-ccrighton-phew==0.0.5"],
+               notes="a fork of Phew! (minified); the same script and shims"),
+    Contestant("micro-http-server", "0.1.2", "micro_http_server_app.py", ["micro-http-server==0.1.2"],
+               notes="no file helper or streaming: /big read whole per request"),
+    Contestant("uaioweb", "0.0.3", "uaioweb_app.py", ["micropython-uaioweb==0.0.3"],
+               notes="handlers write their own head; /big in 1 KB reads"),
 ]
-# (name, version, why not) for the servers tried and left out
+# (PyPI name, version, why not) for the servers tried and left out; none of them is patched
 LEFT_OUT = [
+    ("picoweb", "1.8.2", "pip cannot install it: an sdist made for upip (no setup.py); written for pycopy's uasyncio"),
+    ("micropython-picowebrouter", "0.1.3", "pip cannot install it: an sdist made for upip (no setup.py)"),
+    ("micropython-uapi", "0.0.1", "pip cannot install it: an sdist made for upip (no setup.py)"),
+    ("phew", "1.2.0", "another package of that name (insurance maths); Phew! is micropython-phew, above"),
+    ("ampule", "0.9.6", "another package of that name (a matplotlib tool); the CircuitPython Ampule is not on PyPI"),
+    ("pwebserver", "25.8a6", "str bodies only (a binary file cannot be sent; static_route is a stub); each handler "
+     "then awaits the server's wait_closed, so no connection is ever closed"),
+    ("biplane", "1.0.4", "reads with socket.recv_into (CPython, CircuitPython): MicroPython sockets have readinto, "
+     "and a wrapper would put shim code on every read"),
+    ("uhttp-server", "3.2.0", "binds an (address, port) tuple, which the unix port refuses (the ESP32 port takes "
+     "it), and select.poll misreads a socket subclass, so no shim helps; its 2 500-line module does not compile "
+     "in 256K"),
+    ("adafruit-circuitpython-httpserver", "4.8.2", "CircuitPython's socketpool API: recv_into, tuple bind, "
+     "time.monotonic"),
+    ("microweb", "0.2.1", "MicroWeb() starts a Wi-Fi access point; run() binds ('0.0.0.0', port): no 127.0.0.1, "
+     "and a tuple the unix port refuses"),
+    ("pico-server", "0.0.1", "binds ('', 80) inside connect_wifi(): port 80 on every interface, Wi-Fi first"),
+    ("micropidash", "2.0.1", "a dashboard that listens on 0.0.0.0, with no host to give"),
+    ("gerent", "0.0.2", "malformed answers: an extra CRLF before every body, Content-Type always text/html"),
+    ("mhask", "0.0.0", "reads a request until the client closes (reader.read()), so an HTTP client never gets "
+     "an answer"),
+    ("MicroPythonHttp", "0.2", "not HTTP: a status line, then the file, no header block; files from the cwd only"),
+    ("picohttp", "0.0.11", "CPython only (http.client, urllib.parse, mimetypes)"),
+    ("dupgee", "0.3", "a CPython project generator: its server is code it copies into a new project"),
+    ("espresso-server", "1.0", "CPython only (tornado)"),
 ]
 CONTESTANTS = [BOUND, THIS] + PEERS
 
@@ -112,10 +149,10 @@ def install(cache_dir=CACHE_DIR, peers=None, out=print):
     for c in peers if peers is not None else PEERS:
         if c.installed(cache_dir):
             result[c.name] = "installed"
-            out("  %-12s installed (cached)" % c.name)
+            out("  %-17s installed (cached)" % c.name)
             continue
         result[c.name] = _pip_install(c, cache_dir)
-        out("  %-12s %s" % (c.name, result[c.name]))
+        out("  %-17s %s" % (c.name, result[c.name]))
     return result
 
 
@@ -191,21 +228,35 @@ def start(contestant, port=None, heap=DEFAULT_HEAP, cache_dir=CACHE_DIR, log=Non
     c = contestant
     if not c.installed(cache_dir):
         raise RuntimeError("%s is not installed: run install() (python -m harness.contestants)" % c.name)
+    # a scratch dir of its own: the default log, and the cwd of a peer (files it writes land there)
+    run_dir = os.path.join(cache_dir, "run", c.name)
+    os.makedirs(run_dir, exist_ok=True)
+    if log is None:
+        log = os.path.join(run_dir, "server.log")
+        open(log, "w").close()
     if c is THIS:
         board = SimBoard(port=port, heap=heap, settings=NOSTALL_SETTINGS, extra_path=[NOSTALL_APP], log=log)
         board.env.update(_app_env(board.port, cache_dir))
     else:
-        # the sim board's process handling, with the contestant's own command; cwd: its scripts
-        board = SimBoard(port=port, heap=heap, log=log, glue=APPS_BENCH)
+        # the sim board's process handling, with the contestant's own command
+        board = SimBoard(port=port, heap=heap, log=log, glue=run_dir)
         board.argv, board.env = c.command(board.port, heap, cache_dir)
-    board.start()
-    h = Handle(c, board)
     try:
-        _wait_ready(h, timeout)
-    except Exception:
-        h.stop()
-        raise
-    return h
+        board.start()
+        _wait_ready(Handle(c, board), timeout)
+    except Exception as e:
+        board.stop()
+        raise RuntimeError("%s; %s says: %s" % (e, log, _last_line(log))) from e
+    return Handle(c, board)
+
+
+def _last_line(path):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read()[-2000:].decode(errors="replace").strip().splitlines()
+    except OSError:
+        return "-"
+    return lines[-1] if lines else "nothing"
 
 
 def _wait_ready(h, timeout):
@@ -288,7 +339,7 @@ def main():
     failed = 0
     for c in chosen:
         if installed.get(c.name, "installed") != "installed":
-            print("  %-12s %-8s %s" % (c.name, c.version, installed[c.name]))
+            print("  %-17s %-8s %s" % (c.name, c.version, installed[c.name]))
             failed += 1
             continue
         try:
@@ -303,10 +354,10 @@ def main():
         failed += bool(problems)
         what = "; ".join(problems) if problems else "ok: / and /big, %s%s" % (
             "closes every connection" if closes else "keep-alive", rps)
-        print("  %-12s %-8s %s%s" % (c.name, c.version, what, " [%s]" % c.notes if c.notes else ""))
+        print("  %-17s %-8s %s%s" % (c.name, c.version, what, " [%s]" % c.notes if c.notes else ""))
     if not a.names:
         for name, version, why in LEFT_OUT:
-            print("  %-12s %-8s left out: %s" % (name, version, why))
+            print("  %-17s %-8s left out: %s" % (name, version, why))
     sys.exit(1 if failed else 0)
 
 
