@@ -54,6 +54,7 @@ class Contestant:
         self.app = app
         self.packages = tuple(packages)
         self.notes = notes
+        self.closes = None  # closes every connection? measured by check()
 
     def __repr__(self):
         return "<Contestant %s %s>" % (self.name, self.version)
@@ -93,11 +94,13 @@ PEERS = [
                 "chumicro-config==0.7.7", "chumicro-msgpack==0.2.7", "chumicro-runner==0.22.2"],
                notes="streaming response from the file for /big; chumicro-runner's loop"),
     Contestant("phew", "0.0.3", "phew_shims/phew_app.py", ["micropython-phew==0.0.3"],
-               notes="serve_file for /big; shims machine.RTC, empty network; logs each request to stdout and a file"),
+               notes="serve_file for /big; shims machine.RTC, empty network; logs each request to stdout and a file; "
+                     "answers with no Content-Length (hasattr(str, '__len__') is False here): bodies end at close"),
     Contestant("phew-ccrighton", "0.0.5", "phew_shims/phew_app.py", ["micropython-ccrighton-phew==0.0.5"],
                notes="a fork of Phew! (minified); the same script and shims"),
     Contestant("micro-http-server", "0.1.2", "micro_http_server_app.py", ["micro-http-server==0.1.2"],
-               notes="no file helper or streaming: /big read whole per request"),
+               notes="no file helper or streaming: /big read whole per request; answers HTTP/1.1 without "
+                     "Connection: close, then closes"),
     Contestant("uaioweb", "0.0.3", "uaioweb_app.py", ["micropython-uaioweb==0.0.3"],
                notes="handlers write their own head; /big in 1 KB reads"),
 ]
@@ -307,8 +310,8 @@ def closes_every_connection(h, wait=2.0):
 
 
 def check(h, cache_dir=CACHE_DIR):
-    """GET / -> 200 hello, GET /big -> the 100 KB file, and keep-alive measured. Returns
-    (problems: a list of strings, closes every connection: bool)."""
+    """GET / -> 200 hello, GET /big -> the 100 KB file, and keep-alive measured (also kept in
+    h.contestant.closes). Returns (problems: a list of strings, closes every connection: bool)."""
     problems = []
     status, headers, body = get(h, "/")
     if status != 200 or body != HELLO:
@@ -318,7 +321,8 @@ def check(h, cache_dir=CACHE_DIR):
     status, _, body = get(h, "/big")
     if status != 200 or body != big_file(cache_dir)[1]:
         problems.append("GET /big -> %d, %d bytes%s" % (status, len(body), "" if len(body) != BIG_BYTES else ", not the file"))
-    return problems, closes_every_connection(h)
+    h.contestant.closes = closes_every_connection(h)
+    return problems, h.contestant.closes
 
 
 def main():
