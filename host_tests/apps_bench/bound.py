@@ -1,0 +1,50 @@
+# The bare asyncio bound: a keep-alive server that reads a request head and writes a canned
+# answer, with no parsing beyond telling /big from the rest. No real server on this interpreter
+# can do less work per request, so its figures are the ceiling for every contestant.
+
+import asyncio
+
+from bench_app import BIG, HELLO, HOST, PIECE, PORT, size
+
+HELLO_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (
+    len(HELLO), HELLO.encode())
+BIG_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size(BIG)
+
+
+async def serve(r, w):
+    buf = bytearray(PIECE)
+    mv = memoryview(buf)
+    try:
+        while True:
+            line = await r.readline()
+            if not line:
+                break
+            while True:  # the rest of the head, unread
+                h = await r.readline()
+                if not h or h == b"\r\n":
+                    break
+            if line.startswith(b"GET /big "):
+                w.write(BIG_HEAD)
+                with open(BIG, "rb") as f:
+                    while True:
+                        n = f.readinto(buf)
+                        if not n:
+                            break
+                        w.write(mv[:n])
+                        await w.drain()
+            else:
+                w.write(HELLO_ANSWER)
+                await w.drain()
+    except OSError:
+        pass
+    w.close()
+    await w.wait_closed()
+
+
+async def main():
+    await asyncio.start_server(serve, HOST, PORT)
+    while True:
+        await asyncio.sleep(3600)
+
+
+asyncio.run(main())
