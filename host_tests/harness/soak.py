@@ -5,7 +5,7 @@ on one keep-alive session), as in the reproduction of MicroPython issues #12819/
     PYTHONPATH=host_tests python -m harness.soak                           # starts the sim board itself
 
 Prints p50/p95/p99/max, checks the board's /status (the server never closed first, connections
-back to baseline, free heap not trending down) and, for a local server, its fd count and its
+back to baseline, heap in use after a collection not trending up) and, for a local server, its fd count and its
 TIME_WAIT sockets; writes a JSON report and a PNG latency timeline where a stall stands out.
 """
 
@@ -56,7 +56,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
     sess = requests.Session() if session else None
     get = sess.get if sess else requests.get
     every = max(1, count // HEAP_SAMPLES)
-    heap = [(0, s0["heap_free"])]
+    heap = [(0, s0["heap_alloc"])]
     results = []  # (t since start, latency s, error or None)
     bar = None
     if progress:
@@ -75,7 +75,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
                 if err or lat > 1.0:
                     bar.write("request %d: %.2f s %s" % (i, lat, err or ""))
             if (i + 1) % every == 0 and i + 1 < count:
-                heap.append((i + 1, get_status(url, gc=True)["heap_free"]))
+                heap.append((i + 1, get_status(url, gc=True)["heap_alloc"]))
             time.sleep(interval)
     finally:
         if bar is not None:
@@ -86,7 +86,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
     base_open = s0["connections_open"]
     end = wait_for(lambda: (lambda s: s if s["connections_open"] <= base_open else None)(get_status(url, gc=True)), 5.0)
     end = end or get_status(url, gc=True)
-    heap.append((count, end["heap_free"]))
+    heap.append((count, end["heap_alloc"]))
     fd1 = None
     if fd_counter:
         fd1 = wait_for(lambda: (lambda n: n if n <= fd0 else None)(fd_counter()), 5.0) or fd_counter()
@@ -99,7 +99,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
         "latency_s": {"p50": percentile(lats, 50), "p95": percentile(lats, 95),
                       "p99": percentile(lats, 99), "max": lats[-1] if lats else None},
         "results": results,
-        "heap_free": heap,
+        "heap_alloc": heap,
         "heap_total": s0["heap_free"] + s0["heap_alloc"],
         "status_before": s0, "status_after": end,
         "fds": [fd0, fd1],
@@ -108,9 +108,11 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
 
 
 def heap_tolerance(report):
-    # After gc.collect() free heap is exact, but what is free moves with the request that asks
-    # (the /status handler's own dict) and with interned strings/caches filled on first use.
-    # 2 % of the heap (5 KB at 256K) covers that and still catches a leak of ~5 bytes per request.
+    # The heap in use after gc.collect() is exact, but it moves with the request that asks (the
+    # /status handler's own dict) and with interned strings/caches filled on first use. 2 % of
+    # the heap (5 KB at 256K) covers that and still catches a leak of ~5 bytes per request.
+    # (Free heap is not judged: on an ESP32-C3 gc.mem_free() adds the largest free block of the
+    # IDF heap, which moves with Wi-Fi's own allocations.)
     return max(2048, report["heap_total"] // 50)
 
 
@@ -128,10 +130,10 @@ def check(report, stall_threshold=2.0):
         fails.append("the server closed first %d times: %s" % (first, b["closes_by_server"]))
     if b["connections_open"] > a["connections_open"]:
         fails.append("open connections %d, baseline %d" % (b["connections_open"], a["connections_open"]))
-    heap = [h for _, h in report["heap_free"]]
+    heap = [h for _, h in report["heap_alloc"]]
     tol = heap_tolerance(report)
-    if min(heap[-3:]) < heap[0] - tol:
-        fails.append("free heap trends down: %s (tolerance %d)" % (heap, tol))
+    if max(heap[-3:]) > heap[0] + tol:
+        fails.append("heap in use trends up: %s (tolerance %d)" % (heap, tol))
     fd0, fd1 = report["fds"]
     if fd0 is not None and fd1 > fd0:
         fails.append("open fds %d, baseline %d: a socket leaks" % (fd1, fd0))
@@ -146,13 +148,13 @@ def summary(report):
     a, b = report["status_before"], report["status_after"]
     return (
         "soak %s%s: %d/%d ok in %.0f s; latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; "
-        "closes by client +%d, by server +%d; heap free %s; fds %s"
+        "closes by client +%d, by server +%d; heap in use %s; fds %s"
         % (
             report["url"], " (keep-alive session)" if report["session"] else "", report["ok"], report["count"],
             report["wall_s"], L["p50"] * 1e3, L["p95"] * 1e3, L["p99"] * 1e3, L["max"] * 1e3,
             b["closes_by_client"] - a["closes_by_client"],
             b["closes_by_server_total"] - a["closes_by_server_total"],
-            [h for _, h in report["heap_free"]], report["fds"],
+            [h for _, h in report["heap_alloc"]], report["fds"],
         )
     )
 
@@ -185,9 +187,9 @@ def write_report(report, outdir, stall_threshold=2.0):
         report["url"] + report["path"], report["ok"], report["count"], L["p50"] * 1e3, L["p99"] * 1e3, L["max"] * 1e3))
     ax.legend(loc="upper right")
     ax.grid(True, which="both", alpha=0.3)
-    axh.plot([i for i, _ in report["heap_free"]], [h / 1024 for _, h in report["heap_free"]], marker="o")
+    axh.plot([i for i, _ in report["heap_alloc"]], [h / 1024 for _, h in report["heap_alloc"]], marker="o")
     axh.set_xlabel("requests")
-    axh.set_ylabel("free heap (KiB)")
+    axh.set_ylabel("heap in use after gc (KiB)")
     axh.grid(True, alpha=0.3)
     fig.savefig(stem + ".png", dpi=100)
     plt.close(fig)
