@@ -27,8 +27,8 @@ help:
 	@echo "Soak, fuzz, bench, figures:"
 	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
 	@$(MAKE) --no-print-directory help-fuzz
-	@echo "  make bench     - throughput, instructions per request, heap per connection, smallest heap"
-	@echo "                   (BENCH_BASE=<git rev> beside this firmware, with ratios; BENCH=heap picks)"
+	@echo "  make bench     - this server beside the bare bound and PyPI's MicroPython web servers: wrk loads"
+	@echo "                   (also through lwIP), instructions, heap; ratios (BENCH_BASE=<git rev>, BENCH=heap)"
 	@echo "  make figures   - run the abuse suite and write its figures into README.md (only if it passed)"
 	@echo
 	@echo "lwIP board emulator (root, /dev/net/tun):"
@@ -106,13 +106,17 @@ soak: venv
 
 .PHONY: sim test test-emu test-emu-pass lint soak
 
-# Throughput (wrk), instructions per request (valgrind), heap per idle connection, smallest heap
-# for the soak: numbers only. BENCH_BASE=<git revision> runs that revision's firmware beside this
-# one and prints each figure's ratio; BENCH=heap (or throughput, instructions, minheap) picks.
+# This server beside the bare asyncio bound and the MicroPython web servers from PyPI (installed
+# into .cache/contestants), same interpreter, heap and loads: throughput and latency with wrk (also
+# through the lwIP emulator, as root), instructions per request (valgrind), heap figures, the
+# smallest heap for the soak; a table of numbers and ratios, reports/bench.json and bench.png.
+# BENCH_BASE=<git rev> adds this server as it was then; BENCH=heap (or throughput, emu,
+# instructions, scrape, minheap) picks; BENCH_PEERS=microdot,chumicro (or none) picks peers.
 BENCH_BASE ?=
 BENCH ?=
+BENCH_PEERS ?=
 bench: venv
-	@$(call harness,bench) $(if $(BENCH_BASE),--base $(BENCH_BASE)) $(BENCH)
+	@$(call harness,bench) $(if $(BENCH_BASE),--base $(BENCH_BASE)) $(if $(BENCH_PEERS),--peers $(BENCH_PEERS)) $(BENCH)
 
 .PHONY: bench
 

@@ -22,7 +22,7 @@ from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import BYTES_TYPES, BadResponse, error_response
 from nostall.stats import CLIENT, RESET
-from nostall.waiter import Waiter, drain
+from nostall.waiter import Waiter
 
 CancelledError = core.CancelledError
 
@@ -57,9 +57,12 @@ class Connection(Slot):
 
     async def serve(self):
         # one coroutine for the connection's whole life (a nested one would cost every open
-        # connection another frame on the heap); every path ends in close(reason)
+        # connection another frame on the heap, and every request a generator); every path ends
+        # in close(reason)
         reason = "error"
         reader = self.reader
+        io = self.io
+        refused = False
         try:
             self.started = True
             if self.cancelled is not None:  # evicted or timed out before this task first ran
@@ -69,13 +72,17 @@ class Connection(Slot):
                 try:
                     req = reader.next()
                 except HTTPError as e:
-                    reason = await self._refuse(e)
-                    return
+                    # its framing is lost: answer, then end the connection as after "Connection: close"
+                    self.server.stats.answered(e.status)
+                    self.enter(WRITE)
+                    await io.send(self.sock, closing(error_response(e.status, e.reason)))
+                    self.enter(LINGER)
+                    refused = True
+                    break
                 if req is not None:
                     await self._respond(req)
                     if self.state == LINGER:
-                        reason = await self._linger()
-                        return
+                        break
                     self.enter(IDLE)
                     continue
                 if reader.body_due():
@@ -84,7 +91,7 @@ class Connection(Slot):
                     if self.state != BODY:
                         self.enter(BODY)
                     if reader.take_continue():
-                        await self.io.send(self.sock, CONTINUE)
+                        await io.send(self.sock, CONTINUE)
                 elif self.state == NEW or self.state == IDLE:
                     if reader.pending():
                         self.enter(HEAD)
@@ -92,11 +99,24 @@ class Connection(Slot):
                         reason = "shutdown"
                         return
                 # space() is never empty here: the reader refuses a head before it fills the buffer
-                n = await self.io.recv(self.sock, reader.space())
+                n = await io.recv(self.sock, reader.space())
                 if n == 0:
                     reason = CLIENT  # the client closed first: the close we want (mid-request: it gave up)
                     return
                 reader.added(n)
+            # LINGER: drop what the client still sends until its EOF, so it closes first
+            reader.reset()
+            space = reader.space()
+            budget = self.server.cfg.linger_drain_bytes
+            reason = "linger_overflow"
+            while budget > 0:
+                n = await io.recv(self.sock, space)
+                if n == 0:
+                    reason = CLIENT
+                    break
+                budget -= n
+            if refused and reason != CLIENT:
+                reason = "protocol_error"
         except CancelledError:
             reason = self.cancelled or "shutdown"
         except _Closed as e:
@@ -201,23 +221,6 @@ class Connection(Slot):
             raise _Closed("stream_error")
         finally:
             _close(stream)
-
-    async def _linger(self):
-        """After "Connection: close": drop what the client still sends until its EOF."""
-        reader = self.reader
-        reader.reset()
-        if await drain(self.io, self.sock, reader.space(), self.server.cfg.linger_drain_bytes):
-            return CLIENT
-        return "linger_overflow"
-
-    async def _refuse(self, e):
-        """Answer a request the reader refused, then close (its framing is lost)."""
-        self.server.stats.answered(e.status)
-        self.enter(WRITE)
-        await self.io.send(self.sock, closing(error_response(e.status, e.reason)))
-        self.enter(LINGER)
-        reason = await self._linger()
-        return reason if reason == CLIENT else "protocol_error"
 
 
 def _piece(stream):

