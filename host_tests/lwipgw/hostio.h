@@ -27,6 +27,13 @@ int hio_shutdown_wr(int fd);
 /* close() with SO_LINGER 0, so the peer gets a RST, mirroring a reset. */
 void hio_close_reset(int fd);
 
+/* The upstream's accept queue, asked of the kernel (sock_diag, like `ss -lt`):
+ * the TCP listener on host:port (or on 0.0.0.0:port) in this namespace.
+ * *queued: connections the kernel has established that the upstream has not
+ * accept()ed yet; *backlog: the backlog it passed to listen(). Returns 0, or
+ * -ENOENT when nothing listens there, or -errno. */
+int hio_listen_queue(const char *host, int port, unsigned *queued, unsigned *backlog);
+
 /* Monotonic milliseconds (also lwIP's sys_now()). */
 uint32_t hio_now_ms(void);
 
