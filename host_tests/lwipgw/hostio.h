@@ -21,6 +21,10 @@ int hio_connect(const char *host, int port);
 /* 0 once a non-blocking connect succeeded, else the errno it failed with. */
 int hio_connect_error(int fd);
 
+/* Without waiting: 1 if the non-blocking connect on fd has succeeded, else 0
+ * (still in progress, or failed: hio_connect_error() says which). */
+int hio_connected(int fd);
+
 /* Half-close: the upstream reads EOF, its own writes still reach us. */
 int hio_shutdown_wr(int fd);
 

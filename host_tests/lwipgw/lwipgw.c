@@ -209,6 +209,38 @@ static unsigned count_waiting(void)
     return n;
 }
 
+/* The firmware's accept() leaves no trace on our side of a silent
+ * connection, so ask the kernel: connections established upstream minus
+ * those still queued = those accept()ed, and accept() takes the oldest
+ * first. A foreign connection in the queue only delays the release. now:
+ * ask at once (a SYN or a handshake is about to be refused on this count). */
+static void sync_backlog(int now)
+{
+    unsigned queued, backlog;
+    unsigned long accepted;
+    struct conn *c;
+    int waiting = 0;
+    for (c = conns; c; c = c->next)
+        waiting |= c->pending;
+    if (!waiting || (!now && sys_now() - last_backlog_poll < BACKLOG_POLL_MS))
+        return;
+    last_backlog_poll = sys_now();
+    /* Count connects that completed since the last poll(), so that the
+     * queue's length is set against all of them. */
+    for (c = conns; c; c = c->next)
+        if (c->connecting && !c->dead && hio_connected(c->fd)) {
+            c->connecting = 0;
+            c->up_seq = ++up_established;
+        }
+    if (hio_listen_queue(opt_up_host, opt_up_port, &queued, &backlog) != 0)
+        return;              /* not listening (any more): its resets free the pcbs */
+    st.upstream_backlog = (int)backlog;
+    accepted = up_established > queued ? up_established - queued : 0;
+    for (c = conns; c; c = c->next)
+        if (c->pending && c->up_seq && c->up_seq <= accepted)
+            firmware_accepted(c);
+}
+
 /* ---- lwIP callbacks ---------------------------------------------------- */
 static void on_err(void *arg, err_t err)
 {
@@ -268,6 +300,8 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     }
     if (err != ERR_OK)
         return ERR_VAL;
+    if (count_waiting() >= DEFAULT_ACCEPTMBOX_SIZE)
+        sync_backlog(1);
     if (count_waiting() >= DEFAULT_ACCEPTMBOX_SIZE) {
         /* accept_function() on the board: the accept mailbox is full, the
          * callback fails and tcp_process() aborts the pcb (RST). */
@@ -454,30 +488,6 @@ static short wanted_events(const struct conn *c)
     return e;
 }
 
-/* The firmware's accept() leaves no trace on our side of a silent
- * connection, so ask the kernel: connections established upstream minus
- * those still queued = those accept()ed, and accept() takes the oldest
- * first. A foreign connection in the queue only delays the release. */
-static void sync_backlog(void)
-{
-    unsigned queued, backlog;
-    unsigned long accepted;
-    struct conn *c;
-    int waiting = 0;
-    for (c = conns; c; c = c->next)
-        waiting |= c->pending && c->up_seq;
-    if (!waiting || sys_now() - last_backlog_poll < BACKLOG_POLL_MS)
-        return;
-    last_backlog_poll = sys_now();
-    if (hio_listen_queue(opt_up_host, opt_up_port, &queued, &backlog) != 0)
-        return;              /* not listening (any more): its resets free the pcbs */
-    st.upstream_backlog = (int)backlog;
-    accepted = up_established > queued ? up_established - queued : 0;
-    for (c = conns; c; c = c->next)
-        if (c->pending && c->up_seq && c->up_seq <= accepted)
-            firmware_accepted(c);
-}
-
 /* ---- TAP netif --------------------------------------------------------- */
 static err_t tap_linkoutput(struct netif *nif, struct pbuf *p)
 {
@@ -515,8 +525,9 @@ static int pcb_match(struct tcp_pcb *list, u32_t src_be, u16_t sport, u16_t dpor
 }
 
 /* Count SYNs, those that will land on a TIME_WAIT pcb (the stall), and those
- * the listener will drop because its backlog is full. Runs just before lwIP
- * sees the frame, so it sees the state tcp_input() will. */
+ * the listener will drop because its backlog is full (after asking whether
+ * the firmware has accepted meanwhile). Runs just before lwIP sees the frame,
+ * so it sees the state tcp_input() will. */
 static void inspect_frame(const u8_t *f, ssize_t n)
 {
     const u8_t *ip, *th;
@@ -537,8 +548,13 @@ static void inspect_frame(const u8_t *f, ssize_t n)
     if (pcb_match(tcp_tw_pcbs, src, sport, dport)) {
         st.syn_to_time_wait++;
         ev(NULL, "syn_to_time_wait");
-    } else if (dport == listener->local_port && !pcb_match(tcp_active_pcbs, src, sport, dport) &&
-               listener->accepts_pending >= listener->backlog) {
+        return;
+    }
+    if (dport != listener->local_port || pcb_match(tcp_active_pcbs, src, sport, dport))
+        return;
+    if (listener->accepts_pending >= listener->backlog)
+        sync_backlog(1);
+    if (listener->accepts_pending >= listener->backlog) {
         /* tcp_listen_input(): "listen backlog exceeded", no pcb, no answer */
         st.syns_dropped_backlog++;
         ev(NULL, "syn_dropped_backlog");
@@ -759,7 +775,7 @@ int main(int argc, char **argv)
         for (c = conns; c; c = c->next)
             if (!c->dead && !c->connecting)
                 service(c, 0);
-        sync_backlog();
+        sync_backlog(0);
         sys_check_timeouts();
 
         for (pp = &conns; *pp;) {
