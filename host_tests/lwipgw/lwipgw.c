@@ -38,8 +38,9 @@
  * new pcb the same way, and the gateway calls tcp_backlog_accepted() once
  * the firmware has accept()ed the upstream connection: the first bytes or
  * EOF from upstream prove it, and so does the upstream listener's accept
- * queue (asked of the kernel with sock_diag every few ms while pcbs wait),
- * which accept() empties oldest first. A completed handshake that finds
+ * queue (asked of the kernel with sock_diag every 2 ms while pcbs wait, and
+ * at once before a SYN or a handshake is refused), which accept() empties
+ * oldest first. A completed handshake that finds
  * DEFAULT_ACCEPTMBOX_SIZE (6) connections waiting is reset, as on the board
  * when its accept mailbox is full (reachable only with a backlog above 6).
  *
