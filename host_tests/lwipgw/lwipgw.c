@@ -27,6 +27,23 @@
  *   client RST          -> upstream closed with SO_LINGER 0 (RST).
  *   upstream RST/error  -> tcp_abort() (RST to the client).
  *
+ * Listen backlog, tied to the firmware's accept(), because it decides who
+ * gets a pcb under a flood. On the board (esp-lwip, TCP_LISTEN_BACKLOG 1)
+ * the listener counts a connection from its SYN until the application's
+ * accept() takes it from the accept mailbox (SYN_RCVD, then
+ * tcp_backlog_delayed() in the netconn accept callback, then
+ * tcp_backlog_accepted() in netconn_accept); with listen(2) a third SYN is
+ * dropped without a pcb and the client retransmits it. Here lwIP's listener
+ * gets --backlog (the firmware's listen_backlog), on_accept() delays each
+ * new pcb the same way, and the gateway calls tcp_backlog_accepted() once
+ * the firmware has accept()ed the upstream connection: the first bytes or
+ * EOF from upstream prove it, and so does the upstream listener's accept
+ * queue (asked of the kernel with sock_diag every 2 ms while pcbs wait, and
+ * at once before a SYN or a handshake is refused), which accept() empties
+ * oldest first. A completed handshake that finds
+ * DEFAULT_ACCEPTMBOX_SIZE (6) connections waiting is reset, as on the board
+ * when its accept mailbox is full (reachable only with a backlog above 6).
+ *
  * Observability: one JSON object with all counters, rewritten atomically
  * (tmp + rename) to --stats PATH whenever a counter changes (at most every
  * 20 ms) and once a second; one line per event on stdout; a READY line on
@@ -56,6 +73,7 @@
 #include <unistd.h>
 
 #define MAX_CONNS 64           /* > MEMP_NUM_TCP_PCB; lwIP refuses first */
+#define BACKLOG_POLL_MS 2      /* how often the upstream's accept queue is asked while pcbs wait */
 #define FRAME_MAX 2048
 
 /* ---- configuration (command line) -------------------------------------- */
@@ -67,6 +85,7 @@ static int opt_listen = 80;
 static char opt_up_host[64] = "127.0.0.1";
 static int opt_up_port;
 static const char *opt_stats;
+static int opt_backlog = 2;     /* the firmware's listen_backlog (config.py), as listen() on the board */
 
 /* ---- counters ---------------------------------------------------------- */
 struct stats {
@@ -79,6 +98,10 @@ struct stats {
     unsigned long upstream_connect_failed;
     unsigned long syns;              /* SYNs seen on the wire */
     unsigned long syn_to_time_wait;  /* SYNs whose 4-tuple matched a TIME_WAIT pcb */
+    unsigned long syns_dropped_backlog; /* SYNs the listener dropped: backlog full (no pcb taken) */
+    unsigned long syns_dropped_no_pcb;  /* SYNs dropped: all MEMP_NUM_TCP_PCB pcbs in use */
+    unsigned long accept_mbox_full;     /* handshakes reset: the accept mailbox was full */
+    unsigned long upstream_accepted;    /* upstream connections the firmware has accept()ed */
     unsigned long bytes_to_upstream;
     unsigned long bytes_to_client;
     unsigned long rx_dropped;        /* no pbuf for an incoming frame */
@@ -88,6 +111,9 @@ struct stats {
     unsigned pcbs_active;            /* non-listening, non-TIME_WAIT pcbs now */
     unsigned pcbs_max;               /* max of active + TIME_WAIT */
     unsigned open;                   /* relays in progress */
+    unsigned pending_accept;         /* the listener's backlog count now: SYN_RCVD + not yet accept()ed */
+    unsigned pending_accept_max;
+    int upstream_backlog;            /* the upstream's own listen() backlog (-1: not seen yet) */
 };
 static struct stats st;
 
@@ -106,12 +132,17 @@ struct conn {
     int up_eof;              /* upstream closed */
     int closer;
     int dead;
+    int pending;             /* counted in the listener's backlog until the firmware accept()s */
+    unsigned long up_seq;    /* n-th upstream connection to be established (0: not yet) */
     u16_t up_len;            /* upstream bytes lwIP has not taken yet */
     char up[TCP_SND_BUF];
 };
 
-static struct conn *conns;
+static struct conn *conns;  /* oldest first, as the upstream accept queue */
 static unsigned next_id;
+static struct tcp_pcb_listen *listener;
+static unsigned long up_established;  /* upstream connections established so far */
+static u32_t last_backlog_poll;
 static struct netif tap_netif;
 static int tap_fd = -1;
 static volatile sig_atomic_t stop;
@@ -135,6 +166,7 @@ static void detach(struct tcp_pcb *pcb)
 
 static void kill_conn(struct conn *c, int reset_upstream)
 {
+    c->pending = 0;          /* lwIP releases the backlog entry of a pcb it frees */
     if (c->pcb) {
         detach(c->pcb);
         tcp_abort(c->pcb);       /* RST to the client */
@@ -157,6 +189,59 @@ static void upstream_failed(struct conn *c)
     kill_conn(c, 1);
 }
 
+/* The firmware has accept()ed c's upstream connection: its pcb leaves the
+ * listener's backlog, as netconn_accept() does on the board. */
+static void firmware_accepted(struct conn *c)
+{
+    if (!c->pending)
+        return;
+    c->pending = 0;
+    st.upstream_accepted++;
+    if (c->pcb)
+        tcp_backlog_accepted(c->pcb);
+}
+
+static unsigned count_waiting(void)
+{
+    const struct conn *c;
+    unsigned n = 0;
+    for (c = conns; c; c = c->next)
+        n += c->pending && !c->dead;
+    return n;
+}
+
+/* The firmware's accept() leaves no trace on our side of a silent
+ * connection, so ask the kernel: connections established upstream minus
+ * those still queued = those accept()ed, and accept() takes the oldest
+ * first. A foreign connection in the queue only delays the release. now:
+ * ask at once (a SYN or a handshake is about to be refused on this count). */
+static void sync_backlog(int now)
+{
+    unsigned queued, backlog;
+    unsigned long accepted;
+    struct conn *c;
+    int waiting = 0;
+    for (c = conns; c; c = c->next)
+        waiting |= c->pending;
+    if (!waiting || (!now && sys_now() - last_backlog_poll < BACKLOG_POLL_MS))
+        return;
+    last_backlog_poll = sys_now();
+    /* Count connects that completed since the last poll(), so that the
+     * queue's length is set against all of them. */
+    for (c = conns; c; c = c->next)
+        if (c->connecting && !c->dead && hio_connected(c->fd)) {
+            c->connecting = 0;
+            c->up_seq = ++up_established;
+        }
+    if (hio_listen_queue(opt_up_host, opt_up_port, &queued, &backlog) != 0)
+        return;              /* not listening (any more): its resets free the pcbs */
+    st.upstream_backlog = (int)backlog;
+    accepted = up_established > queued ? up_established - queued : 0;
+    for (c = conns; c; c = c->next)
+        if (c->pending && c->up_seq && c->up_seq <= accepted)
+            firmware_accepted(c);
+}
+
 /* ---- lwIP callbacks ---------------------------------------------------- */
 static void on_err(void *arg, err_t err)
 {
@@ -164,6 +249,7 @@ static void on_err(void *arg, err_t err)
     if (!c)
         return;
     c->pcb = NULL;           /* lwIP has freed it already */
+    c->pending = 0;
     if (err == ERR_RST) {
         st.client_resets++;
         ev(c, "client_reset");
@@ -203,11 +289,27 @@ static err_t on_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 
 static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
 {
-    struct conn *c;
+    struct conn *c, **pp;
     int fd;
     (void)arg;
-    if (err != ERR_OK || !pcb)
+    if (!pcb) {
+        /* tcp_listen_input found no free pcb for a SYN: dropped, the
+         * client retransmits (on the board: the same, via tcp_alloc) */
+        st.syns_dropped_no_pcb++;
+        ev(NULL, "syn_dropped_no_pcb");
         return ERR_VAL;
+    }
+    if (err != ERR_OK)
+        return ERR_VAL;
+    if (count_waiting() >= DEFAULT_ACCEPTMBOX_SIZE)
+        sync_backlog(1);
+    if (count_waiting() >= DEFAULT_ACCEPTMBOX_SIZE) {
+        /* accept_function() on the board: the accept mailbox is full, the
+         * callback fails and tcp_process() aborts the pcb (RST). */
+        st.accept_mbox_full++;
+        ev(NULL, "accept_mbox_full");
+        return ERR_MEM;
+    }
     fd = hio_connect(opt_up_host, opt_up_port);
     c = fd >= 0 ? calloc(1, sizeof *c) : NULL;
     if (!c) {
@@ -222,8 +324,13 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     c->pcb = pcb;
     c->fd = fd;
     c->connecting = 1;
-    c->next = conns;
-    conns = c;
+    for (pp = &conns; *pp; pp = &(*pp)->next)
+        ;
+    *pp = c;                 /* appended: the list stays oldest first */
+    /* Counted in the backlog until the firmware accepts it (the netconn
+     * accept callback does the same before posting to the accept mailbox). */
+    tcp_backlog_delayed(pcb);
+    c->pending = 1;
     /* The firmware sets TCP_NODELAY on every accepted socket (server.py); on
      * a board that lands on this pcb. Without it lwIP's Nagle holds a
      * response's second segment for the client's delayed ACK (~40 ms). */
@@ -295,6 +402,7 @@ static void push_up(struct conn *c)
 static void close_client(struct conn *c)
 {
     struct tcp_pcb *pcb = c->pcb;
+    firmware_accepted(c);    /* an upstream close proves it was accept()ed */
     if (c->closer == CLOSER_CLIENT) {
         st.passive_closes++;
         ev(c, "close_passive");
@@ -331,10 +439,13 @@ static void service(struct conn *c, short rev)
             return;
         }
         c->connecting = 0;
+        c->up_seq = ++up_established;
     }
     /* upstream -> us: read only when lwIP has taken the previous chunk */
     if ((rev & (POLLIN | POLLHUP | POLLERR)) && c->up_len == 0 && !c->up_eof) {
         ssize_t n = read(c->fd, c->up, sizeof c->up);
+        if (n >= 0)
+            firmware_accepted(c);    /* it wrote or closed: it accept()ed */
         if (n > 0) {
             c->up_len = (u16_t)n;
         } else if (n == 0) {
@@ -404,21 +515,25 @@ static err_t tap_netif_init(struct netif *nif)
     return ERR_OK;
 }
 
-static int tw_match(u32_t src_be, u16_t sport, u16_t dport)
+static int pcb_match(struct tcp_pcb *list, u32_t src_be, u16_t sport, u16_t dport)
 {
     struct tcp_pcb *pcb;
-    for (pcb = tcp_tw_pcbs; pcb; pcb = pcb->next)
+    for (pcb = list; pcb; pcb = pcb->next)
         if (pcb->remote_port == sport && pcb->local_port == dport &&
             ip4_addr_get_u32(&pcb->remote_ip) == src_be)
             return 1;
     return 0;
 }
 
-/* Count SYNs, and those that will land on a TIME_WAIT pcb (the stall). */
+/* Count SYNs, those that will land on a TIME_WAIT pcb (the stall), and those
+ * the listener will drop because its backlog is full (after asking whether
+ * the firmware has accepted meanwhile). Runs just before lwIP sees the frame,
+ * so it sees the state tcp_input() will. */
 static void inspect_frame(const u8_t *f, ssize_t n)
 {
     const u8_t *ip, *th;
     u32_t src;
+    u16_t sport, dport;
     if (n < 14 + 20 + 20 || f[12] != 0x08 || f[13] != 0x00)
         return;
     ip = f + 14;
@@ -429,9 +544,21 @@ static void inspect_frame(const u8_t *f, ssize_t n)
         return;
     st.syns++;
     memcpy(&src, ip + 12, 4);
-    if (tw_match(src, (u16_t)(th[0] << 8 | th[1]), (u16_t)(th[2] << 8 | th[3]))) {
+    sport = (u16_t)(th[0] << 8 | th[1]);
+    dport = (u16_t)(th[2] << 8 | th[3]);
+    if (pcb_match(tcp_tw_pcbs, src, sport, dport)) {
         st.syn_to_time_wait++;
         ev(NULL, "syn_to_time_wait");
+        return;
+    }
+    if (dport != listener->local_port || pcb_match(tcp_active_pcbs, src, sport, dport))
+        return;
+    if (listener->accepts_pending >= listener->backlog)
+        sync_backlog(1);
+    if (listener->accepts_pending >= listener->backlog) {
+        /* tcp_listen_input(): "listen backlog exceeded", no pcb, no answer */
+        st.syns_dropped_backlog++;
+        ev(NULL, "syn_dropped_backlog");
     }
 }
 
@@ -470,6 +597,9 @@ static void count_pcbs(void)
         open += !c->dead;
     st.time_wait = tw;
     st.pcbs_active = act;
+    st.pending_accept = listener->accepts_pending;
+    if (st.pending_accept > st.pending_accept_max)
+        st.pending_accept_max = st.pending_accept;
     st.open = open;
     if (tw > st.time_wait_max)
         st.time_wait_max = tw;
@@ -495,13 +625,19 @@ static void write_stats(void)
             "\"bytes_to_upstream\": %lu, \"bytes_to_client\": %lu, "
             "\"rx_dropped\": %lu, \"tx_dropped\": %lu, "
             "\"time_wait\": %u, \"time_wait_max\": %u, \"pcbs_active\": %u, "
-            "\"pcbs_max\": %u, \"open\": %u}\n",
+            "\"pcbs_max\": %u, \"open\": %u, "
+            "\"backlog\": %d, \"accept_mbox\": %d, \"pending_accept\": %u, \"pending_accept_max\": %u, "
+            "\"syns_dropped_backlog\": %lu, \"syns_dropped_no_pcb\": %lu, \"accept_mbox_full\": %lu, "
+            "\"upstream_accepted\": %lu, \"upstream_backlog\": %d}\n",
             (int)getpid(), (unsigned)sys_now(), TCP_MSL, MEMP_NUM_TCP_PCB,
             st.accepted, st.active_closes, st.passive_closes,
             st.client_resets, st.upstream_resets, st.lwip_aborts,
             st.upstream_connect_failed, st.syns, st.syn_to_time_wait,
             st.bytes_to_upstream, st.bytes_to_client, st.rx_dropped, st.tx_dropped,
-            st.time_wait, st.time_wait_max, st.pcbs_active, st.pcbs_max, st.open);
+            st.time_wait, st.time_wait_max, st.pcbs_active, st.pcbs_max, st.open,
+            opt_backlog, DEFAULT_ACCEPTMBOX_SIZE, st.pending_accept, st.pending_accept_max,
+            st.syns_dropped_backlog, st.syns_dropped_no_pcb, st.accept_mbox_full,
+            st.upstream_accepted, st.upstream_backlog);
     if (fclose(f) == 0)
         rename(tmp, opt_stats);
 }
@@ -513,9 +649,10 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: lwipgw --tap NAME --upstream HOST:PORT [--ip A.B.C.D] [--netmask M] [--gw G]\n"
-            "              [--listen PORT] [--stats FILE]\n"
-            "lwIP %s, TCP_MSL %d ms, MEMP_NUM_TCP_PCB %d\n",
-            LWIP_VERSION_STRING, TCP_MSL, MEMP_NUM_TCP_PCB);
+            "              [--listen PORT] [--backlog N] [--stats FILE]\n"
+            "  --backlog N  the firmware's listen() backlog, 1-255 (default 2)\n"
+            "lwIP %s, TCP_MSL %d ms, MEMP_NUM_TCP_PCB %d, accept mailbox %d\n",
+            LWIP_VERSION_STRING, TCP_MSL, MEMP_NUM_TCP_PCB, DEFAULT_ACCEPTMBOX_SIZE);
     exit(2);
 }
 
@@ -533,6 +670,7 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(a, "--netmask")) opt_netmask = v;
         else if (!strcmp(a, "--gw")) opt_gw = v;
         else if (!strcmp(a, "--listen")) opt_listen = atoi(v);
+        else if (!strcmp(a, "--backlog")) opt_backlog = atoi(v);
         else if (!strcmp(a, "--stats")) opt_stats = v;
         else if (!strcmp(a, "--upstream")) {
             const char *colon = strrchr(v, ':');
@@ -545,7 +683,7 @@ static void parse_args(int argc, char **argv)
             usage();
         i++;
     }
-    if (!opt_tap || opt_up_port <= 0 || opt_listen <= 0)
+    if (!opt_tap || opt_up_port <= 0 || opt_listen <= 0 || opt_backlog < 1 || opt_backlog > 255)
         usage();
 }
 
@@ -588,14 +726,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "lwipgw: cannot bind lwIP port %d\n", opt_listen);
         return 1;
     }
-    lpcb = tcp_listen_with_backlog(lpcb, TCP_DEFAULT_LISTEN_BACKLOG);
+    lpcb = tcp_listen_with_backlog(lpcb, (u8_t)opt_backlog);
     tcp_accept(lpcb, on_accept);
+    listener = (struct tcp_pcb_listen *)lpcb;
+    st.upstream_backlog = -1;
 
     write_stats();
     memcpy(&last, &st, sizeof last);
-    printf("READY tap=%s ip=%s listen=%d upstream=%s:%d msl_ms=%d max_pcbs=%d lwip=%s pid=%d\n",
+    printf("READY tap=%s ip=%s listen=%d upstream=%s:%d msl_ms=%d max_pcbs=%d backlog=%d lwip=%s pid=%d\n",
            opt_tap, opt_ip, opt_listen, opt_up_host, opt_up_port, TCP_MSL, MEMP_NUM_TCP_PCB,
-           LWIP_VERSION_STRING, (int)getpid());
+           opt_backlog, LWIP_VERSION_STRING, (int)getpid());
 
     while (!stop) {
         int n = 1, i, timeout;
@@ -615,6 +755,8 @@ int main(int argc, char **argv)
         timeout = (int)sys_timeouts_sleeptime();
         if (timeout < 0 || timeout > 100)
             timeout = 100;
+        if (count_waiting() && timeout > BACKLOG_POLL_MS)
+            timeout = BACKLOG_POLL_MS;  /* the firmware's accept() shows only upstream */
         if (dirty) {         /* a throttled stats write is due soon */
             u32_t since = sys_now() - last_write;
             int left = since >= 20 ? 0 : (int)(20 - since);
@@ -634,6 +776,7 @@ int main(int argc, char **argv)
         for (c = conns; c; c = c->next)
             if (!c->dead && !c->connecting)
                 service(c, 0);
+        sync_backlog(0);
         sys_check_timeouts();
 
         for (pp = &conns; *pp;) {

@@ -75,7 +75,11 @@
 #define LWIP_TCP_SACK_OUT           0           /* CONFIG_LWIP_TCP_SACK_OUT=n */
 #define TCP_OVERSIZE                TCP_MSS     /* CONFIG_LWIP_TCP_OVERSIZE_MSS=y */
 #define TCP_TMR_INTERVAL            250         /* CONFIG_LWIP_TCP_TMR_INTERVAL=250 */
-#define TCP_LISTEN_BACKLOG          1           /* IDF: TCP_LISTEN_BACKLOG 1 */
+#define TCP_LISTEN_BACKLOG          1           /* IDF: TCP_LISTEN_BACKLOG 1; the backlog is listen()'s (lwipgw --backlog) */
+/* CONFIG_LWIP_TCP_ACCEPTMBOX_SIZE=6 (IDF default): connections accepted by
+ * lwIP but not yet by the application; one more is reset. lwIP's netconn
+ * layer is not built here, lwipgw.c emulates this mailbox. */
+#define DEFAULT_ACCEPTMBOX_SIZE     6
 #define LWIP_TCP_KEEPALIVE          1           /* IDF: LWIP_TCP_KEEPALIVE 1 (off per pcb until SO_KEEPALIVE, which MicroPython esp32 ignores) */
 #define LWIP_WND_SCALE              0           /* CONFIG_LWIP_WND_SCALE=n */
 #define TCP_RCV_SCALE               0

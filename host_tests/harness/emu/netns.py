@@ -61,6 +61,16 @@ def default_msl_ms():
     return 6000
 
 
+def default_backlog():
+    """The firmware's listen backlog (Config.listen_backlog in firmware/nostall/config.py): what
+    the board passes to listen(), so what the gateway's lwIP listener gets by default."""
+    text = (Path(paths.FIRMWARE) / "nostall" / "config.py").read_text()
+    found = re.search(r"^\s+listen_backlog\s*=\s*(\d+)", text, re.M)
+    if not found:
+        raise RuntimeError("no listen_backlog default in firmware/nostall/config.py")
+    return int(found.group(1))
+
+
 def binary_path(msl_ms):
     return CACHE / ("lwipgw-msl%d" % msl_ms)
 
@@ -191,16 +201,18 @@ class Emulator:
 
     Attributes once started: ip (lwIP, the "board"), port (its TCP port),
     peer_ip (the Linux client side), netns (namespace name), tap, msl_ms,
-    log_path (gateway event log), stats_path.
+    backlog (lwIP's listen backlog: give the upstream's listen() backlog, by
+    default the firmware's), log_path (gateway event log), stats_path.
 
     Start and stop it from the same thread (the gateway is tied to the
     starting thread's life so a killed run leaves no process behind).
     """
 
     def __init__(self, upstream_port, msl_ms=None, name_prefix="nsh", listen_port=80,
-                 upstream_host="127.0.0.1", shared_ns=None):
+                 upstream_host="127.0.0.1", shared_ns=None, backlog=None):
         self.upstream = (upstream_host, int(upstream_port))
         self.msl_ms = default_msl_ms() if msl_ms is None else int(msl_ms)
+        self.backlog = default_backlog() if backlog is None else int(backlog)
         self.port = listen_port
         self.name_prefix = name_prefix
         n = next(_seq)
@@ -253,7 +265,7 @@ class Emulator:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
                 [str(binary), "--tap", self.tap, "--ip", self.ip, "--netmask", "255.255.255.0",
-                 "--gw", self.peer_ip, "--listen", str(self.port),
+                 "--gw", self.peer_ip, "--listen", str(self.port), "--backlog", str(self.backlog),
                  "--upstream", "%s:%d" % self.upstream, "--stats", self.stats_path],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent)
@@ -335,7 +347,8 @@ class Emulator:
     def stats(self):
         """The gateway's counters (see lwipgw.c): accepted, active_closes,
         passive_closes, client_resets, upstream_resets, lwip_aborts,
-        syn_to_time_wait, time_wait, time_wait_max, pcbs_active, open, ..."""
+        syn_to_time_wait, time_wait, time_wait_max, pcbs_active, open,
+        pending_accept, pending_accept_max, syns_dropped_backlog, ..."""
         for _ in range(50):
             try:
                 with open(self.stats_path) as f:

@@ -1,5 +1,5 @@
 """Start the emulator's upstream servers (host_tests/apps_emu: naive_server.py,
-polite_server.py) on 127.0.0.1, on the MicroPython unix port.
+polite_server.py, held_server.py) on 127.0.0.1, on the MicroPython unix port.
 
     with upstream_server("naive_server.py") as port:
         ...
@@ -24,12 +24,13 @@ def free_port():
 
 
 @contextlib.contextmanager
-def upstream_server(script, port=None, ready_timeout_s=10.0):
+def upstream_server(script, port=None, ready_timeout_s=10.0, args=()):
+    """script PORT [args...] on the MicroPython unix port, until it prints "listening"."""
     port = port or free_port()
     # Output goes to a file, not a pipe: a chatty server must never block on
     # a pipe nobody drains.
     log = tempfile.TemporaryFile()
-    proc = micropython.popen(os.path.join(APPS_EMU, script), [port],
+    proc = micropython.popen(os.path.join(APPS_EMU, script), [port] + list(args),
                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + ready_timeout_s
