@@ -75,7 +75,7 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tests/wire/test_security.py \
 	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py \
 	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py \
-	host_tests/abuse/test_abuse_floods.py::test_flood
+	host_tests/abuse/test_abuse_floods.py host_tests/abuse/test_overload.py
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
 	@$(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)

@@ -137,9 +137,13 @@ class Connection(Slot):
         if s is None:
             return
         self.sock = None
-        abortive = ABORTIVE[self.state] and reason != CLIENT and reason != RESET
+        state = self.state
+        # a reset where the server closes first with nothing of its own in flight, or where its
+        # client stopped reading (then forced); never where the close itself ends the body
+        first = reason != CLIENT and reason != RESET and reason != "eof_delimited_body"
+        force = first and state == WRITE
         self.pool.release(self)
-        self.server.stats.ended(reason, sockets.close(s, abortive))
+        self.server.stats.ended(reason, sockets.close(s, first and (ABORTIVE[state] or force), force))
 
     async def _respond(self, req):
         server = self.server

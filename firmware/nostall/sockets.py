@@ -46,14 +46,15 @@ def accepted(sock):
         pass
 
 
-def close(sock, abortive=False):
-    """Close sock; abortive: reset it if this platform can (see the module comment). True if it
-    was reset."""
+def close(sock, abortive=False, force=False):
+    """Close sock; abortive: reset it if this platform can (see the module comment); force: even
+    with data unsent or unacknowledged (a client that stopped reading: lwIP would keep its pcb
+    through minutes of persist probes after a plain close). True if it was reset."""
     reset = False
     if abortive:
         try:
             if _tcp_abort is not None:
-                reset = _tcp_abort(sock)
+                reset = _tcp_abort(sock, force)
             elif ABORTIVE_CLOSE == "so_linger":
                 sock.setsockopt(_SOL_SOCKET, _SO_LINGER, _LINGER_0)
                 reset = True

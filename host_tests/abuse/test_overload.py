@@ -103,6 +103,9 @@ def test_a_waiting_request_beats_silent_sockets(make_sim, figure, n):
         assert status in (200, 503), results
         assert took < DEADLINE_S, results
         assert status == 200 or retry_after == "1", results
-    # the first request took the place of a silent socket (the next ones may take their
-    # predecessors', idle until their client's close arrives)
-    assert st["closes_by_server"].get("evicted_silent", 0) >= 1, st["closes_by_server"]
+    # the first request took the place of a silent socket: at once when its request was already
+    # waiting, or as a socket stalled for stall_evict_ms when it came a moment after the connect
+    # (through lwIP the gateway relays it then); the next ones may take their predecessors',
+    # idle until their client's close arrives
+    by = st["closes_by_server"]
+    assert by.get("evicted_silent", 0) + by.get("evicted_stalled", 0) >= 1, by

@@ -23,7 +23,7 @@ RUN_TIMEOUT_S = 90   # a run takes about a second; the program's own alarm is at
 BUILD_TIMEOUT_S = 600
 LWIP_STAMP = os.path.join(paths.CACHE, "lwip", ".stamp")
 CASES = {"listening", "bad_fd", "closed_fd", "udp", "unconnected", "idle_acked", "close",
-         "linger0_close", "unacked", "window_full", "peer_reset"}
+         "linger0_close", "unacked", "window_full", "window_full_forced", "peer_reset"}
 
 
 def _skip_or_fail(why):
@@ -128,6 +128,17 @@ def test_data_behind_a_full_window_is_not_aborted(run):
     assert c["pcb_after"] == "1" and c["state_after"] == c["state_before"] == "ESTABLISHED", c
     assert c["unsent_after"] == "1", c
     assert c["client_recv"] == "ok" and int(c["client_bytes"]) > 0, c
+
+
+def test_a_client_that_stopped_reading_is_aborted_when_forced(run):
+    """abort(sock, force=True), for a client that stopped reading (write_timeout): lwIP would keep
+    its pcb through minutes of persist probes after a normal close; forced, it is freed at once
+    with a RST and no TIME_WAIT."""
+    c = run.one("window_full_forced")
+    assert c["unsent_before"] == "1" or c["unacked_before"] == "1", c
+    assert c["result"] == "aborted" and c["pcb_after"] == "0", c
+    assert c["pcbs_after"] == "0" and c["time_wait_after"] == "0", c
+    assert c["client_recv"] == "ECONNRESET", c
 
 
 def test_what_is_no_established_connection_is_left_alone(run):

@@ -441,6 +441,11 @@ static void service(struct conn *c, short rev)
         c->connecting = 0;
         c->up_seq = ++up_established;
     }
+    if ((rev & POLLERR) && c->up_len && hio_connect_error(c->fd)) {
+        /* reset by the firmware while lwIP still holds its last chunk: mirror the abort now */
+        upstream_failed(c);
+        return;
+    }
     /* upstream -> us: read only when lwIP has taken the previous chunk */
     if ((rev & (POLLIN | POLLHUP | POLLERR)) && c->up_len == 0 && !c->up_eof) {
         ssize_t n = read(c->fd, c->up, sizeof c->up);
@@ -746,8 +751,12 @@ int main(int argc, char **argv)
         pfds[0].revents = 0;
         for (c = conns; c && n < 1 + MAX_CONNS; c = c->next) {
             short e = wanted_events(c);
+            /* Blocked on lwIP (its client does not read), we do not read upstream, yet a reset
+             * from the firmware must reach lwIP at once, as on a board: events 0 still reports
+             * POLLERR. (No POLLHUP without it while our write side is open.) */
+            int watch_err = !e && !c->dead && !c->connecting && c->up_len && !c->shut_wr;
             /* fd -1 when we want nothing: POLLHUP would otherwise spin us */
-            pfds[n].fd = e ? c->fd : -1;
+            pfds[n].fd = (e || watch_err) ? c->fd : -1;
             pfds[n].events = e;
             pfds[n].revents = 0;
             slot[n++] = c;

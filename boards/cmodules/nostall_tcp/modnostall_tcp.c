@@ -21,10 +21,13 @@
 // it the same way for the module table.
 extern const mp_obj_module_t mp_module_socket;
 
-// abort(sock) -> bool. The fd comes from the socket's own fileno() (modsocket.c: the lwIP fd
-// that lwip_socket()/lwip_accept() returned, -1 once closed), so nothing depends on the
-// layout of its socket_obj_t.
-static mp_obj_t nostall_tcp_abort(mp_obj_t sock_in) {
+// abort(sock, force=False) -> bool. The fd comes from the socket's own fileno() (modsocket.c:
+// the lwIP fd that lwip_socket()/lwip_accept() returned, -1 once closed), so nothing depends on
+// the layout of its socket_obj_t. force: also with data unsent or unacknowledged (a client that
+// stopped reading).
+static mp_obj_t nostall_tcp_abort_fn(size_t n_args, const mp_obj_t *args) {
+    mp_obj_t sock_in = args[0];
+    int force = n_args > 1 && mp_obj_is_true(args[1]);
     mp_obj_t socket_type = mp_load_attr(MP_OBJ_FROM_PTR(&mp_module_socket), MP_QSTR_socket);
     if (!mp_obj_is_subclass_fast(MP_OBJ_FROM_PTR(mp_obj_get_type(sock_in)), socket_type)) {
         mp_raise_TypeError(MP_ERROR_TEXT("expected a socket"));
@@ -37,11 +40,11 @@ static mp_obj_t nostall_tcp_abort(mp_obj_t sock_in) {
     }
     // Other Python threads may run while the tcpip thread answers, as around modsocket's calls.
     MP_THREAD_GIL_EXIT();
-    nostall_tcp_result_t r = nostall_tcp_abort_idle((int)fd);
+    nostall_tcp_result_t r = nostall_tcp_abort((int)fd, force);
     MP_THREAD_GIL_ENTER();
     return mp_obj_new_bool(r == NOSTALL_TCP_ABORTED);
 }
-static MP_DEFINE_CONST_FUN_OBJ_1(nostall_tcp_abort_obj, nostall_tcp_abort);
+static MP_DEFINE_CONST_FUN_OBJ_VAR_BETWEEN(nostall_tcp_abort_obj, 1, 2, nostall_tcp_abort_fn);
 
 static const mp_rom_map_elem_t nostall_tcp_module_globals_table[] = {
     { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR__nostall_tcp) },

@@ -16,11 +16,12 @@ struct abort_call {
     /* First member: tcpip_api_call() hands our function a pointer to it. */
     struct tcpip_api_call_data call;
     int fd;
+    int force;
     nostall_tcp_result_t result;
 };
 
 /* In lwIP's TCP/IP context: nothing else touches the pcb or the netconn's state meanwhile. */
-static err_t abort_if_idle(struct tcpip_api_call_data *call)
+static err_t abort_in_tcpip(struct tcpip_api_call_data *call)
 {
     struct abort_call *a = (struct abort_call *)call;
     /* The slot of fd in lwIP's socket table, without taking a reference: the caller owns fd,
@@ -43,7 +44,7 @@ static err_t abort_if_idle(struct tcpip_api_call_data *call)
     } else if (conn->state != NETCONN_NONE) {
         /* A blocking connect/write/close holds conn->current_msg; leave it to finish. */
         a->result = NOSTALL_TCP_BUSY;
-    } else if (pcb->unacked != NULL || pcb->unsent != NULL) {
+    } else if (!a->force && (pcb->unacked != NULL || pcb->unsent != NULL)) {
         /* The peer has not got everything we sent: a RST would drop it. Close normally. */
         a->result = NOSTALL_TCP_UNACKED;
     } else {
@@ -55,15 +56,16 @@ static err_t abort_if_idle(struct tcpip_api_call_data *call)
     return ERR_OK;
 }
 
-nostall_tcp_result_t nostall_tcp_abort_idle(int fd)
+nostall_tcp_result_t nostall_tcp_abort(int fd, int force)
 {
     struct abort_call a;
 
     a.fd = fd;
+    a.force = force;
     a.result = NOSTALL_TCP_NOT_RUN;
     /* Waits for the tcpip thread like every lwIP socket call does; it fails only when it
      * cannot make a semaphore (LWIP_NETCONN_SEM_PER_THREAD=0), and then nothing ran. */
-    if (tcpip_api_call(abort_if_idle, &a.call) != ERR_OK) {
+    if (tcpip_api_call(abort_in_tcpip, &a.call) != ERR_OK) {
         return NOSTALL_TCP_NOT_RUN;
     }
     return a.result;

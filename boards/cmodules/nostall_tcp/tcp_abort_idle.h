@@ -21,20 +21,23 @@ typedef enum {
     NOSTALL_TCP_NO_PCB,         /* the pcb is already gone (peer reset, error, abort) */
     NOSTALL_TCP_STATE,          /* LISTEN, TIME_WAIT or CLOSED (never connected) */
     NOSTALL_TCP_BUSY,           /* a blocking connect, write or close is running on it */
-    NOSTALL_TCP_UNACKED,        /* sent data not yet acknowledged, or not yet sent */
+    NOSTALL_TCP_UNACKED,        /* sent data not yet acknowledged, or not yet sent (not forced) */
     NOSTALL_TCP_NOT_RUN         /* the tcpip thread could not be asked (no semaphore) */
 } nostall_tcp_result_t;
 
 /*
- * Abort the connection of lwIP socket `fd` (as returned by lwip_socket/lwip_accept) if it is
- * idle: a TCP socket whose pcb exists, is not LISTEN/TIME_WAIT/CLOSED, and holds no unsent or
- * unacknowledged data. Returns NOSTALL_TCP_ABORTED when tcp_abort() ran; anything else changed
- * nothing. Either way the caller still closes fd (lwip_close) to free the socket.
+ * Abort the connection of lwIP socket `fd` (as returned by lwip_socket/lwip_accept): a TCP
+ * socket whose pcb exists and is not LISTEN/TIME_WAIT/CLOSED. Unless `force`, only while it is
+ * idle: no unsent or unacknowledged data (a RST would drop what the peer has not got). With
+ * `force` also then: for a client that stopped reading, whose pcb lwIP would otherwise keep
+ * through 12 persist probes (minutes) after a normal close. Returns NOSTALL_TCP_ABORTED when
+ * tcp_abort() ran; anything else changed nothing. Either way the caller still closes fd
+ * (lwip_close) to free the socket.
  *
  * Runs the check and the abort in lwIP's TCP/IP context (tcpip_api_call: the core lock, or a
  * message to the tcpip thread and a wait for its answer), so the pcb cannot change between them.
  * The caller must own fd: no other thread may close it meanwhile (as for any call on an fd).
  */
-nostall_tcp_result_t nostall_tcp_abort_idle(int fd);
+nostall_tcp_result_t nostall_tcp_abort(int fd, int force);
 
 #endif /* NOSTALL_TCP_ABORT_IDLE_H */

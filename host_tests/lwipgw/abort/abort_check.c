@@ -300,7 +300,7 @@ static void case_idle_acked(void)
     if (open_idle_pair(&p, "idle_acked", &before) < 0) {
         return;
     }
-    r = nostall_tcp_abort_idle(p.server);
+    r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);     /* the very next look: no timer ran in between */
     t0 = sys_now();
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);
@@ -372,7 +372,7 @@ static void case_window_full(void)
     }
     lx_sleep_ms(300);                  /* let the window close */
     before = wait_until(p.server, p.port, BACKLOGGED);
-    r = nostall_tcp_abort_idle(p.server);
+    r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);   /* still alive: data, no reset */
     snprintf(line, sizeof line, "case=window_full sent=%d unsent_before=%d unacked_before=%d result=%s "
@@ -389,6 +389,51 @@ static void case_window_full(void)
 }
 
 /* (c) Data sent and received, its ACK lost on the way back: no abort, the connection goes on. */
+/* The same connection, aborted with force (a client that stopped reading): RST, pcb freed at
+ * once, no TIME_WAIT; the client reads what arrived, then the reset. */
+static void case_window_full_forced(void)
+{
+    struct pair p;
+    struct probe before, after;
+    nostall_tcp_result_t r;
+    static char chunk[1024];
+    int sent = 0, n, i, client = 0, got = 0;
+    char line[320];
+    char buf[4096];
+
+    if (open_pair(&p, 2048) < 0) {
+        report(0, "case=window_full_forced setup=failed");
+        return;
+    }
+    memset(chunk, 'x', sizeof chunk);
+    for (i = 0; i < 256; i++) {        /* bounded: lwIP's send buffer is TCP_SND_BUF */
+        n = lwip_send(p.server, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        sent += n;
+    }
+    lx_sleep_ms(300);                  /* let the window close */
+    before = wait_until(p.server, p.port, BACKLOGGED);
+    r = nostall_tcp_abort(p.server, 1);
+    after = probe(p.server, p.port);
+    for (i = 0; i < 64; i++) {         /* bounded: what arrived before the RST, then the RST */
+        client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);
+        if (client <= 0) {
+            break;
+        }
+        got += client;
+    }
+    snprintf(line, sizeof line, "case=window_full_forced sent=%d unsent_before=%d unacked_before=%d "
+             "result=%s pcb_after=%d pcbs_after=%d time_wait_after=%d client_recv=%s client_bytes=%d",
+             sent, before.unsent, before.unacked, result_name(r), after.has_pcb, after.active,
+             after.time_wait, lx_errname(client), got);
+    report(r == NOSTALL_TCP_ABORTED && (before.unsent || before.unacked) && !after.has_pcb
+           && after.active == 0 && after.time_wait == 0 && client == -ECONNRESET, line);
+    lx_close(p.client);
+    lwip_close(p.server);
+}
+
 static void case_unacked(void)
 {
     struct pair p;
@@ -404,7 +449,7 @@ static void case_unacked(void)
     drop_input = 1;                    /* from here the client's ACKs are lost */
     lwip_send(p.server, "more", 4, 0);
     inflight = wait_until(p.server, p.port, BACKLOGGED);
-    r = nostall_tcp_abort_idle(p.server);
+    r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);   /* the data did arrive */
     drop_input = 0;
@@ -426,7 +471,7 @@ static void case_unacked(void)
 /* (d) Not an established connection: no abort, nothing changed. */
 static void case_listening(void)
 {
-    nostall_tcp_result_t r = nostall_tcp_abort_idle(listen_fd);
+    nostall_tcp_result_t r = nostall_tcp_abort(listen_fd, 0);
     struct probe after = probe(listen_fd, 0);
     struct pair p;
     int accepts = open_pair(&p, 0) == 0;  /* the listener still works */
@@ -443,7 +488,7 @@ static void case_listening(void)
 
 static void case_bad_fd(const char *name, int fd, nostall_tcp_result_t want)
 {
-    nostall_tcp_result_t r = nostall_tcp_abort_idle(fd);
+    nostall_tcp_result_t r = nostall_tcp_abort(fd, 0);
     char line[128];
 
     snprintf(line, sizeof line, "case=%s fd=%d result=%s", name, fd, result_name(r));
@@ -482,7 +527,7 @@ static void case_peer_reset(void)
     }
     hio_close_reset(p.client);
     gone = wait_until(p.server, p.port, PCB_GONE);
-    r = nostall_tcp_abort_idle(p.server);
+    r = nostall_tcp_abort(p.server, 0);
     closed = lwip_close(p.server);
     snprintf(line, sizeof line, "case=peer_reset pcb_before_call=%d result=%s close=%d",
              gone.has_pcb, result_name(r), closed);
@@ -564,6 +609,7 @@ int main(void)
     case_close(1);
     case_unacked();
     case_window_full();
+    case_window_full_forced();
     case_peer_reset();
 
     printf("summary passed=%d failed=%d\n", passed, failed);
