@@ -1,8 +1,11 @@
 # The default application: a dashboard at / (www/index.html) and a small API over the board's
 # hardware. hw is the Board from board.py (or the sim's stand-in).
 
-from nostall.proto import HTTPError
-from nostall.web import App, Response
+import json
+
+from nostall.channel import STATUS
+from nostall.request import HTTPError
+from nostall.web import App, Response, tokens_equal
 
 MAX_SAMPLES = 200  # /api/samples?n= cap: one request may not hold its slot streaming for long
 
@@ -37,8 +40,49 @@ def make_app(hw):
             raise HTTPError(400, "n must be 1..%d" % MAX_SAMPLES)
         return Response(stream=_samples(hw, n), content_type="application/x-ndjson")
 
+    @app.websocket("/ws/echo")
+    async def echo(req, ws):
+        # every message back as it came: a board's WebSocket round trip, and the conformance runs
+        while True:
+            msg = await ws.receive()
+            if msg is None:
+                return
+            await ws.send(msg)
+
+    # the dashboard's live figures: the server's (channel.STATUS, once a second) and the board's
+    STATUS.extra = lambda: {"led": hw.led() if hw.has_led() else None, "celsius": hw.temperature_c()}
+
+    @app.websocket("/ws/live")
+    async def live(req, ws):
+        # the live figures pushed as they come; the LED switched by {"led": true, "token": ...}
+        ws.follow(STATUS, replay=True)
+        while True:
+            msg = await ws.receive()
+            if msg is None:
+                return
+            await ws.send(json.dumps(_command(app, hw, msg)))
+
+    app.events("/events", STATUS)  # the same figures as an event stream, for what has no WebSocket
     app.static("/", hw.www_root)
     return app
+
+
+def _command(app, hw, msg):
+    # a dashboard's message on /ws/live -> the answer to send back
+    try:
+        cmd = json.loads(msg)
+        on = cmd["led"]
+    except (ValueError, TypeError, KeyError):
+        return {"t": "error", "status": 400, "reason": 'send {"led": true} or {"led": false}'}
+    if not isinstance(on, bool):
+        return {"t": "error", "status": 400, "reason": "led is true or false"}
+    token = app.token
+    if token and not tokens_equal(str(cmd.get("token") or ""), token):
+        return {"t": "error", "status": 401, "reason": "the API token is needed to switch the LED"}
+    if not hw.has_led():
+        return {"t": "error", "status": 404, "reason": "this board has no LED configured (set led_pin)"}
+    hw.set_led(on)
+    return {"t": "led", "on": hw.led()}
 
 
 def _parse_on(req):

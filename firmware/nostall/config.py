@@ -9,6 +9,8 @@ _MIN = {
     "listen_backlog": 1,
     "max_requests_per_connection": 0,
     "max_turnaways": 0,
+    "max_long_lived_connections": 0,
+    "ws_max_message_bytes": 125,
     "recv_buffer_bytes": 256,
     "max_request_line_bytes": 16,
     "max_header_bytes": 64,
@@ -66,6 +68,13 @@ class Config:
     # which waits up to this long for one before its 503
     stall_evict_ms = 1000
     shutdown_timeout_ms = 1000  # on stop, time given to responses in flight
+    # WebSocket and event streams: long-lived connections, each in a slot of its own
+    max_long_lived_connections = 4  # at once (at most max_connections - 1): the rest stay for requests
+    ws_max_message_bytes = 16384  # a larger message, or a frame announcing one: close 1009
+    ws_ping_interval_ms = 20000  # a WebSocket client silent this long gets a ping
+    ws_pong_timeout_ms = 10000  # and nothing back (no frame at all) this long after it: closed
+    ws_close_wait_ms = 200  # after the close handshake: the client may close TCP first, else a reset
+    sse_heartbeat_ms = 15000  # an event stream with nothing to say this long gets a comment line
     tick_ms = 100  # how often deadlines are checked (the granularity of every timeout)
 
     def __init__(self, **overrides):

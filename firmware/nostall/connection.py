@@ -15,14 +15,14 @@ import gc
 
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
-from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
 from nostall import sockets
-from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, Slot
+from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan, response_head
+from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import BYTES_TYPES, BadResponse, error_response
 from nostall.stats import CLIENT, RESET
-from nostall.waiter import Waiter
+from nostall.waiter import DONE, Waiter
 
 CancelledError = core.CancelledError
 
@@ -30,6 +30,7 @@ _RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Lin
 # Head and body go out in one write up to one TCP segment (Ethernet/Wi-Fi MSS 1460): one segment,
 # no wait on the client's delayed ACK between head and body
 _COALESCE_BYTES = 1460
+_RETRY_LATER = (("Retry-After", "5"),)
 
 class _Closed(Exception):
     """The connection ends now, for the reason in args[0]; nothing more is sent."""
@@ -45,11 +46,17 @@ class Connection(Slot):
         self.io = Waiter(self._progress)
         self.sock = None
         self.requests = 0
+        self.ws = None
+        self.heartbeat_due = False
 
     def attach(self, sock):
         self.sock = sock
         self.reader.reset()
         self.requests = 0
+        self.ws = None
+        self.heartbeat_due = False
+        self.io.task = None
+        self.io.woken = False
 
     def _progress(self):
         if self.state == WRITE:
@@ -81,7 +88,7 @@ class Connection(Slot):
                     break
                 if req is not None:
                     await self._respond(req)
-                    if self.state == LINGER:
+                    if self.state == LINGER or self.state == WS_CLOSED:
                         break
                     self.enter(IDLE)
                     continue
@@ -104,7 +111,7 @@ class Connection(Slot):
                     reason = CLIENT  # the client closed first: the close we want (mid-request: it gave up)
                     return
                 reader.added(n)
-            # LINGER: drop what the client still sends until its EOF, so it closes first
+            # LINGER (or WS_CLOSED): drop what the client still sends until its EOF, so it closes first
             reader.reset()
             space = reader.space()
             budget = self.server.cfg.linger_drain_bytes
@@ -139,9 +146,10 @@ class Connection(Slot):
         self.sock = None
         state = self.state
         # a reset where the server closes first with nothing of its own in flight, or where its
-        # client stopped reading (then forced); never where the close itself ends the body
+        # client stopped reading (then forced); never where the close itself ends the body or
+        # cuts it short (stream_error: the client reads on and must see the cut, after the data)
         first = reason != CLIENT and reason != RESET and reason != "eof_delimited_body"
-        force = first and state == WRITE
+        force = first and reason != "stream_error" and (state == WRITE or state == WS or state == STREAM)
         self.pool.release(self)
         self.server.stats.ended(reason, sockets.close(s, first and (ABORTIVE[state] or force), force))
 
@@ -161,6 +169,12 @@ class Connection(Slot):
             self.cancelled = None
             stats.handler_error("timeout", req.path, None)
             resp = error_response(503, "handler took too long")
+        if resp.websocket is not None or resp.events is not None:
+            cfg = server.cfg
+            if self.pool.long_lived() < min(cfg.max_long_lived_connections, len(self.pool.slots) - 1):
+                stats.requests += 1
+                return await self._long_lived(req, resp)
+            resp = error_response(503, "too many WebSocket and event-stream clients", _RETRY_LATER)
         stream = None
         first = None
         if resp.streamed and req.method != "HEAD":
@@ -206,6 +220,59 @@ class Connection(Slot):
                 raise _Closed("eof_delimited_body")  # the close is the end of this body
         if not keep:
             self.enter(LINGER)
+
+    async def _long_lived(self, req, resp):
+        # a WebSocket (after its 101) or an event stream, until it ends: the connection then
+        # lingers (WebSocket: the close handshake) or is over (the client went away)
+        self.long_lived = True
+        io = self.io
+        self.enter(WRITE)
+        if resp.websocket is not None:
+            from nostall.websocket import WebSocket  # imported by the first WebSocket: RAM only then
+
+            await io.send(self.sock, response_head(101, resp.headers, None, NONE, True))
+            ws = self.ws = WebSocket(self, req)
+            self.enter(WS)
+            try:
+                await resp.websocket(req, ws, **resp.params)
+            except (CancelledError, OSError):
+                raise
+            except Exception as e:  # the app's fault: 1011, and the connection ends as usual
+                self.server.stats.handler_error(_error_kind(e), req.path, e)
+                await ws.close(1011)
+            await ws.close(1000)
+            if self.state != LINGER and self.state != WS_CLOSED:
+                raise _Closed(CLIENT)  # the client went away without a close frame
+            return
+        from nostall.events import serve_events  # imported by the first event stream
+
+        await serve_events(self, req, resp)
+        raise _Closed(CLIENT)  # an event stream ends only when its client goes
+
+    async def send_long(self, data):
+        # a WebSocket's or event stream's write: a client slow to read gets write_timeout_ms
+        # (WRITE) while it is awaited, then the connection is back in its state
+        w = self.io.send(self.sock, data)
+        if w is not DONE:
+            state = self.state
+            self.enter(WRITE)
+            await w
+            self.enter(state)
+
+    def wake(self):
+        # the ticker, at the deadline of a WebSocket (a ping, or the client is gone) or of an
+        # event stream (a heartbeat is due)
+        if self.state == WS:
+            if not self.ws.timeout():
+                self.cancel("ws_timeout")
+        else:
+            self.heartbeat_due = True
+            self.enter(STREAM)
+            self.io.wake()
+
+    def notify(self):
+        # a channel this connection follows published a message
+        self.io.wake()
 
     async def _send_stream(self, stream, piece, chunked):
         io = self.io

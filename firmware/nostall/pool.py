@@ -24,6 +24,9 @@ BODY = 4  # the head is in, the body is due
 HANDLER = 5  # the app is producing the response
 WRITE = 6  # the response is being sent
 LINGER = 7  # sent "Connection: close": waiting for the client's EOF
+WS = 8  # an open WebSocket: waiting for the client's frames (and sending the app's)
+STREAM = 9  # an event stream: waiting for something to send
+WS_CLOSED = 10  # a WebSocket's close handshake done: waiting (briefly) for the client's TCP close
 
 # A connection that has sent nothing this long counts as silent, so a newcomer whose request is
 # waiting may take its place: a client's request follows its connect by one round trip (ms on a
@@ -32,24 +35,28 @@ SILENT_GRACE_MS = 100
 
 # HANDLER's timeout interrupts the handler (the request gets a 503), the connection goes on.
 # "abortive": when the server closes first in this state nothing of its own is in flight, so the
-# close may be a reset (sockets.close): no TIME_WAIT on the board.
+# close may be a reset (sockets.close): no TIME_WAIT on the board. "wakes": at its deadline the
+# connection is woken (slot.wake(): a WebSocket's ping, an event stream's heartbeat), not closed.
 _TABLE = (
-    # state   name  timeout limit  reason at timeout  on client  abortive  may go to (and FREE)
-    (FREE, "free", None, None, False, False, (NEW,)),
-    (NEW, "new", "first_request_timeout_ms", "first_request_timeout", True, True, (HEAD, BODY, HANDLER, WRITE)),
-    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, (HEAD, BODY, HANDLER, WRITE)),
-    (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, (BODY, HANDLER, WRITE)),
-    (BODY, "body", "body_timeout_ms", "body_timeout", True, False, (HANDLER, WRITE)),
-    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, (WRITE,)),
-    (WRITE, "write", "write_timeout_ms", "write_timeout", True, False, (WRITE, IDLE, LINGER)),
-    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, ()),
+    # state   name  timeout limit  reason at timeout  on client  abortive  wakes  may go to (and FREE)
+    (FREE, "free", None, None, False, False, False, (NEW,)),
+    (NEW, "new", "first_request_timeout_ms", "first_request_timeout", True, True, False, (HEAD, BODY, HANDLER, WRITE)),
+    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, False, (HEAD, BODY, HANDLER, WRITE)),
+    (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, False, (BODY, HANDLER, WRITE)),
+    (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, (HANDLER, WRITE)),
+    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, (WRITE,)),
+    (WRITE, "write", "write_timeout_ms", "write_timeout", True, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, ()),
+    (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, (WS, WRITE, LINGER, WS_CLOSED)),
+    (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, (STREAM, WRITE)),
+    (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, ()),
 )
-
 NAMES = tuple(row[1] for row in _TABLE)
 TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
 TIMEOUT_REASONS = tuple(row[3] for row in _TABLE)
 _ON_CLIENT = tuple(row[4] for row in _TABLE)
 ABORTIVE = tuple(row[5] for row in _TABLE)
+_WAKES = tuple(row[6] for row in _TABLE)
 
 
 def _mask(states):
@@ -59,7 +66,7 @@ def _mask(states):
     return m
 
 
-_NEXT = tuple(_mask(row[6]) for row in _TABLE)  # bit s set: state s may follow
+_NEXT = tuple(_mask(row[7]) for row in _TABLE)  # bit s set: state s may follow
 
 
 class StateError(RuntimeError):
@@ -78,6 +85,7 @@ class Slot:
         self.task = None
         self.started = False  # its task has run: cancelling it now runs its finally (the close)
         self.cancelled = None  # why the pool cancelled its task; None: it has not
+        self.long_lived = False  # a WebSocket or event stream (also while it writes)
 
     def enter(self, state):
         """Move to state, with that state's timeout from now; StateError if the table forbids it."""
@@ -87,6 +95,10 @@ class Slot:
         self.state = state
         self.since = now = pool.clock()
         self.deadline = ticks_add(now, pool.timeouts[state])
+
+    def wake(self):
+        """Its deadline passed in a state that wakes (WS, STREAM): what to do is the connection's."""
+        self.enter(self.state)
 
     def cancel(self, reason):
         """End this slot's connection for reason: its task is cancelled and closes the socket."""
@@ -145,6 +157,7 @@ class Pool:
         if slot.state != FREE:
             slot.enter(FREE)
             slot.task = None
+            slot.long_lived = False
             self.in_use -= 1
 
     def touch(self, slot):
@@ -195,7 +208,18 @@ class Pool:
         now = self.clock()
         for slot in self.slots:
             if slot.state != FREE and slot.cancelled is None and ticks_diff(now, slot.deadline) >= 0:
-                slot.cancel(TIMEOUT_REASONS[slot.state])
+                if _WAKES[slot.state]:
+                    slot.wake()
+                else:
+                    slot.cancel(TIMEOUT_REASONS[slot.state])
+
+    def long_lived(self):
+        """How many connections are WebSockets or event streams now."""
+        n = 0
+        for slot in self.slots:
+            if slot.long_lived:
+                n += 1
+        return n
 
     def waiting(self, state):
         """The slots in state, e.g. pool.waiting(IDLE) at shutdown."""

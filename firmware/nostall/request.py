@@ -88,12 +88,12 @@ def unquote(s, plus=False):
             raise ValueError("bad percent escape")
         out.append(int(h, 16))
         out.extend(part[2:].encode())
-    if max(out) >= 0xC0 and _not_shortest_utf8(out):
+    if max(out) >= 0xC0 and not_shortest_utf8(out):
         raise ValueError("overlong UTF-8")
     return str(bytes(out), "utf-8")
 
 
-def _not_shortest_utf8(b):
+def not_shortest_utf8(b):
     # MicroPython's decoder (unlike CPython's) accepts overlong forms and surrogates: b"\xc0\xae"
     # iterates as "." and b"\xc0\x8a" as "\n". Refuse them, so an escape never turns into either.
     for i in range(len(b) - 1):

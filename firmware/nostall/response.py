@@ -85,6 +85,9 @@ class Response:
         except ValueError as e:  # CR/LF in it could split the response
             raise BadResponse(str(e))
 
+    websocket = None  # an Upgrade's handler (a WebSocket route)
+    events = None  # an EventStream's channel
+
     @staticmethod
     def json(obj, status=200):
         return Response(dumps(obj), status, content_type=JSON)
@@ -92,6 +95,33 @@ class Response:
     @staticmethod
     def redirect(location, status=302):
         return Response(b"", status, {"Location": location})
+
+
+class Upgrade(Response):
+    """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
+
+    def __init__(self, handler, params, headers):
+        Response.__init__(self, b"", 101, headers)
+        self.websocket = handler
+        self.params = params
+
+
+class EventStream(Response):
+    """An event stream (text/event-stream) of a Channel's messages, sent as they are published.
+
+    Example::
+
+        @app.get("/events")
+        def events(req):
+            return EventStream(my_channel)
+    """
+
+    def __init__(self, channel):
+        Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
+        self.events = channel
+
+
+_NO_CACHE = (("Cache-Control", "no-cache"),)
 
 
 def error_response(status, reason="", headers=None):
@@ -118,7 +148,7 @@ def make_response(rv):
     outside 200..599 or a header that could split the response, however it got there."""
     r = _make_response(rv)
     s = r.status
-    if type(s) is not int or not 200 <= s <= 599:
+    if type(s) is not int or not (200 <= s <= 599 or (s == 101 and r.websocket is not None)):
         raise BadResponse("bad response status %r" % (s,))
     for name, value in r.headers:  # a handler may have appended to r.headers directly
         check_header(name, value)

@@ -21,11 +21,13 @@
 # (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
 import gc
+import json
 
 import asyncio
 import socket
 
 from nostall import sockets
+from nostall.channel import STATUS
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
@@ -40,6 +42,7 @@ _EAGAIN = (11, 35)  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
 _OUT_OF_SOCKETS = (23, 24, 12)  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
 _ACCEPT_BACKOFF_MS = 100  # out of sockets or memory: pause accepting, keep serving the others
 _SHUTDOWN_POLL_MS = 10  # at shutdown, how often to look whether connections in flight are done
+_STATUS_EVERY_MS = 1000  # the live figures (channel.STATUS) go out this often while followed
 
 
 class Server:
@@ -169,10 +172,33 @@ class Server:
     async def _ticker(self):
         pool = self.pool
         stats = self.stats
+        next_status = 0
+        requests = 0
         while True:
             await asyncio.sleep_ms(self.cfg.tick_ms)
             pool.expire()
-            stats.uptime_ms()  # often enough that ticks_ms never wraps between two readings
+            up = stats.uptime_ms()  # often enough that ticks_ms never wraps between two readings
+            if STATUS.followers and up >= next_status:
+                # the live figures, once a second, while a dashboard follows them
+                next_status = up + _STATUS_EVERY_MS
+                STATUS.publish(self._live(up, stats.requests - requests))
+                requests = stats.requests
+
+    def _live(self, up, requests):
+        st = self.stats
+        d = {"uptime_ms": up, "heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
+             "connections_open": self.pool.in_use, "connections_peak": self.pool.peak,
+             "long_lived_open": self.pool.long_lived(), "requests": st.requests,
+             "requests_per_s": requests * 1000 // _STATUS_EVERY_MS, "closes_by_client": st.closes_by_client,
+             "resets_by_client": st.resets_by_client,
+             "closes_by_server_total": sum(st.closes_by_server.values()), "server_resets": st.server_resets}
+        try:
+            more = STATUS.extra()
+            if more:
+                d.update(more)
+        except Exception as e:  # the app's hook: its fault is logged, the figures go out
+            st.handler_error("exception", "STATUS.extra", e)
+        return json.dumps(d)
 
     async def shutdown(self):
         """Stop accepting; give connections in flight shutdown_timeout_ms, reset idle ones."""

@@ -31,6 +31,7 @@ class Stats:
         self.handler_errors = 0
         self.handler_errors_by_kind = {}  # exception, memory, bad_response, stream, timeout
         self.rejected_busy = 0
+        self.ws_protocol_errors = 0  # WebSocket clients closed for breaking RFC 6455
         self.accept_errors = 0
 
     def uptime_ms(self):
@@ -95,6 +96,8 @@ class Stats:
             "handler_errors": self.handler_errors,
             "handler_errors_by_kind": self.handler_errors_by_kind,
             "rejected_busy": self.rejected_busy,
+            "long_lived_open": pool.long_lived(),
+            "ws_protocol_errors": self.ws_protocol_errors,
             "accept_errors": self.accept_errors,
             "limits": limits,
         }

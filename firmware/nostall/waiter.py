@@ -13,11 +13,12 @@ _ioq = core._io_queue  # the one place asyncio's I/O wait is reached; streams us
 _READABLE = const(0)
 _RECV = const(1)
 _SEND = const(2)
-_DONE = ()
+DONE = ()  # what send() returns when everything went out at once (nothing to await)
 
 
 class Waiter:
-    """await w.readable(sock); n = await w.recv(sock, space) (0: EOF); await w.send(sock, data).
+    """await w.readable(sock); n = await w.recv(sock, space) (0: EOF, None: woken by w.wake());
+    await w.send(sock, data).
 
     Reused for every wait, as asyncio's own SingletonGenerator is (MicroPython awaits anything
     with __iter__/__next__), so a wait allocates nothing. on_progress() is called when a send
@@ -31,6 +32,20 @@ class Waiter:
         self.data = b""
         self.off = 0
         self.armed = False
+        self.task = None  # the task parked in recv(), for wake()
+        self.woken = False
+
+    def wake(self):
+        """The task in recv() returns None now (no bytes): a WebSocket or an event stream has
+        something to send, or a ping or heartbeat is due. Not waiting there: the next recv()
+        returns None at once."""
+        self.woken = True
+        t = self.task
+        if t is not None and t.data is _ioq:
+            # as Task.cancel() does, without the exception: off the I/O queue, onto the run queue
+            _ioq.remove(t)
+            core._task_queue.push(t)
+            self.task = None
 
     def readable(self, sock):
         self.sock = sock
@@ -50,7 +65,7 @@ class Waiter:
         if n == len(data):
             # most answers fit the socket's buffer: nothing to wait for, and awaiting an empty
             # tuple ends at once without raising StopIteration (MicroPython awaits any iterable)
-            return _DONE
+            return DONE
         self.sock = sock
         self.op = _SEND
         self.data = data
@@ -67,11 +82,22 @@ class Waiter:
         op = self.op
         if self.armed:
             self.armed = False
+            if op == _RECV:
+                if self.woken:
+                    self.woken = False
+                    raise StopIteration(None)
+                self.task = core.cur_task
         elif op == _RECV:
             n = self.sock.readinto(self.data)
-            if n is not None:
+            if n is not None:  # bytes first; a wake that came too stays for the next recv()
+                self.task = None
                 self.data = b""
                 raise StopIteration(n)
+            if self.woken:
+                self.woken = False
+                self.task = None
+                self.data = b""
+                raise StopIteration(None)
         elif op == _SEND:
             data = self.data
             if self.off < len(data):

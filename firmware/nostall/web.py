@@ -10,7 +10,9 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     JSON,
     TEXT,
     BadResponse,
+    EventStream,
     Response,
+    Upgrade,
     error_response,
     make_response,
     send_file,
@@ -202,6 +204,34 @@ class App:
             return handler(req, **params)
 
         return guarded
+
+    def websocket(self, pattern):
+        """Decorator: a WebSocket route; handler(req, ws, **params) runs once the handshake is
+        answered (see nostall.websocket.WebSocket).
+
+        Example::
+
+            @app.websocket("/ws/echo")
+            async def echo(req, ws):
+                while (msg := await ws.receive()) is not None:
+                    await ws.send(msg)
+        """
+
+        def register(handler):
+            from nostall.wsproto import handshake
+
+            def upgrade(req, **params):
+                return Upgrade(handler, params, handshake(req))
+
+            self.route(pattern, ("GET",))(upgrade)
+            return handler
+
+        return register
+
+    def events(self, pattern, channel):
+        """An event-stream route (text/event-stream) sending the channel's messages; a client
+        coming back with Last-Event-ID gets what it missed, as far as the channel kept it."""
+        self.route(pattern, ("GET",))(lambda req: EventStream(channel))
 
     def get(self, pattern):
         return self.route(pattern, ("GET",))

@@ -15,15 +15,18 @@ from nostall.pool import (
     NAMES,
     NEW,
     SILENT_GRACE_MS,
+    STREAM,
+    WS_CLOSED,
     TIMEOUT_LIMITS,
     TIMEOUT_REASONS,
     WRITE,
+    WS,
     Pool,
     Slot,
     StateError,
 )
 
-ALL = (FREE, NEW, IDLE, HEAD, BODY, HANDLER, WRITE, LINGER)
+ALL = (FREE, NEW, IDLE, HEAD, BODY, HANDLER, WRITE, LINGER, WS, STREAM, WS_CLOSED)
 
 # every legal step; the table in pool.py must allow exactly these (and X -> FREE from anywhere)
 LEGAL = {
@@ -33,8 +36,11 @@ LEGAL = {
     HEAD: (BODY, HANDLER, WRITE),
     BODY: (HANDLER, WRITE),
     HANDLER: (WRITE,),
-    WRITE: (WRITE, IDLE, LINGER),
+    WRITE: (WRITE, IDLE, LINGER, WS, STREAM),
     LINGER: (),
+    WS: (WS, WRITE, LINGER, WS_CLOSED),
+    STREAM: (STREAM, WRITE),
+    WS_CLOSED: (),
 }
 
 
@@ -77,7 +83,7 @@ def test_table_allows_exactly_the_legal_steps():
 
 
 def test_only_states_with_nothing_of_the_servers_in_flight_close_abortively():
-    assert [NAMES[s] for s in ALL if ABORTIVE[s]] == ["new", "idle", "linger"]
+    assert [NAMES[s] for s in ALL if ABORTIVE[s]] == ["new", "idle", "linger", "ws", "stream", "ws_closed"]
 
 
 def test_every_state_but_free_has_a_timeout_limit_and_a_close_reason():
@@ -232,3 +238,35 @@ def test_idle_goes_before_silent_even_for_a_waiting_request():
     silent = opened(pool)
     idle = put(opened(pool), HANDLER, WRITE, IDLE)
     assert pool.evict(request_waiting=True) and idle.cancelled == "evicted" and silent.cancelled is None
+
+
+class Waker(Slot):
+    def __init__(self, pool):
+        Slot.__init__(self, pool)
+        self.woken = 0
+
+    def wake(self):
+        self.woken += 1
+        Slot.wake(self)
+
+
+def test_long_lived_states_are_woken_at_their_deadline_not_closed():
+    clock = Clock()
+    pool = Pool(Config(ws_ping_interval_ms=500, sse_heartbeat_ms=300), clock)
+    ws, sse = Waker(pool), Waker(pool)
+    pool.add(ws)
+    pool.add(sse)
+    for slot, state in ((ws, WS), (sse, STREAM)):
+        pool.open(slot, Task())
+        slot.started = True
+        put(slot, HANDLER, WRITE, state)
+        slot.long_lived = True
+    assert pool.long_lived() == 2
+    clock.advance(300)
+    pool.expire()
+    assert (ws.woken, sse.woken) == (0, 1) and sse.deadline == clock() + 300 and sse.cancelled is None
+    clock.advance(200)
+    pool.expire()
+    assert (ws.woken, sse.woken) == (1, 1) and ws.cancelled is None
+    pool.release(ws)
+    assert pool.long_lived() == 1

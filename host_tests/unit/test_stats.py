@@ -11,6 +11,9 @@ class FakePool:
     in_use = 2
     peak = 5
 
+    def long_lived(self):
+        return 1
+
 
 def test_how_connections_ended_is_counted_by_side():
     st = Stats()
@@ -47,7 +50,7 @@ def test_status_document():
     d = st.document(FakePool(), limits, {"board": "test", "firmware_version": "9"}, collect=True)
     assert d["connections_open"] == 2 and d["connections_peak"] == 5 and d["connections_accepted"] == 9
     assert d["closes_by_server_total"] == 2 and d["limits"]["max_connections"] == 4
-    assert d["board"] == "test" and d["firmware_version"] == "9"
+    assert d["board"] == "test" and d["firmware_version"] == "9" and d["long_lived_open"] == 1
     assert d["heap_free"] > 0 and d["heap_alloc"] > 0 and d["uptime_ms"] >= 0
     for key in ("requests", "closes_by_client", "resets_by_client", "status_4xx", "status_5xx",
                 "handler_errors", "handler_errors_by_kind", "rejected_busy", "accept_errors"):

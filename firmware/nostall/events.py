@@ -1,0 +1,61 @@
+# Server-sent events (the WHATWG EventSource protocol): a Channel's messages down one
+# long-lived response, for clients that have no WebSocket. The stream runs in its connection's
+# task like everything else: it sleeps in a recv() that wakes when the channel publishes, when a
+# heartbeat is due (sse_heartbeat_ms of silence; proxies and browsers drop quiet streams), or
+# when the client sends or closes. A client slow to read gets write_timeout_ms, then a reset.
+
+# pyright: reportGeneralTypeIssues=false
+# (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
+
+from nostall.framing import CHUNKED, chunk, plan
+from nostall.pool import STREAM
+
+_RETRY_MS = 3000  # an EventSource that lost its connection comes back after this
+
+
+async def serve_events(conn, req, resp):
+    """Send resp.events (a Channel) on conn until the client goes (then it returns)."""
+    head, mode, _ = plan(req, resp, None, conn.server.idle_s)
+    chunked = mode == CHUNKED
+    await conn.send_long(head)
+    channel = resp.events
+    # a client coming back says what it saw last; a new one gets the newest message
+    seen = _int(req.headers.get("last-event-id"), channel.last_id - 1)
+    conn.enter(STREAM)
+    channel.follow(conn)
+    try:
+        await _send(conn, b"retry: %d\n\n" % _RETRY_MS, chunked)
+        while True:
+            for mid, event, data in channel.since(seen):
+                seen = mid
+                await _send(conn, event_bytes(mid, event, data), chunked)
+            if conn.heartbeat_due:
+                conn.heartbeat_due = False
+                await _send(conn, b": \n\n", chunked)
+            conn.reader.reset()  # what a client sends on an event stream is read and dropped
+            if await conn.io.recv(conn.sock, conn.reader.space()) == 0:
+                return
+    finally:
+        channel.unfollow(conn)
+
+
+async def _send(conn, data, chunked):
+    await conn.send_long(chunk(data) if chunked else data)
+    conn.enter(STREAM)  # sent: the next heartbeat is due sse_heartbeat_ms from now
+
+
+def event_bytes(mid, event, data):
+    """One event: id, event, one data: line per line of data, a blank line."""
+    out = b"id: %d\n" % mid
+    if event:
+        out += b"event: %s\n" % event.encode()
+    for line in (data if isinstance(data, str) else str(data, "utf-8")).split("\n"):
+        out += b"data: %s\n" % line.encode()
+    return out + b"\n"
+
+
+def _int(text, default):
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default

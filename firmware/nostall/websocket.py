@@ -1,0 +1,158 @@
+# One WebSocket connection (RFC 6455), in the connection's own task: the handshake, then the app's
+# handler, which reads with receive() and writes with send(). There is no task per WebSocket
+# beyond the connection's: receive() reads frames, answers pings, takes part in the close
+# handshake, and, for a WebSocket that follows a Channel, sends the channel's new messages
+# whenever it is woken. A handler therefore keeps calling receive() for as long as it wants the
+# connection (a push-only handler: follow a channel and loop on receive()).
+#
+# Dead and slow clients: the server pings a client silent for ws_ping_interval_ms and drops it
+# when nothing comes back within ws_pong_timeout_ms; a send that waits longer than
+# write_timeout_ms on a client that stopped reading drops it too (a reset).
+
+# pyright: reportGeneralTypeIssues=false
+# (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
+
+from nostall.pool import LINGER, WS, WS_CLOSED
+from nostall.ticks import ticks_add, ticks_ms
+from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, close_frame, frame, frame_head
+
+_COALESCE_BYTES = 1460  # a message up to one TCP segment goes out with its head in one write
+
+
+class WebSocket:
+    """The app's end of one WebSocket connection.
+
+    Example::
+
+        @app.websocket("/ws/echo")
+        async def echo(req, ws):
+            while True:
+                msg = await ws.receive()      # str, bytes, or None once closed
+                if msg is None:
+                    return
+                await ws.send(msg)
+    """
+
+    def __init__(self, conn, req):
+        self.conn = conn
+        self.req = req
+        self.frames = FrameReader(conn.reader, conn.server.cfg.ws_max_message_bytes)
+        self.closed = False  # no more messages either way
+        self.close_code = None  # what the client's close frame said (1005: nothing)
+        self.channel = None
+        self.seen = 0  # id of the channel's last message sent
+        self.ping_due = False  # the ticker asked for a ping (sent from within receive())
+        self.ping_sent = None  # when it went out, until any frame comes back
+
+    # ---- the app's API ----
+
+    async def receive(self):
+        """The next message from the client (str for text, bytes for binary), or None once the
+        connection is closed. Pings are answered and a followed channel's messages sent meanwhile."""
+        conn = self.conn
+        reader = conn.reader
+        while not self.closed:
+            try:
+                ev = self.frames.next()
+            except WSError as e:
+                await self._fail(e.code, e.reason)
+                return None
+            if ev is None:
+                if self.channel is not None:
+                    await self._send_channel()
+                if self.ping_due:
+                    self.ping_due = False
+                    self.ping_sent = ticks_ms()
+                    await self.conn.send_long(frame(PING, b""))
+                n = await conn.io.recv(conn.sock, reader.space())
+                if n == 0:
+                    self.closed = True  # the client went away without a close frame
+                    return None
+                if n:
+                    reader.added(n)
+                    self._alive()
+                continue
+            op, data = ev
+            if op == TEXT or op == BINARY:
+                return data
+            if op == PING:
+                await self.conn.send_long(frame(PONG, data))
+            elif op == CLOSE:
+                self.close_code = data[0]
+                await self._closing(1000 if data[0] == 1005 else data[0], answered=True)
+                return None
+            # PONG: the client is alive; that is all
+        return None
+
+    async def send(self, data):
+        """Send a message: str as text, bytes as binary. Waits while the client is slow to take
+        it (up to write_timeout_ms: then the client is dropped)."""
+        if self.closed:
+            raise OSError(32, "WebSocket closed")  # EPIPE
+        op = BINARY
+        if isinstance(data, str):
+            data = data.encode()
+            op = TEXT
+        if len(data) <= _COALESCE_BYTES:
+            await self.conn.send_long(frame(op, data))
+        else:  # head and payload apart: a large message is not copied once more
+            await self.conn.send_long(frame_head(op, len(data)))
+            await self.conn.send_long(data)
+
+    async def ping(self, data=b""):
+        await self.conn.send_long(frame(PING, data))
+
+    async def close(self, code=1000, reason=""):
+        """Start the close handshake; the connection ends once the client answers (or
+        linger_timeout_ms passes)."""
+        if not self.closed:
+            await self._closing(code, reason)
+
+    def follow(self, channel, replay=False):
+        """Send this client every message the channel publishes from now on (replay: the kept
+        ones too), from within receive()."""
+        self.channel = channel
+        self.seen = 0 if replay else channel.last_id
+        channel.follow(self.conn)  # publish() calls conn.notify()
+
+    # ---- inside ----
+
+    def _alive(self):
+        # any frame from the client: it is there; the ping timer starts again
+        self.ping_sent = None
+        self.conn.enter(WS)
+
+    def timeout(self):
+        """The ticker, at the WS deadline: a ping after ws_ping_interval_ms of silence; False
+        once the client stayed silent ws_pong_timeout_ms after it (then it is dropped)."""
+        if self.ping_sent is not None or self.ping_due:
+            return False
+        self.ping_due = True
+        self.conn.deadline = ticks_add(ticks_ms(), self.conn.server.cfg.ws_pong_timeout_ms)
+        self.conn.io.wake()
+        return True
+
+    async def _send_channel(self):
+        for mid, _, data in self.channel.since(self.seen):
+            self.seen = mid
+            await self.conn.send_long(frame(TEXT, data.encode() if isinstance(data, str) else data))
+
+    async def _fail(self, code, reason):
+        self.conn.server.stats.ws_protocol_errors += 1
+        await self._closing(code, reason)
+
+    async def _closing(self, code, reason="", answered=False):
+        # our close frame (answering the client's, or starting the handshake), then the
+        # connection waits for the client's TCP close: in LINGER (for its close frame too, at
+        # most linger_timeout_ms), or, the handshake done (answered), in WS_CLOSED for
+        # ws_close_wait_ms; a client that waits for the server to close (as RFC 6455 7.1.1 has
+        # it: browsers and websockets do) then gets a reset, so neither side keeps a TIME_WAIT
+        self.closed = True
+        if self.channel is not None:
+            self.channel.unfollow(self.conn)
+        try:
+            await self.conn.send_long(close_frame(code, reason))
+        except OSError:
+            pass
+        self.conn.enter(WS_CLOSED if answered else LINGER)
+
