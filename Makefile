@@ -73,7 +73,7 @@ TEST_TARGET = $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)
 # The parked/silent/slowloris floods (~20 s) are in it; the clients-that-stop-reading flood (~18 s)
 # is not: through lwIP its heap check missed once in 11 runs (-2.7 KB against 2 KB).
 EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tests/wire/test_security.py \
-	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py \
+	host_tests/wire/test_malformed.py host_tests/wire/test_fuzz.py host_tests/wire/test_autobahn.py \
 	host_tests/abuse/test_abuse_faults.py host_tests/abuse/test_abuse_leaks.py \
 	host_tests/abuse/test_abuse_floods.py host_tests/abuse/test_overload.py
 test: venv
