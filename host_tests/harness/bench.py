@@ -262,7 +262,8 @@ def main():
             print("== instructions (valgrind)")
             for c in [contestants.BOUND] + sims:
                 figures[c.name].update(benchmem.instructions(c, tmp))
-        for what, fn in (("heap", benchmem.heap), ("scrape", benchmem.scrape), ("minheap", benchmem.min_heap)):
+        for what, fn in (("heap", benchmem.heap), ("heap", benchmem.long_lived), ("scrape", benchmem.scrape),
+                         ("minheap", benchmem.min_heap)):
             if what in a.what:
                 print("== " + what)
                 for c in sims:

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 from harness import contestants, micropython
 from harness.paths import APPS, CACHE
@@ -39,6 +40,57 @@ def heap(c, n=4):
     return {"heap after start-up, bytes": before,
             "heap per idle connection, bytes": (after["heap_alloc"] - before) / n,
             "receive buffer per slot, bytes": after["limits"]["recv_buffer_bytes"]}
+
+
+def long_lived(c, n=3):
+    """Heap the WebSocket and event-stream code takes once first used, and per open WebSocket
+    (/ws/echo, one message echoed) and per event-stream client (/events, following STATUS)."""
+    from websockets.sync.client import connect
+
+    with _sim(c) as s:
+        ws_url = "ws://%s:%d/ws/echo" % (s.host, s.port)
+        get_status(s.url, gc=True)
+        before = get_status(s.url, gc=True)["heap_alloc"]
+        with connect(ws_url) as ws:  # the first of each imports its modules
+            ws.send("x")
+            ws.recv()
+        _sse(s).close()
+        base = _settled(s.url)
+        out = {"heap for the WebSocket and event-stream code, bytes": base - before}
+        socks = []
+        for _ in range(n):
+            ws = connect(ws_url)
+            ws.send("x")
+            ws.recv()
+            socks.append(ws)
+        out["heap per open WebSocket, bytes"] = (get_status(s.url, gc=True)["heap_alloc"] - base) / n
+        for ws in socks:
+            ws.close()
+        base = _settled(s.url)
+        socks = [_sse(s) for _ in range(n)]
+        out["heap per event-stream client, bytes"] = (get_status(s.url, gc=True)["heap_alloc"] - base) / n
+        for conn in socks:
+            conn.close()
+    return out
+
+
+def _sse(s):
+    # an event-stream client that has its head and the first event
+    conn = RawConn(s.host, s.port)
+    conn.send(b"GET /events HTTP/1.1\r\nHost: b\r\nAccept: text/event-stream\r\n\r\n")
+    while b"\ndata: " not in conn.buf:
+        conn._fill()
+    return conn
+
+
+def _settled(url):
+    # heap in use once the last long-lived connection has gone (their slots are FREE again)
+    for _ in range(50):
+        st = get_status(url, gc=True)
+        if st["long_lived_open"] == 0:
+            return st["heap_alloc"]
+        time.sleep(0.1)
+    raise RuntimeError("long-lived connections still open")
 
 
 def _allocated(conn, path):
