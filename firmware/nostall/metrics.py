@@ -59,6 +59,10 @@ def families(server, vitals=None):
     yield _family(b"nostall_connections_peak", _GAUGE, b"Most connections open at once since start.",
                   [(b"", pool.peak)])
     yield _family(b"nostall_connections_accepted_total", _COUNTER, b"Connections accepted.", [(b"", st.accepted)])
+    yield _family(b"nostall_long_lived_open", _GAUGE, b"WebSockets and event streams open now.",
+                  [(b"", pool.long_lived())])
+    yield _family(b"nostall_ws_protocol_errors_total", _COUNTER, b"WebSocket clients closed for breaking RFC 6455.",
+                  [(b"", st.ws_protocol_errors)])
     yield _family(b"nostall_requests_total", _COUNTER, b"Requests answered by the app.", [(b"", st.requests)])
     closes = [(b'{by="client",reason="close"}', st.closes_by_client), (b'{by="client",reason="reset"}', st.resets_by_client)]
     closes += [(b'{by="server",reason="%s"}' % _label(k), v) for k, v in sorted(st.closes_by_server.items())]

@@ -50,6 +50,8 @@ def test_every_status_figure_has_a_family():
     st = srv.stats
     st.accepted = 7
     st.requests = 5
+    st.ws_protocol_errors = 2
+    srv.pool.slots[1].long_lived = True
     st.ended("client")
     st.ended("reset")
     st.ended("idle_timeout", True)
@@ -61,6 +63,8 @@ def test_every_status_figure_has_a_family():
     assert m["nostall_connections_accepted_total"][2] == [("", 7.0)]
     assert m["nostall_requests_total"][2] == [("", 5.0)]
     assert m["nostall_connection_slots"][2] == [("", 3.0)]
+    assert m["nostall_long_lived_open"][2] == [("", 1.0)]
+    assert m["nostall_ws_protocol_errors_total"][2] == [("", 2.0)]
     closes = dict(m["nostall_closes_total"][2])
     assert closes == {'{by="client",reason="close"}': 1.0, '{by="client",reason="reset"}': 1.0,
                       '{by="server",reason="evicted_silent"}': 1.0, '{by="server",reason="idle_timeout"}': 1.0}
