@@ -74,17 +74,25 @@ def _rounds(cs, rounds, load_list, run, figures):
             for c in order:
                 res = run(c, ld)
                 got[(c.name, ld.key)].append(res)
+                note = "  (%d errors)" % res["errors"] if res["errors"] else ""
                 print("  round %d  %-58s %-17s %9.1f%s" % (r + 1, ld.key, c.name, loads.figure(ld, res) or 0,
-                                                         "  (%d errors)" % res["errors"] if res["errors"] else ""))
+                                                         "  (wrk hung: killed)" if res.get("hung") else note))
     for (name, key), results in got.items():
         ld = [x for x in load_list if x.key == key][0]
         figures[name][key] = statistics.median(loads.figure(ld, x) or 0 for x in results)
         if ld in (loads.KA16, loads.EMU_KA4):
             for p in ("p50_ms", "p99_ms"):
                 figures[name]["%s at %s" % (p.replace("_ms", " ms"), key.split(" req/s")[0] + ", " +
-                                            key.rsplit(", ", 1)[1])] = statistics.median(x[p] for x in results)
+                                            key.rsplit(", ", 1)[1])] = _median(x[p] for x in results)
         if any(x["errors"] for x in results):
             figures[name]["errors: " + key] = sum(x["errors"] for x in results)
+        if any(x.get("hung") for x in results):
+            figures[name]["wrk hung: " + key] = sum(1 for x in results if x.get("hung"))
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def throughput(cs, handles, rounds, seconds, figures):

@@ -35,14 +35,18 @@ _BYTES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
 def wrk(url, conns, seconds, new_connections=False, ns=None):
     """One wrk -t1 run: {"rps", "p50_ms", "p99_ms", "bytes_per_s", "errors"}; ns: run it inside
-    that network namespace (`ip netns exec`)."""
+    that network namespace (`ip netns exec`). A run that does not end 30 s after its time (the
+    server stopped answering and wrk waits on it) is killed: 0 req/s and "hung"."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency"]
     if new_connections:
         argv += ["-H", "Connection: close"]  # wrk closes and reconnects after each answer
     argv.append(url)
     if ns:
         argv = ["ip", "netns", "exec", ns] + argv
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60).stdout
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    except subprocess.TimeoutExpired:  # killed: a server that stopped answering, not a bench failure
+        return {"rps": 0.0, "p50_ms": None, "p99_ms": None, "bytes_per_s": None, "errors": 0, "hung": True}
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if not m:
         raise RuntimeError("wrk printed no result: %s" % out.strip()[-300:])
