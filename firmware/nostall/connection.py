@@ -241,8 +241,8 @@ class Connection(Slot):
                 self.server.stats.handler_error(_error_kind(e), req.path, e)
                 await ws.close(1011)
             await ws.close(1000)
-            if self.state != LINGER and self.state != WS_CLOSED:
-                raise _Closed(CLIENT)  # the client went away without a close frame
+            if ws.eof or (self.state != LINGER and self.state != WS_CLOSED):
+                raise _Closed(CLIENT)  # the client closed TCP (without a close frame, or after it)
             return
         from nostall.events import serve_events  # imported by the first event stream
 
