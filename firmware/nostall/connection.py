@@ -144,6 +144,13 @@ class Connection(Slot):
         if s is None:
             return
         self.sock = None
+        ws = self.ws
+        if ws is not None:
+            # however it ended (a reset, EOF, a timeout): off its channel, or the channel would
+            # wake the next connection in this slot mid-request; and its message buffer goes now
+            self.ws = None
+            if ws.channel is not None:
+                ws.channel.unfollow(self)
         state = self.state
         # a reset where the server closes first with nothing of its own in flight, or where its
         # client stopped reading (then forced); never where the close itself ends the body or

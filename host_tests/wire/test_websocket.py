@@ -288,6 +288,37 @@ def test_live_led_commands_need_the_token_when_one_is_set(make_sim):
         assert _command(ws, {"led": True, "token": TOKEN}) == {"t": "led", "on": True}
 
 
+@pytest.mark.parametrize("how", ["reset", "eof", "ws_timeout"])
+def test_a_live_client_that_vanishes_leaves_its_slot_clean(make_sim, how):
+    # the figures are published every second to whoever follows them: a follower that went
+    # without the close handshake must leave the channel, or the next connection in its slot is
+    # woken mid-wait (it was: reset at the next publish, counted as "error")
+    t = make_sim(dict(QUICK, max_connections=2))  # a keep-alive client then gets the live one's slot
+    time.sleep(0.2)  # the start-up probe's connection is gone: the WebSocket gets the first slot
+    c = WSClient(t, "/ws/live", answer_pings=how != "ws_timeout")
+    assert c.recv() is not None
+    if how == "reset":
+        c.abort()
+    elif how == "eof":
+        c.shutdown()
+    else:
+        assert c.wait_end(3) == "reset"
+        c.shutdown()
+    assert wait_for(lambda: t.status()["long_lived_open"] == 0, timeout=2)
+    conns = [t.connect() for _ in range(2)]
+    try:
+        for k in conns:
+            assert k.request("GET", "/api/led").status == 200
+        time.sleep(2.2)  # two publishes of the figures
+        for k in conns:
+            assert k.request("GET", "/api/led").status == 200
+    finally:
+        for k in conns:
+            k.close()
+    st = t.status()
+    assert "error" not in st["closes_by_server"], st["closes_by_server"]
+
+
 # ---- the cap on long-lived connections ----
 
 def test_the_cap_on_long_lived_connections_answers_503_and_http_goes_on(make_sim):
