@@ -11,6 +11,7 @@ from real_app import make_real_app as _real_app
 
 # kept: the last 4 messages (at most 4 KB): what a client coming back with Last-Event-ID gets
 NEWS = Channel(ring=4, ring_bytes=4096)
+_PUSH = b"p" * 4096
 
 
 def make_app(hw):
@@ -39,8 +40,9 @@ def make_app(hw):
 
     @app.websocket("/ws/push")
     async def push(req, ws):
-        # a stream the client never has to ask for: ?bytes= per message, as fast as it takes them
-        data = b"p" * int(req.args.get("bytes", "4096"))
+        # a stream the client never has to ask for: ?bytes= per message (at most 4096), as fast
+        # as it takes them; one buffer for every client, as an app that pushes would keep it
+        data = memoryview(_PUSH)[: int(req.args.get("bytes", "4096"))]
         while True:
             await ws.send(data)
 
