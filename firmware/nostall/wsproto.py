@@ -252,15 +252,16 @@ class FrameReader:
             return self.opcode, payload
         if not self.fin:
             return None
-        msg = self.msg
+        msg = self.msg or bytearray()
         n = self.fill
         self.msg = None
-        if n < len(msg):  # grown past its end: the view of what came
-            msg = memoryview(msg)[:n]
+        text = self.msg_opcode == TEXT
         try:
-            if self.msg_opcode == TEXT:
+            if n < len(msg):  # grown past its end: what came is a view of it
+                view = memoryview(msg)[:n]
+                return (TEXT, utf8(view, "text message is not UTF-8")) if text else (BINARY, bytearray(view))
+            if text:
                 return TEXT, utf8(msg, "text message is not UTF-8")
-            # the buffer itself when it is exactly the message: 16 KB is not copied again
-            return BINARY, msg if n == len(msg) and type(msg) is bytearray else bytearray(msg)
+            return BINARY, msg  # the buffer itself: 16 KB are not copied again
         except MemoryError:
             raise WSError(1009, "no memory for a message of %d bytes now" % n)
