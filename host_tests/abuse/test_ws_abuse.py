@@ -351,7 +351,9 @@ def test_clients_that_vanish_mid_frame_and_mid_message(t, figure):
            "nothing: %s" % lost)
     # the server closed none of them first (the GoodClient's own connections end by the client too)
     assert not closes, closes
-    assert resets >= sum(1 for _, how in VANISH.values() if how == "reset") * REPEAT
+    assert by_client + resets >= len(VANISH) * REPEAT
+    if not t.emu:  # through lwIP the gateway may pass a client's reset on as an EOF
+        assert resets >= sum(1 for _, how in VANISH.values() if how == "reset") * REPEAT
 
 
 def test_64_websockets_at_once(t, figure):

@@ -97,7 +97,7 @@ def test_heartbeats_keep_a_quiet_stream_alive(news):
         assert s.next() == ("retry", 3000)
         t0 = time.monotonic()
         beats = []
-        while len(beats) < 3:
+        while len(beats) < 4:
             item = s.next(timeout=2)
             assert item == ("comment", ""), item
             beats.append(time.monotonic() - t0)
@@ -107,8 +107,9 @@ def test_heartbeats_keep_a_quiet_stream_alive(news):
         t1 = time.monotonic()
         assert s.next(timeout=2) == ("comment", "")
         after_event = time.monotonic() - t1
-    gaps = [b - a for a, b in zip([0.0] + beats, beats)]
-    assert all(0.2 <= g <= 0.6 for g in gaps), gaps  # 300 ms, ticks of 50
+    # between beats (the first one's delay from the head depends on when this client read it)
+    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    assert beats[0] <= 0.6 and all(0.2 <= g <= 0.6 for g in gaps), beats  # 300 ms, ticks of 50
     assert 0.2 <= after_event <= 0.6, after_event
 
 
