@@ -144,6 +144,13 @@ class Connection(Slot):
         if s is None:
             return
         self.sock = None
+        ws = self.ws
+        if ws is not None:
+            # however it ended (a reset, EOF, a timeout): off its channel, or the channel would
+            # wake the next connection in this slot mid-request; and its message buffer goes now
+            self.ws = None
+            if ws.channel is not None:
+                ws.channel.unfollow(self)
         state = self.state
         # a reset where the server closes first with nothing of its own in flight, or where its
         # client stopped reading (then forced); never where the close itself ends the body or
@@ -241,8 +248,8 @@ class Connection(Slot):
                 self.server.stats.handler_error(_error_kind(e), req.path, e)
                 await ws.close(1011)
             await ws.close(1000)
-            if self.state != LINGER and self.state != WS_CLOSED:
-                raise _Closed(CLIENT)  # the client went away without a close frame
+            if ws.eof or (self.state != LINGER and self.state != WS_CLOSED):
+                raise _Closed(CLIENT)  # the client closed TCP (without a close frame, or after it)
             return
         from nostall.events import serve_events  # imported by the first event stream
 

@@ -46,7 +46,7 @@ _TABLE = (
     (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, (HANDLER, WRITE)),
     (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, (WRITE,)),
     (WRITE, "write", "write_timeout_ms", "write_timeout", True, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
-    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, ()),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, (WS_CLOSED,)),
     (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, (WS, WRITE, LINGER, WS_CLOSED)),
     (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, (STREAM, WRITE)),
     (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, ()),

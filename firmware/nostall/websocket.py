@@ -43,6 +43,7 @@ class WebSocket:
         self.seen = 0  # id of the channel's last message sent
         self.ping_due = False  # the ticker asked for a ping (sent from within receive())
         self.ping_sent = None  # when it went out, until any frame comes back
+        self.eof = False  # the client closed TCP: nothing more to read (lwIP: a second recv() fails)
 
     # ---- the app's API ----
 
@@ -66,7 +67,7 @@ class WebSocket:
                     await self.conn.send_long(frame(PING, b""))
                 n = await conn.io.recv(conn.sock, reader.space())
                 if n == 0:
-                    self.closed = True  # the client went away without a close frame
+                    self.closed = self.eof = True  # the client went away without a close frame
                     return None
                 if n:
                     reader.added(n)
@@ -103,10 +104,11 @@ class WebSocket:
         await self.conn.send_long(frame(PING, data))
 
     async def close(self, code=1000, reason=""):
-        """Start the close handshake; the connection ends once the client answers (or
-        linger_timeout_ms passes)."""
+        """The close handshake: our close frame, then the client's answer (what it sends before
+        that is dropped), awaited at most linger_timeout_ms; the connection then ends."""
         if not self.closed:
             await self._closing(code, reason)
+            await self._answer()
 
     def follow(self, channel, replay=False):
         """Send this client every message the channel publishes from now on (replay: the kept
@@ -138,15 +140,41 @@ class WebSocket:
             await self.conn.send_long(frame(TEXT, data.encode() if isinstance(data, str) else data))
 
     async def _fail(self, code, reason):
+        # RFC 6455 7.1.7: after a protocol error nothing more the client sends is read (not even
+        # its close frame): our close frame, then ws_close_wait_ms for the client's TCP close
         self.conn.server.stats.ws_protocol_errors += 1
-        await self._closing(code, reason)
+        await self._closing(code, reason, True)
+
+    async def _answer(self):
+        # our close frame is out (LINGER): the client's close frame ends the handshake, then
+        # WS_CLOSED gives it ws_close_wait_ms to close TCP first. Without this a client that
+        # answers and waits for the server's TCP close (as RFC 6455 7.1.1 has it: browsers and
+        # websockets do) held its slot for all of linger_timeout_ms.
+        conn = self.conn
+        reader = conn.reader
+        while True:
+            try:
+                ev = self.frames.next()
+            except WSError:
+                return  # garbage after our close frame: LINGER drains it until the client's EOF
+            if ev is None:
+                n = await conn.io.recv(conn.sock, reader.space())
+                if n == 0:
+                    self.eof = True
+                    return
+                if n:
+                    reader.added(n)
+            elif ev[0] == CLOSE:
+                conn.enter(WS_CLOSED)
+                return
 
     async def _closing(self, code, reason="", answered=False):
-        # our close frame (answering the client's, or starting the handshake), then the
-        # connection waits for the client's TCP close: in LINGER (for its close frame too, at
-        # most linger_timeout_ms), or, the handshake done (answered), in WS_CLOSED for
-        # ws_close_wait_ms; a client that waits for the server to close (as RFC 6455 7.1.1 has
-        # it: browsers and websockets do) then gets a reset, so neither side keeps a TIME_WAIT
+        # our close frame (answering the client's, starting the handshake, or failing), then the
+        # connection waits for the client's TCP close: in LINGER (for its close frame first, at
+        # most linger_timeout_ms: _answer), or, the handshake done (answered) or failed, in
+        # WS_CLOSED for ws_close_wait_ms; a client that waits for the server to close (as RFC
+        # 6455 7.1.1 has it: browsers and websockets do) then gets a reset, so neither side
+        # keeps a TIME_WAIT
         self.closed = True
         if self.channel is not None:
             self.channel.unfollow(self.conn)

@@ -113,6 +113,15 @@ def parse_close(payload):
     return code, utf8(payload[2:], "close reason is not UTF-8")
 
 
+def _buffer(n):
+    # a message's room; a heap that has no n bytes in one piece now cannot take this message
+    # (RFC 6455's 1009), which ends this WebSocket, not the app's handler
+    try:
+        return bytearray(n)
+    except MemoryError:
+        raise WSError(1009, "no memory for a message of %d bytes now" % n)
+
+
 class FrameReader:
     """Client frames out of a RequestReader's buffer (its space()/added() receive the bytes), put
     together into messages of at most max_message_bytes.
@@ -133,9 +142,9 @@ class FrameReader:
         self.remaining = 0  # payload bytes of the current frame still to come
         self.got = 0  # of the current frame's payload, received so far (the mask's offset)
         self.control = None  # the control frame being read (bytearray)
-        self.msg = None  # the data message being put together (bytearray)
+        self.msg = None  # the data message being put together (bytearray, room to grow)
         self.msg_opcode = 0  # TEXT or BINARY of that message
-        self.fill = -1  # where its next bytes go, when it was allocated whole (else -1: grown)
+        self.fill = 0  # its bytes so far: where the next ones go
 
     def next(self):
         r = self.r
@@ -158,11 +167,9 @@ class FrameReader:
             self.remaining -= take
             if self.control is not None:
                 self.control.extend(data)
-            elif self.fill >= 0:  # a message of one frame: its bytes were allocated at once
+            else:  # into the room made at the frame's head: no growing copy per piece received
                 self.msg[self.fill : self.fill + take] = data
                 self.fill += take
-            else:
-                self.msg.extend(data)
             if self.remaining == 0:
                 ev = self._frame_done()
                 if ev is not None:
@@ -203,8 +210,15 @@ class FrameReader:
         elif opcode == CONT:
             if self.msg is None:
                 raise WSError(1002, "continuation without a message")
-            if len(self.msg) + n > self.max:
+            need = self.fill + n
+            if need > self.max:
                 raise WSError(1009, "message larger than %d bytes" % self.max)
+            if need > len(self.msg):
+                # room for this frame, at least doubled (within the limit): a message of many
+                # fragments costs a few copies, not one per frame (the heap would fragment)
+                grown = _buffer(min(self.max, max(need, 2 * len(self.msg))))
+                grown[: self.fill] = memoryview(self.msg)[: self.fill]
+                self.msg = grown
             self.control = None
         elif opcode > BINARY:
             raise WSError(1002, "reserved opcode %d" % opcode)
@@ -213,9 +227,9 @@ class FrameReader:
                 raise WSError(1002, "new message before the last one ended")
             if n > self.max:
                 raise WSError(1009, "message larger than %d bytes" % self.max)
-            # one frame: its length is the message's, allocated once (no growing copies)
-            self.msg = bytearray(n) if fin else bytearray()
-            self.fill = 0 if fin else -1
+            # its first frame's length: a message of one frame is allocated once, as it is
+            self.msg = _buffer(n)
+            self.fill = 0
             self.msg_opcode = opcode
             self.control = None
         self.fin = fin
@@ -239,7 +253,15 @@ class FrameReader:
         if not self.fin:
             return None
         msg = self.msg or bytearray()
+        n = self.fill
         self.msg = None
-        if self.msg_opcode == TEXT:
-            return TEXT, utf8(msg, "text message is not UTF-8")
-        return BINARY, msg  # the buffer itself: a 64 KB message is not copied again
+        text = self.msg_opcode == TEXT
+        try:
+            if n < len(msg):  # grown past its end: what came is a view of it
+                view = memoryview(msg)[:n]
+                return (TEXT, utf8(view, "text message is not UTF-8")) if text else (BINARY, bytearray(view))
+            if text:
+                return TEXT, utf8(msg, "text message is not UTF-8")
+            return BINARY, msg  # the buffer itself: 16 KB are not copied again
+        except MemoryError:
+            raise WSError(1009, "no memory for a message of %d bytes now" % n)

@@ -6,6 +6,7 @@ import os
 
 from unitcheck import raises
 
+from nostall import wsproto
 from nostall.config import Config
 from nostall.proto import RequestReader
 from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, accept_key, close_frame, frame, unmask
@@ -78,6 +79,46 @@ def test_messages_whole_byte_by_byte_and_fragmented():
     assert events(data) == want
     assert events(data, 1) == want
     assert events(data, 1000) == want
+
+
+def test_a_message_of_many_fragments_grows_by_doubling_and_comes_whole():
+    # 1 + 2 + ... + 40 bytes in 40 frames, a ping in the middle; text with a character split
+    parts = [os.urandom(i) for i in range(1, 41)]
+    frames = client(BINARY, parts[0], fin=False)
+    for i, p in enumerate(parts[1:], 1):
+        frames += client(0, p, fin=i == len(parts) - 1)
+        if i == 20:
+            frames += client(PING, b"mid")
+    snow = "\u2603".encode()
+    frames += client(TEXT, b"a" + snow[:1], fin=False) + client(0, snow[1:2], fin=False) + client(0, snow[2:] + b"z")
+    want = [(PING, b"mid"), (BINARY, b"".join(parts)), (TEXT, "a\u2603z")]
+    for split in (None, 1, 7):
+        got = events(frames, split, max_message=820)
+        assert [(op, bytes(d) if op == BINARY else d) for op, d in got] == want
+    # exactly the limit, in fragments that grow past it: the room stops at the limit
+    assert events(client(BINARY, b"x" * 300, fin=False) + client(0, b"y" * 520), max_message=820)[0][1] == (
+        b"x" * 300 + b"y" * 520)
+
+
+def test_no_memory_for_a_message_is_1009_not_a_crash():
+    # a heap with no room in one piece for a message within the limit: this WebSocket ends
+    # (1009: too big to process), not the app's handler with a MemoryError
+    def no_room(n=0):
+        if n > 64:
+            raise MemoryError()
+        return bytearray(n)
+
+    wsproto.bytearray = no_room  # the module's name first, then the builtin's
+    try:
+        assert events(client(TEXT, b"small")) == [(TEXT, "small")]
+        with raises(WSError) as e:
+            events(client(BINARY, b"x" * 65))
+        assert e.value.code == 1009
+        with raises(WSError) as e:
+            events(client(BINARY, b"x" * 40, fin=False) + client(0, b"x" * 40))
+        assert e.value.code == 1009
+    finally:
+        del wsproto.bytearray
 
 
 def test_close_frames():
