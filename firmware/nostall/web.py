@@ -1,6 +1,6 @@
 # The application API: routes (with methods and <int:n>/<path:p> parameters), the API token,
-# error handlers, static files. The server calls App.dispatch(request) and sends the Response it
-# returns; nothing here touches a socket. What a handler may return is response.py's.
+# error handlers. The server calls App.dispatch(request) and sends the Response it returns;
+# nothing here touches a socket. What a handler may return is response.py's; files, static.py's.
 
 import sys
 
@@ -15,8 +15,8 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     Upgrade,
     error_response,
     make_response,
-    send_file,
 )
+from nostall.static import mount, send_file  # noqa: F401 - send_file: part of the app API
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
 # what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
@@ -257,16 +257,10 @@ class App:
 
         return register
 
-    def static(self, prefix, root, index="index.html"):
-        """Serve files under the directory root at URL prefix ("/" serves root/index.html)."""
-        prefix = prefix.rstrip("/")
-        root = root.rstrip("/")
-
-        def serve(req, path=""):
-            return send_file(root, path or index)
-
-        self.route(prefix + "/<path:path>", ("GET",))(serve)
-        self.route(prefix or "/", ("GET",))(serve)
+    def static(self, prefix, root, index="index.html", max_age=None):
+        """Serve the files under the directory root at URL prefix ("/" serves root/index.html),
+        with their .gz twins, ETags and 304s (nostall.static)."""
+        mount(self, prefix, root, index, max_age)
 
     def _find(self, method, path):
         """(handler, params) or raise HTTPError 404/405."""

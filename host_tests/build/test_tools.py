@@ -1,7 +1,9 @@
 """The repository's own tooling: `make lint` is clean, the generators in tools/ (package.json, the
-pyright config, the deploy pre-script) write what the Makefile relies on, `make help` lists its
-sections in order, and `make figures` writes README.md only from a run that passed."""
+pyright config, the deploy pre-script, the gzipped dashboard) write what the Makefile relies on,
+the committed firmware/www/*.gz are fresh, `make help` lists its sections in order, and
+`make figures` writes README.md only from a run that passed."""
 
+import gzip
 import json
 import os
 import shutil
@@ -76,6 +78,63 @@ def test_package_json_lists_a_new_module_and_keeps_the_deps(tmp_path):
     assert new["urls"] == sorted(new["urls"]) and len(new["urls"]) == len(pkg["urls"]) + 1
     assert new["deps"] == [["logging", "latest"]] and new["version"] == pkg["version"]
     assert tool("package_json.py", "--root", str(tmp_path), "--check").returncode == 0
+
+
+# ---- tools/www_gzip.py (make www) ----
+
+# The dashboard's whole download, gzipped: comfortable for an ESP32-C3 to serve (and to keep)
+WWW_BUDGET_BYTES = 8192
+
+
+def test_the_committed_www_files_are_fresh_and_small():
+    r = tool("www_gzip.py", "--check")
+    assert r.returncode == 0, r.stderr
+    src = os.path.join(ROOT, "dashboard")
+    www = os.path.join(ROOT, "firmware", "www")
+    names = sorted(os.listdir(src))
+    assert sorted(os.listdir(www)) == [n + ".gz" for n in names]  # the board gets these and no others
+    total = 0
+    for n in names:
+        with open(os.path.join(www, n + ".gz"), "rb") as f:
+            gz = f.read()
+        with open(os.path.join(src, n), "rb") as f:
+            assert gzip.decompress(gz) == f.read(), n
+        total += len(gz)
+    assert total < WWW_BUDGET_BYTES, "the dashboard grew to %d bytes gzipped" % total
+
+
+def test_www_gzip_writes_checks_and_leaves_fresh_files_alone(tmp_path):
+    src, out = tmp_path / "src", tmp_path / "out"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.html").write_bytes(b"<p>hello</p>\n" * 20)
+    (src / "sub" / "b.js").write_bytes(b"let x = 1;\n")
+    args = ("--src", str(src), "--out", str(out))
+    r = tool("www_gzip.py", "--check", *args)
+    assert r.returncode == 1 and "a.html.gz" in r.stderr and "b.js.gz" in r.stderr and "make www" in r.stderr
+    assert not out.exists()  # --check writes nothing
+    r = tool("www_gzip.py", *args)
+    assert r.returncode == 0, r.stderr
+    a = (out / "a.html.gz").read_bytes()
+    assert gzip.decompress(a) == (src / "a.html").read_bytes()
+    assert a[4:8] == b"\0\0\0\0" and len(a) < len((src / "a.html").read_bytes())  # mtime 0: same bytes each time
+    assert gzip.decompress((out / "sub" / "b.js.gz").read_bytes()) == b"let x = 1;\n"
+    assert tool("www_gzip.py", "--check", *args).returncode == 0
+    # a fresh file is left as it is (another zlib may compress it to other bytes)
+    mtime = os.stat(out / "a.html.gz").st_mtime_ns
+    os.utime(out / "a.html.gz", ns=(mtime - 10**9, mtime - 10**9))
+    r = tool("www_gzip.py", *args)
+    assert r.returncode == 0 and r.stdout == "" and os.stat(out / "a.html.gz").st_mtime_ns == mtime - 10**9
+    # a changed source: --check names it; the tool writes it again, with the same bytes every time
+    (src / "sub" / "b.js").write_bytes(b"let x = 2;\n")
+    r = tool("www_gzip.py", "--check", *args)
+    assert r.returncode == 1 and "b.js.gz" in r.stderr and "a.html.gz" not in r.stderr
+    assert tool("www_gzip.py", *args).returncode == 0
+    first = (out / "sub" / "b.js.gz").read_bytes()
+    (out / "sub" / "b.js.gz").write_bytes(b"not gzip")
+    assert tool("www_gzip.py", "--check", *args).returncode == 1
+    assert tool("www_gzip.py", *args).returncode == 0
+    assert (out / "sub" / "b.js.gz").read_bytes() == first
+    assert gzip.decompress(first) == b"let x = 2;\n"
 
 
 # ---- tools/pyright_config.py ----

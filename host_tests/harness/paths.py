@@ -12,6 +12,7 @@ APPS = os.path.join(HOST_TESTS, "apps")
 APPS_SEC = os.path.join(HOST_TESTS, "apps_sec")
 APPS_EMU = os.path.join(HOST_TESTS, "apps_emu")
 APPS_WS = os.path.join(HOST_TESTS, "apps_ws")  # WebSocket and event-stream routes and a channel to publish into
+APPS_BROWSER = os.path.join(HOST_TESTS, "apps_browser")  # the dashboard's routes switched off (browser tests)
 APPS_BENCH = os.path.join(HOST_TESTS, "apps_bench")  # the contestants of `make bench` (harness/contestants.py)
 REPORTS = os.path.join(ROOT, "reports")
 CACHE = os.path.join(ROOT, ".cache")

@@ -129,8 +129,9 @@ def front(sim, emu_ns=None, backlog=None):
 
 class SimFleet:
     """Dedicated sim boards with settings of their own, each behind its own lwIP when emu_ns is
-    given. start(limits={...}, app_dir=None, www=None, heap=None, settings={...}) -> Target;
-    settings are extra keys of the settings file (e.g. api_token). close() stops them all."""
+    given. start(limits={...}, app_dir=None, www=None, heap=None, settings={...}, env={...}) ->
+    Target; settings are extra keys of the settings file (e.g. api_token), env extra environment
+    variables of the sim (a test app may read them). close() stops them all."""
 
     def __init__(self, tmp_path, heap=DEFAULT_HEAP, firmware=FIRMWARE, emu_ns=None):
         self.tmp_path = tmp_path
@@ -139,7 +140,7 @@ class SimFleet:
         self.emu_ns = emu_ns
         self.targets = []
 
-    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None):
+    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None, env=None):
         n = len(self.targets)
         path = self.tmp_path / ("settings%d.json" % n)
         path.write_text(json.dumps(dict({"http_port": 8080, "limits": limits or {}}, **(settings or {}))))
@@ -152,6 +153,7 @@ class SimFleet:
         )
         if www:
             sim.env["SIM_WWW"] = str(www)
+        sim.env.update(env or {})
         self.targets.append(Target(sim.host, sim.port, sim))  # so close() stops it if start fails
         sim.start()
         self.targets[-1] = t = front(sim, self.emu_ns, (limits or {}).get("listen_backlog"))

@@ -1,14 +1,11 @@
 # What a handler may return (firmware/nostall/response.py): make_response for every return
-# type, the JSON checks, the one error-response builder, files as responses.
+# type, the JSON checks, the one error-response builder, a Response naming a file (the files
+# themselves: test_static.py).
 # Runs on CPython and on MicroPython.
 
-import nostall
 from unitcheck import header, raises
 
-from nostall.request import HTTPError
-from nostall.response import JSON, TEXT, BadResponse, Response, content_type, dumps, error_response, make_response, send_file
-
-WWW = nostall.__file__.rpartition("/")[0].rpartition("/")[0] + "/www"  # firmware/www
+from nostall.response import JSON, TEXT, BadResponse, Response, dumps, error_response, make_response
 
 
 class Thing:
@@ -76,22 +73,3 @@ def test_one_error_builder():
     assert header(r, "Content-Type") == TEXT
     assert header(r, "X-Content-Type-Options") == "nosniff"  # the reason may quote the request
     assert header(r, "X-A") == "b"
-
-
-def test_send_file():
-    r = send_file(WWW, "index.html", max_age=60)
-    assert r.file == WWW + "/index.html" and r.length > 100 and r.status == 200
-    assert header(r, "Content-Type") == "text/html; charset=utf-8" and header(r, "Cache-Control") == "max-age=60"
-    for path, status in (("nothing.html", 404), ("../main.py", 404), ("a/./b", 404), ("", 404),
-                         ("a\\b", 400), ("a\0b", 400)):
-        with raises(HTTPError) as e:
-            send_file(WWW, path)
-        assert e.value.status == status, path
-    with raises(HTTPError):
-        send_file(WWW.rpartition("/")[0], "www")  # a directory
-
-
-def test_content_types():
-    assert content_type("/a/b.JS") == "text/javascript"
-    assert content_type("x.svg") == "image/svg+xml"
-    assert content_type("noext") == "application/octet-stream"

@@ -201,15 +201,20 @@ def test_error_handlers():
 
 
 def test_static_files():
+    # the dashboard as the board has it: only .gz files in firmware/www (nostall.static, test_static.py)
     import nostall
 
     www = nostall.__file__.rpartition("/")[0].rpartition("/")[0] + "/www"
     app = App()
     app.static("/", www)
-    resp, _ = call(app, "GET", "/")
-    assert resp.status == 200 and resp.file == www + "/index.html"
-    resp, _ = call(app, "GET", "/index.html")
-    assert resp.file == www + "/index.html"
+    gz = {"Accept-Encoding": "gzip, deflate"}
+    resp, _ = call(app, "GET", "/", gz)
+    assert resp.status == 200 and resp.file == www + "/index.html.gz"
+    assert header(resp, "Content-Type") == "text/html; charset=utf-8" and header(resp, "Content-Encoding") == "gzip"
+    resp, _ = call(app, "GET", "/app.js", gz)
+    assert resp.file == www + "/app.js.gz" and header(resp, "Content-Type") == "text/javascript"
+    resp, _ = call(app, "GET", "/index.html", {"If-None-Match": header(resp, "ETag")})
+    assert resp.status == 200  # app.js's tag is not index.html's
     resp, _ = call(app, "GET", "/%2e%2e/main.py")
     assert resp.status == 404
 

@@ -1,5 +1,6 @@
 """HTTP/1.1 over real sockets against the board (the sim board unless --board-ip is given)."""
 
+import gzip
 import json
 import os
 
@@ -11,13 +12,16 @@ from harness.target import wait_for
 
 
 def test_dashboard_get_and_head(board):
+    # the page is kept gzipped on flash (firmware/www/index.html.gz; test_static.py has the rest)
+    gz = {"Accept-Encoding": "gzip"}
     with board.connect() as c:
-        r = c.request("GET", "/")
+        r = c.request("GET", "/", gz)
         assert r.status == 200 and r.headers["content-type"].startswith("text/html")
-        assert b"<!doctype html>" in r.body and int(r.headers["content-length"]) == len(r.body)
-        h = c.request("HEAD", "/")  # same connection: HEAD sent no body
+        assert r.headers["content-encoding"] == "gzip" and int(r.headers["content-length"]) == len(r.body)
+        assert b"<!doctype html>" in gzip.decompress(r.body)
+        h = c.request("HEAD", "/", gz)  # same connection: HEAD sent no body
         assert h.status == 200 and h.headers["content-length"] == r.headers["content-length"]
-        assert c.request("GET", "/index.html").body == r.body
+        assert c.request("GET", "/index.html", gz).body == r.body
 
 
 def test_status_fields(board):
@@ -180,8 +184,8 @@ def test_static_files_control(board):
     """The control for the table above: files inside the root are served, by several spellings."""
     with board.connect() as c:
         for path in ["/index.html", "/%69ndex.html", "//index.html", "/%2findex.html"]:
-            r = c.request("GET", path)
-            assert r.status == 200 and b"<!doctype html>" in r.body, (path, r)
+            r = c.request("GET", path, {"Accept-Encoding": "gzip"})
+            assert r.status == 200 and b"<!doctype html>" in gzip.decompress(r.body), (path, r)
 
 
 def _refused(board, raw, status):

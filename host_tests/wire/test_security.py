@@ -1,13 +1,12 @@
 """Security (issue 5): the API token on changing endpoints (401 without it, compared in constant
 time), no response header built from unfiltered input (a handler that tries gets a 500, never a
 split response), and the settings checks of the token. The static-root escapes are in
-test_http.py (test_static_files_stay_in_their_root).
+test_http.py (test_static_files_stay_in_their_root); the dashboard asking for the token, in a
+real browser, in host_tests/browser/test_dashboard.py (test_led_with_the_api_token).
 
 The module's sim board has the api_token in its settings and host_tests/apps_sec on its path."""
 
 import json
-import os
-import shutil
 import subprocess
 import time
 
@@ -375,64 +374,3 @@ def test_bad_api_token_stops_start_up_with_one_line(tmp_path, token, message):
     out = subprocess.run(sim.argv, env=sim.env, cwd="/", capture_output=True, text=True, timeout=20)
     assert out.stdout.strip() == "nostall: settings: " + message, out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-
-
-# ---- the dashboard with a token ----
-
-_DASHBOARD_HARNESS = r"""
-// Runs the dashboard's script from index.html in node against the sim board: a stub DOM,
-// localStorage and prompt(); fetch goes to the board. Prints one JSON line of what happened.
-const fs = require('fs');
-const [html, base, answers] = [fs.readFileSync(process.argv[2], 'utf8'), process.argv[3], JSON.parse(process.argv[4])];
-const script = html.match(/<script>([\s\S]*)<\/script>/)[1];
-const els = {};
-// dataset values become strings, as in a browser
-const dataset = () => new Proxy({}, {set: (o, k, v) => { o[k] = String(v); return true; }});
-const el = id => ({id, textContent: '', dataset: dataset(), disabled: true});
-globalThis.document = {getElementById: id => els[id] || (els[id] = el(id))};
-const store = new Map(JSON.parse(process.argv[5]));
-globalThis.localStorage = {getItem: k => store.has(k) ? store.get(k) : null, setItem: (k, v) => store.set(k, String(v)),
-                           removeItem: k => store.delete(k)};
-const prompts = [];
-globalThis.prompt = msg => { prompts.push(msg); return answers.shift() ?? null; };
-const realFetch = fetch;
-globalThis.fetch = (url, opts) => realFetch(base + url, opts);
-globalThis.setInterval = () => 0;
-(async () => {
-  eval(script);
-  for (let i = 0; i < 100 && els.led.disabled; i++) await new Promise(r => setTimeout(r, 20));
-  await els.led.onclick();
-  console.log(JSON.stringify({prompts, err: els.err.textContent, token: store.get('nostall-token') ?? null}));
-})();
-"""
-
-
-@pytest.mark.parametrize(
-    "stored,answers,want_prompts,want_token,changes",
-    [
-        (None, [TOKEN], 1, TOKEN, True),  # asked once, then the change goes through
-        (TOKEN, [], 0, TOKEN, True),  # remembered: not asked
-        ("wrong-token-0123456789", [TOKEN], 1, TOKEN, True),  # a stale token: asked again
-        (None, [None], 1, None, False),  # cancelled: nothing changes, the error is shown
-        (None, ["wrong-1-0123456789", "wrong-2-0123456789"], 2, "wrong-2-0123456789", False),  # gives up
-    ],
-    ids=["asks", "remembers", "stale", "cancel", "gives-up"],
-)
-def test_dashboard_sends_the_token(sec, tmp_path, stored, answers, want_prompts, want_token, changes):
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("no node to run the dashboard's script")
-    harness = tmp_path / "harness.js"
-    harness.write_text(_DASHBOARD_HARNESS)
-    before = led(sec)
-    store = [["nostall-token", stored]] if stored else []
-    page = os.path.join(FIRMWARE, "www", "index.html")
-    out = subprocess.run(
-        [node, str(harness), page, sec.url, json.dumps(answers), json.dumps(store)],
-        capture_output=True, text=True, timeout=20,
-    )
-    assert out.returncode == 0, out.stderr
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert len(got["prompts"]) == want_prompts and got["token"] == want_token, got
-    assert led(sec) == (not before if changes else before)
-    assert (got["err"] == "") == changes, got
