@@ -15,17 +15,19 @@ HEX = "0123456789abcdefABCDEF"
 
 
 class HTTPError(Exception):
-    """A request the server must refuse; .status is the response status.
+    """A request the server must refuse; .status is the response status, .headers what the
+    refusal must carry ((name, value) pairs, e.g. a 426's Sec-WebSocket-Version), or None.
 
     Example::
 
         raise HTTPError(404, "no such sensor")
     """
 
-    def __init__(self, status, reason):
+    def __init__(self, status, reason, headers=None):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers
 
 
 class Request:

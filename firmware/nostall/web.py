@@ -307,7 +307,10 @@ class App:
             if type(rv) not in _PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
                 rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
         except HTTPError as e:
-            return await self._error(req, e.status, e.reason, None)
+            r = await self._error(req, e.status, e.reason, None)
+            for name, value in e.headers or ():
+                r.set_header(name, value)  # what the refusal must say, whoever wrote its page
+            return r
         except Exception as e:  # the handler's fault: 500 for this request only
             req.error = e
             return await self._error(req, 500, "handler failed", e)

@@ -44,6 +44,9 @@ def accept_key(key):
     return binascii.b2a_base64(hashlib.sha1(key.encode() + GUID).digest()).strip().decode()
 
 
+_VERSION = (("Sec-WebSocket-Version", "13"),)  # RFC 6455 4.4: a refusal names the version we speak
+
+
 def handshake(req):
     """The 101 answer's headers for a WebSocket request; HTTPError (400, or 426 for another
     version) if it is none."""
@@ -53,7 +56,7 @@ def handshake(req):
     if "upgrade" not in h.get("connection", "").lower():
         raise HTTPError(400, "WebSocket handshake without Connection: Upgrade")
     if h.get("sec-websocket-version") != "13":
-        raise HTTPError(426, "WebSocket version 13 only (Sec-WebSocket-Version: 13)")
+        raise HTTPError(426, "WebSocket version 13 only", _VERSION)
     key = h.get("sec-websocket-key", "")
     if len(key) != 24:
         raise HTTPError(400, "bad Sec-WebSocket-Key")
