@@ -226,6 +226,7 @@
   async function toggle(on) {
     const token = localStorage.getItem(KEY) || '';
     pending = on;
+    err('');
     if (tr === 0 && live && ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify({led: on, token}));
       return;
