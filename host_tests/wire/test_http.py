@@ -12,7 +12,7 @@ from harness.target import wait_for
 
 
 def test_dashboard_get_and_head(board):
-    # the page is kept gzipped on flash (firmware/www/index.html.gz; test_static.py has the rest)
+    # the page is kept gzipped on flash (firmware/www/index.html.gz; wire/test_static_http.py has the rest)
     gz = {"Accept-Encoding": "gzip"}
     with board.connect() as c:
         r = c.request("GET", "/", gz)
