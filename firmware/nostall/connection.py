@@ -56,7 +56,7 @@ class Connection(Slot):
         self.ws = None
         self.heartbeat_due = False
         self.io.task = None
-        self.io.woken = False
+        self.io.woken = False  # a channel's wake() for the connection before this one
 
     def _progress(self):
         if self.state == WRITE:
@@ -144,6 +144,7 @@ class Connection(Slot):
         if s is None:
             return
         self.sock = None
+        self.io.clear()
         ws = self.ws
         if ws is not None:
             # however it ended (a reset, EOF, a timeout): off its channel, or the channel would

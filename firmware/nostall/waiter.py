@@ -47,6 +47,15 @@ class Waiter:
             core._task_queue.push(t)
             self.task = None
 
+    def clear(self):
+        """Forget the socket and what was being sent: a connection that ends mid-send (a client
+        that stopped reading) must not keep its last piece in its slot until the slot is reused."""
+        self.sock = None
+        self.data = b""
+        self.armed = False
+        self.task = None
+        self.woken = False
+
     def readable(self, sock):
         self.sock = sock
         self.op = _READABLE

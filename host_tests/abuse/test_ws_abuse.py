@@ -7,7 +7,8 @@ WebSocket clients at once. Each case runs on a sim board of this module's (throu
 checks:
 - the abuser is refused or closed cleanly: the right close code first, then the end of the TCP
   connection within its bound (a reset where the server ends it: no TIME_WAIT on the board);
-- the well-behaved client is answered all along, within 1 s (GOOD_MAX_S);
+- the well-behaved client is answered all along, within 1 s (GOOD_MAX_S; under the 64-client storm
+  within 2 s, a busy 503 and its Retry-After: 1 included);
 - afterwards: no long-lived connection left, the sim's fds and heap in use (after a collection,
   /status?gc=1 heap_alloc) back to their baseline, taken after a warm-up run of the same case.
   Heap tolerance HEAP_TOL_BYTES (2 KB), for the reason test_abuse_floods.py gives (a stale word
@@ -43,6 +44,10 @@ GOOD_MAX_S = 1.0
 # 64 clients at once through lwIP (a board's 12 pcbs, listen backlog 2): SYNs past the backlog
 # are dropped, so a plain client may wait for one or two SYN retransmissions (1 s, then 2 s more)
 GOOD_MAX_S_STORM_EMU = 3.5
+# on loopback the 64 upgrade requests and the plain client's share the 2 slots left for requests:
+# it may be turned away with the busy 503 and Retry-After: 1, and asks again a second later (the
+# README's promise under overload: an answer or a 503 with Retry-After within 2 s)
+GOOD_MAX_S_STORM = 2.0
 MAX_MSG = 4096
 LIMITS = {"ws_max_message_bytes": MAX_MSG, "ws_ping_interval_ms": 400, "ws_pong_timeout_ms": 400,
           "ws_close_wait_ms": 200, "write_timeout_ms": 500, "linger_timeout_ms": 1000,
@@ -371,7 +376,7 @@ def test_64_websockets_at_once(t, figure):
         return outcome
 
     res0 = Resources(t)  # the warm-up run's figures are not recorded; its resources are baseline
-    outcomes, good, res = run_case(t, storm, good_max_s=GOOD_MAX_S_STORM_EMU if t.emu else GOOD_MAX_S)
+    outcomes, good, res = run_case(t, storm, good_max_s=GOOD_MAX_S_STORM_EMU if t.emu else GOOD_MAX_S_STORM)
     after = [GoodClient(t, path="/status").get() for _ in range(5)]
     assert all(a is not None and a <= GOOD_MAX_S for a in after), after
     closes = res.closes()
