@@ -20,7 +20,8 @@ from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, clo
 from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
-from nostall.response import BYTES_TYPES, BadResponse, error_response
+from nostall.response import BadResponse, close_stream, error_response, next_piece
+from nostall.static import file_pieces
 from nostall.stats import CLIENT, RESET
 from nostall.waiter import DONE, Waiter
 
@@ -189,18 +190,18 @@ class Connection(Slot):
             # the first piece before the head: a stream that fails at once still gets a 500
             try:
                 if resp.stream is None:
-                    stream = _file_pieces(resp.file, server.cfg.send_chunk_bytes)
+                    stream = file_pieces(resp.file, server.cfg.send_chunk_bytes)
                 else:
                     stream = iter(resp.stream)
-                first = _piece(stream)
+                first = next_piece(stream)
             except Exception as e:
-                _close(stream)
-                _close(resp.stream)
+                close_stream(stream)
+                close_stream(resp.stream)
                 stream = None
                 req.error = e
                 resp = error_response(500, "handler's stream failed")
         elif resp.stream is not None:
-            _close(resp.stream)
+            close_stream(resp.stream)
         stats.requests += 1
         if resp.status >= 400:
             stats.answered(resp.status)
@@ -290,7 +291,7 @@ class Connection(Slot):
                 if piece:
                     await io.send(sock, chunk(piece) if chunked else piece)
                     self.enter(WRITE)  # a slow client must not look like a stalled handler
-                piece = _piece(stream)
+                piece = next_piece(stream)
             if chunked:
                 await io.send(sock, LAST_CHUNK)
         except (CancelledError, OSError):
@@ -299,30 +300,7 @@ class Connection(Slot):
             self.server.stats.handler_error("stream", "-", e)
             raise _Closed("stream_error")
         finally:
-            _close(stream)
-
-
-def _piece(stream):
-    """The stream's next piece (bytes-like), or None at its end."""
-    try:
-        p = next(stream)
-    except StopIteration:
-        return None
-    if not isinstance(p, BYTES_TYPES):
-        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
-    return p
-
-
-def _file_pieces(path, size):
-    # one buffer per transfer; yields views of it, each sent before the next read
-    with open(path, "rb") as f:
-        buf = bytearray(size)
-        mv = memoryview(buf)
-        while True:
-            n = f.readinto(buf)
-            if not n:
-                return
-            yield mv[:n]
+            close_stream(stream)
 
 
 def _error_kind(e):
@@ -331,9 +309,3 @@ def _error_kind(e):
     if isinstance(e, BadResponse):
         return "bad_response"
     return "exception"
-
-
-def _close(stream):
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()

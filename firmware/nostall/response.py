@@ -194,3 +194,21 @@ def _check_json(v, depth):
             _check_json(v[k], depth + 1)
         return
     raise BadResponse("%s is not JSON" % type(v).__name__)
+
+
+def next_piece(stream):
+    """The stream's next piece (bytes-like), or None at its end."""
+    try:
+        p = next(stream)
+    except StopIteration:
+        return None
+    if not isinstance(p, BYTES_TYPES):
+        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
+    return p
+
+
+def close_stream(stream):
+    """Close a handler's stream if it can be closed (a generator: its finally runs now)."""
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()

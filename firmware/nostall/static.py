@@ -206,3 +206,16 @@ def _gzip_tag(path, size):
         raise HTTPError(404, "no such file")
     t = _TRAILER
     return '"%02x%02x%02x%02x-%x"' % (t[3], t[2], t[1], t[0], size)
+
+
+def file_pieces(path, size):
+    """The file at path in pieces of size bytes: one buffer per transfer, yielding views of it,
+    each sent before the next read."""
+    with open(path, "rb") as f:
+        buf = bytearray(size)
+        mv = memoryview(buf)
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                return
+            yield mv[:n]
