@@ -66,13 +66,25 @@
     [openWs, openSse, poll][i](g);
   }
 
-  // link g ended: before any figures came, the next one is tried at once; after the last
-  // one, or once a link that worked drops, the page waits and starts again from the WebSocket
+  // link g ended: before any figures came, the next one is tried at once if the board answers
+  // (one that is down refuses every link alike: falling back then would land on polling when it
+  // comes back); after the last one, or once a link that worked drops, the page waits and
+  // starts again from the WebSocket
   function failed(g) {
     if (g !== gen) return;
-    if (!live && tr < 2) return start(tr + 1);
-    if (live && Date.now() - upSince > 10000) fails = 0;
+    const wasLive = live;
+    const from = tr;
     stop();
+    const g2 = gen;
+    if (!wasLive && from < 2) {
+      get('/status').then(() => { if (g2 === gen) start(from + 1); }, () => { if (g2 === gen) backoff(false); });
+      return;
+    }
+    backoff(wasLive);
+  }
+
+  function backoff(wasLive) {
+    if (wasLive && Date.now() - upSince > 10000) fails = 0;
     const d = Math.min(CAP_S, 2 ** fails++);
     const until = Date.now() + (d / 2 + Math.random() * d / 2) * 1000;
     const g2 = gen;
