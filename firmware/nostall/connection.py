@@ -146,6 +146,7 @@ class Connection(Slot):
             return
         self.sock = None
         self.io.clear()
+        self.reader.reset()  # a slot at rest keeps nothing of its last connection (its request)
         ws = self.ws
         if ws is not None:
             # however it ended (a reset, EOF, a timeout): off its channel, or the channel would
