@@ -16,9 +16,9 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     error_response,
     make_response,
 )
+from nostall.auth import SAFE_METHODS, bearer_token, guard, tokens_equal  # noqa: F401 - the app API
 from nostall.static import mount, send_file  # noqa: F401 - send_file: part of the app API
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
 # what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
 _PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
 
@@ -49,35 +49,6 @@ if sys.implementation.name != "micropython":
     from types import coroutine
 
     _awaited = coroutine(_awaited)  # pyright: ignore[reportAssignmentType]
-
-
-def tokens_equal(a, b):
-    """a == b for two secrets (str or bytes), in a time that does not depend on where they differ:
-    every byte of the longer one is compared, and a length mismatch is folded into the result.
-
-    Example::
-
-        tokens_equal(sent, "s3cret-token-0123")  # -> bool
-    """
-    if isinstance(a, str):
-        a = a.encode()
-    if isinstance(b, str):
-        b = b.encode()
-    na = len(a)
-    nb = len(b)
-    diff = na ^ nb
-    for i in range(na if na > nb else nb):
-        diff |= (a[i] if i < na else 0) ^ (b[i] if i < nb else 0)
-    return diff == 0
-
-
-def bearer_token(req):
-    """The token of an "Authorization: Bearer <token>" header, or None."""
-    v = req.headers.get("authorization")
-    if v is None:
-        return None
-    scheme, _, cred = v.partition(" ")
-    return cred.strip() if scheme.lower() == "bearer" else None
 
 
 class _Route:
@@ -164,7 +135,7 @@ class App:
             guarded = handler
             for m in methods:
                 if m not in SAFE_METHODS:
-                    guarded = self._guard(handler, False)
+                    guarded = guard(self, handler, False)
                     break
             if "<" in pattern:
                 self._routes.append(_Route(pattern, tuple(methods), guarded))
@@ -186,24 +157,7 @@ class App:
             def secret(req):
                 return {"s": 42}
         """
-        return self._guard(handler, True)
-
-    def _guard(self, handler, all_methods):
-        def guarded(req, **params):
-            token = self.token
-            if token and (all_methods or req.method not in SAFE_METHODS):
-                sent = bearer_token(req)
-                if sent is None or not tokens_equal(sent, token):
-                    r = error_response(
-                        401,
-                        ("no token" if sent is None else "wrong token")
-                        + ": send the header Authorization: Bearer <token>",
-                    )
-                    r.set_header("WWW-Authenticate", 'Bearer realm="%s"' % self.realm)
-                    return r
-            return handler(req, **params)
-
-        return guarded
+        return guard(self, handler, True)
 
     def websocket(self, pattern):
         """Decorator: a WebSocket route; handler(req, ws, **params) runs once the handshake is
