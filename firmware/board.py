@@ -13,7 +13,9 @@ BIND_HOST = "0.0.0.0"
 WWW_ROOT = "/www"
 
 _JOIN_POLL_MS = 100  # how often a join in progress is checked
-_JOIN_POLLS = 150  # 15 s for one join attempt: association plus DHCP on a busy network
+_JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy network
+_JOIN_RETRY_FIRST_S = 1  # the first wait after a failed join; it doubles up to wifi_retry_max_s
+_WDT_FEEDS = 3  # feeds per watchdog period: one late feed is no reset
 _LINK_CHECK_S = 2  # how often the link is checked once up
 
 # on-board LED of the usual dev boards: (pin, active low)
@@ -110,13 +112,12 @@ class Board:
         # survives a reconnect, only the link needs bringing back
         s = self.settings
         wlan = self.wlan
-        delay = 1
-        attempt = 0
+        delay, attempt = _JOIN_RETRY_FIRST_S, 0
         while True:
             if not wlan.isconnected():
                 wlan.disconnect()
                 wlan.connect(s.ssid, s.password)
-                for _ in range(_JOIN_POLLS):
+                for _ in range(_JOIN_TIMEOUT_MS // _JOIN_POLL_MS):
                     await asyncio.sleep_ms(_JOIN_POLL_MS)
                     if wlan.isconnected():
                         break
@@ -137,7 +138,7 @@ class Board:
 
     async def _feed_watchdog(self):
         # fed from the event loop: if the loop stalls, the board resets
-        period = self.settings.watchdog_ms // 3  # three feeds per timeout: one late feed is no reset
+        period = self.settings.watchdog_ms // _WDT_FEEDS
         while True:
             self.wdt.feed()
             await asyncio.sleep_ms(period)

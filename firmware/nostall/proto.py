@@ -40,6 +40,15 @@ def _tokens(value):
     return [t.strip().lower() for t in value.split(",")]
 
 
+def _token(raw):
+    # raw bytes as a str when they are an RFC 9110 token (method, header name), else None
+    try:
+        s = str(raw, "utf-8")
+    except UnicodeError:
+        return None
+    return s if s and not NOT_TOKEN.search(s) else None
+
+
 class RequestReader:
     """Turns received bytes into Requests. See the module comment.
 
@@ -204,11 +213,8 @@ class RequestReader:
     def _name(self, raw):
         # a header name not among the usual ones: checked as a token (which also refuses
         # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
-        try:
-            name = str(raw, "utf-8")
-        except UnicodeError:
-            name = ""
-        if not name or NOT_TOKEN.search(name):
+        name = _token(raw)
+        if name is None:
             self._fail(400, "malformed header field")
         return name.lower()
 
@@ -219,11 +225,7 @@ class RequestReader:
         raw_method, raw_target, raw_version = parts
         method = _METHODS.get(raw_method)
         if method is None:
-            try:
-                m = str(raw_method, "utf-8")
-            except UnicodeError:
-                m = ""
-            if not m or NOT_TOKEN.search(m):
+            if _token(raw_method) is None:
                 self._fail(400, "malformed method")
             self._fail(501, "method not implemented")
         if raw_version == b"HTTP/1.1":
@@ -293,7 +295,7 @@ class RequestReader:
             if not cl or NOT_DIGIT.search(cl):
                 self._fail(400, "malformed Content-Length")
             cl = cl.lstrip("0") or "0"
-            if len(cl) > 10 or int(cl) > self.cfg.max_body_bytes:
+            if len(cl) > _body.MAX_DEC_DIGITS or int(cl) > self.cfg.max_body_bytes:
                 self._fail(413, "body too large")
             n = int(cl)
             if n:
