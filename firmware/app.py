@@ -8,6 +8,7 @@ from nostall.request import HTTPError
 from nostall.web import App, Response, tokens_equal
 
 MAX_SAMPLES = 200  # /api/samples?n= cap: one request may not hold its slot streaming for long
+DEFAULT_SAMPLES = "10"  # without ?n=: a few, quick to stream
 
 
 def make_app(hw):
@@ -33,7 +34,7 @@ def make_app(hw):
     def samples(req):
         # NDJSON, streamed as it is produced: memory stays flat whatever n is
         try:
-            n = int(req.args.get("n", "10"))
+            n = int(req.args.get("n", DEFAULT_SAMPLES))
         except ValueError:
             raise HTTPError(400, "n must be an integer")
         if not 1 <= n <= MAX_SAMPLES:

@@ -18,6 +18,9 @@ BROKEN = 6  # after an error: nothing more is parsed
 AGAIN = object()  # a step's "moved to another state"
 
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
+# digits past which a size is over any max_body_bytes: int() never sees a huge number
+MAX_HEX_DIGITS = 8  # chunk sizes up to 4 GiB - 1
+MAX_DEC_DIGITS = 10  # Content-Length up to 9 999 999 999
 
 
 def broken(r):
@@ -83,7 +86,7 @@ def chunk_size(r):
     if not size or any(chr(c) not in HEX for c in size):
         r._fail(400, "malformed chunk size")
     size = size.lstrip(b"0") or b"0"
-    if len(size) > 8:
+    if len(size) > MAX_HEX_DIGITS:
         r._fail(413, "body too large")
     n = int(size, 16)
     if r.body_len + n > r.cfg.max_body_bytes:

@@ -9,6 +9,9 @@
 # someone follows it (the dashboard's WebSocket and event stream).
 
 
+_RING_BYTES = 4096  # a channel's kept messages at most: a few /status documents' worth
+
+
 class Channel:
     """Messages (str) with ids 1, 2, 3...; the last `ring` of them (at most `ring_bytes`) kept.
 
@@ -19,7 +22,7 @@ class Channel:
         app.events("/events/temps", temps)     # an event stream route
     """
 
-    def __init__(self, ring=1, ring_bytes=4096):
+    def __init__(self, ring=1, ring_bytes=_RING_BYTES):
         self.ring = ring
         self.ring_bytes = ring_bytes
         self.last_id = 0

@@ -4,6 +4,10 @@
 # need some of them, so the default connection cap is 6.
 
 
+# the smallest value each limit may take (the rest: 1). 0 where 0 means "none" or "no cap";
+# sizes below which nothing useful fits: a WebSocket message as long as a control frame may be
+# (125, RFC 6455), a buffer for a short head, a request line "GET / HTTP/1.1", one header field
+# "Host: x", a file piece; ticks under 10 ms only cost wake-ups
 _MIN = {
     "max_connections": 1,
     "listen_backlog": 1,
@@ -34,14 +38,15 @@ class Config:
         cfg = Config(max_connections=4, idle_timeout_ms=3000)
     """
 
-    # connections
+    # connections (counts)
     max_connections = 6  # open client sockets; at the cap the LRU idle one is evicted, else see below
-    listen_backlog = 2  # lwIP accept queue; more SYNs than this are refused by the stack
+    listen_backlog = 2  # connections lwIP queues before accept(); more SYNs are refused by the stack
     # then "Connection: close" and wait for the client's EOF; 0: no cap. A board has no use for
     # one (a connection holds nothing that grows, and at the cap idle ones are evicted anyway),
     # and each forced reconnect costs the client a handshake and leaves it a TIME_WAIT
     max_requests_per_connection = 0
-    # newcomers waiting for a slot at the cap (then a 503); more than this are closed at once
+    # newcomers waiting for a slot at the cap (then a 503); more than this are closed at once.
+    # Each waiting one holds a socket of lwIP's 10: two leave room for the listener and DNS
     max_turnaways = 2
     # sizes (bytes)
     recv_buffer_bytes = 2048  # per connection slot, preallocated; holds one request head

@@ -16,7 +16,7 @@ import gc
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall import sockets
-from nostall.framing import CHUNKED, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan, response_head
+from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan, response_head
 from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
@@ -28,9 +28,8 @@ from nostall.waiter import DONE, Waiter
 CancelledError = core.CancelledError
 
 _RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
-# Head and body go out in one write up to one TCP segment (Ethernet/Wi-Fi MSS 1460): one segment,
-# no wait on the client's delayed ACK between head and body
-_COALESCE_BYTES = 1460
+# the long-lived cap's 503: a WebSocket or stream slot frees when a tab closes, rarely within
+# a second; browsers' own reconnects then wait longer anyway
 _RETRY_LATER = (("Retry-After", "5"),)
 
 class _Closed(Exception):
@@ -218,7 +217,7 @@ class Connection(Slot):
             await io.send(sock, head)
         elif stream is None:
             body = resp.body
-            if len(body) <= _COALESCE_BYTES:
+            if len(body) <= COALESCE_BYTES:
                 await io.send(sock, head + body)
             else:
                 await io.send(sock, head)

@@ -57,7 +57,11 @@ _STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses 
 # and building one costs a str, its encoding and MicroPython's interned-string lookup. Values
 # that change (ETag, Location) fill at most this many entries, then are built each time.
 _HEADER_LINES = {}
-_HEADER_LINES_MAX = 16
+_HEADER_LINES_MAX = 16  # a few dozen bytes each: room for every fixed header an app sends, and a cap
+# A head and a body (or a WebSocket frame head and its payload) up to one TCP segment
+# (Ethernet/Wi-Fi MSS 1460) go out in one write: one segment, no wait on the client's delayed
+# ACK between the two; a longer body is written on its own, not copied to join its head
+COALESCE_BYTES = 1460
 
 
 def status_line(status):

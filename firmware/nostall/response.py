@@ -207,6 +207,15 @@ def next_piece(stream):
     return p
 
 
+def error_kind(e):
+    """How a handler failed, as stats count it: "memory", "bad_response" or "exception"."""
+    if isinstance(e, MemoryError):
+        return "memory"
+    if isinstance(e, BadResponse):
+        return "bad_response"
+    return "exception"
+
+
 def close_stream(stream):
     """Close a handler's stream if it can be closed (a generator: its finally runs now)."""
     close = getattr(stream, "close", None)

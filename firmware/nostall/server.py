@@ -43,6 +43,9 @@ _OUT_OF_SOCKETS = (23, 24, 12)  # ENFILE, EMFILE, ENOMEM (the same numbers in lw
 _ACCEPT_BACKOFF_MS = 100  # out of sockets or memory: pause accepting, keep serving the others
 _SHUTDOWN_POLL_MS = 10  # at shutdown, how often to look whether connections in flight are done
 _STATUS_EVERY_MS = 1000  # the live figures (channel.STATUS) go out this often while followed
+# the 503 after a turn-away waited stall_evict_ms in vain: slots free as requests end, so a
+# second later one is likely free
+_BUSY_RETRY_AFTER = (("Retry-After", "1"),)
 
 
 class Server:
@@ -72,7 +75,7 @@ class Server:
         self._ticker_task = None
         self.turnaways = TurnAways(self)
         # built once: when it is needed the heap may be short
-        self.busy_answer = closing(error_response(503, "server busy, retry", (("Retry-After", "1"),)))
+        self.busy_answer = closing(error_response(503, "server busy, retry", _BUSY_RETRY_AFTER))
         if not app.has_route("/status"):
             app.route("/status")(self._status)
         if not app.has_route("/metrics"):

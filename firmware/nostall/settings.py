@@ -20,7 +20,12 @@ _KNOWN = (
 # the api_token: RFC 6750's b64token characters, long enough not to be guessed over HTTP
 _TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
 _TOKEN_MIN = 16
-_TOKEN_MAX = 128
+_TOKEN_MAX = 128  # a header field of its own stays far below max_header_bytes
+# the board feeds the watchdog from the event loop three times per period: under a second, a
+# handler's ordinary pause (a flash write, a garbage collection) would reset it
+_WATCHDOG_MIN_MS = 1000
+# Wi-Fi retries back off to this: an access point that restarts is back within a minute
+_WIFI_RETRY_MAX_S = 30
 
 
 class SettingsError(ValueError):
@@ -48,12 +53,12 @@ class Settings:
         if not 1 <= self.http_port <= 65535:
             raise SettingsError("http_port must be 1..65535, got %d" % self.http_port)
         self.watchdog_ms = _get(d, "watchdog_ms", int, 0)
-        if self.watchdog_ms and self.watchdog_ms < 1000:
-            raise SettingsError("watchdog_ms must be 0 (off) or at least 1000")
+        if self.watchdog_ms and self.watchdog_ms < _WATCHDOG_MIN_MS:
+            raise SettingsError("watchdog_ms must be 0 (off) or at least %d" % _WATCHDOG_MIN_MS)
         self.led_pin = _get(d, "led_pin", int, None)
         self.led_active_low = _get(d, "led_active_low", bool, False)
         self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
-        self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, 30)
+        self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, _WIFI_RETRY_MAX_S)
         self.api_token = _token(d)
         limits = d.get("limits")
         if limits is None:

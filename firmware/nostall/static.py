@@ -44,6 +44,7 @@ CONTENT_TYPES = {
 NO_CACHE = "no-cache"  # the browser keeps the file but asks (If-None-Match) before each use
 _NO_HEADERS = {}
 _TRAILER = bytearray(8)  # a .gz file's CRC-32 and length; read between two awaits, never shared
+_GZ_SMALLEST = 18  # bytes: a gzip header (10) and trailer (8) with nothing between
 
 
 def content_type(path):
@@ -195,12 +196,12 @@ def _stat(path):
 
 def _gzip_tag(path, size):
     # '"<CRC-32>-<size>"' from the gzip trailer (RFC 1952: CRC-32, then the length, little-endian)
-    if size < 18:  # shorter than a gzip header and trailer: not gzip, tagged like any other file
+    if size < _GZ_SMALLEST:  # not gzip: tagged like any other file
         return None
     try:
         with open(path, "rb") as f:
-            f.seek(size - 8)
-            if f.readinto(_TRAILER) != 8:
+            f.seek(size - len(_TRAILER))
+            if f.readinto(_TRAILER) != len(_TRAILER):
                 return None
     except OSError:
         raise HTTPError(404, "no such file")

@@ -12,11 +12,11 @@
 # pyright: reportGeneralTypeIssues=false
 # (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
+from nostall.framing import COALESCE_BYTES
 from nostall.pool import LINGER, WS, WS_CLOSED
 from nostall.ticks import ticks_add, ticks_ms
 from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, close_frame, frame, frame_head
 
-_COALESCE_BYTES = 1460  # a message up to one TCP segment goes out with its head in one write
 
 
 class WebSocket:
@@ -94,7 +94,7 @@ class WebSocket:
         if isinstance(data, str):
             data = data.encode()
             op = TEXT
-        if len(data) <= _COALESCE_BYTES:
+        if len(data) <= COALESCE_BYTES:
             await self.conn.send_long(frame(op, data))
         else:  # head and payload apart: a large message is not copied once more
             await self.conn.send_long(frame_head(op, len(data)))

@@ -208,7 +208,7 @@ class FrameReader:
             if opcode > PONG:
                 raise WSError(1002, "reserved opcode %d" % opcode)
             if not fin or n > _MAX_CONTROL:
-                raise WSError(1002, "control frame fragmented or longer than 125")
+                raise WSError(1002, "control frame fragmented or longer than %d" % _MAX_CONTROL)
             self.control = bytearray()
         elif opcode == CONT:
             if self.msg is None:
