@@ -20,7 +20,7 @@ from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, 
 from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
-from nostall.response import BadResponse, close_stream, error_response, next_piece
+from nostall.response import close_stream, error_kind, error_response, next_piece
 from nostall.static import file_pieces
 from nostall.stats import CLIENT, RESET
 from nostall.waiter import DONE, Waiter
@@ -69,7 +69,7 @@ class Connection(Slot):
         reason = "error"
         reader = self.reader
         io = self.io
-        refused = False
+        refused = None  # the close reason when a request was refused and the client did not close
         try:
             self.started = True
             if self.cancelled is not None:  # evicted or timed out before this task first ran
@@ -80,11 +80,14 @@ class Connection(Slot):
                     req = reader.next()
                 except HTTPError as e:
                     # its framing is lost: answer, then end the connection as after "Connection: close"
-                    self.server.stats.answered(e.status)
-                    self.enter(WRITE)
-                    await io.send(self.sock, closing(error_response(e.status, e.reason)))
-                    self.enter(LINGER)
-                    refused = True
+                    await self._refuse(e.status, closing(error_response(e.status, e.reason)))
+                    refused = "protocol_error"
+                    break
+                except MemoryError:
+                    # no room to take this head apart now: the same, with the 503 built at start-up
+                    gc.collect()
+                    await self._refuse(503, self.server.busy_answer)
+                    refused = "memory"
                     break
                 if req is not None:
                     await self._respond(req)
@@ -122,8 +125,8 @@ class Connection(Slot):
                     reason = CLIENT
                     break
                 budget -= n
-            if refused and reason != CLIENT:
-                reason = "protocol_error"
+            if refused is not None and reason != CLIENT:
+                reason = refused
         except CancelledError:
             reason = self.cancelled or "shutdown"
         except _Closed as e:
@@ -135,6 +138,12 @@ class Connection(Slot):
             gc.collect()
         finally:
             self.close(reason)
+
+    async def _refuse(self, status, answer):
+        self.server.stats.answered(status)
+        self.enter(WRITE)
+        await self.io.send(self.sock, answer)
+        self.enter(LINGER)
 
     def close(self, reason):
         """Close the socket (the one place it is closed), free the slot, count how it ended.
@@ -206,7 +215,7 @@ class Connection(Slot):
         if resp.status >= 400:
             stats.answered(resp.status)
             if req.error is not None and resp.status == 500:
-                stats.handler_error(_error_kind(req.error), req.path, req.error)
+                stats.handler_error(error_kind(req.error), req.path, req.error)
         cap = server.cfg.max_requests_per_connection
         left = 0 if server.stopping else (cap - self.requests if cap else None)
         head, mode, keep = plan(req, resp, left, server.idle_s)
@@ -247,7 +256,7 @@ class Connection(Slot):
             except (CancelledError, OSError):
                 raise
             except Exception as e:  # the app's fault: 1011, and the connection ends as usual
-                self.server.stats.handler_error(_error_kind(e), req.path, e)
+                self.server.stats.handler_error(error_kind(e), req.path, e)
                 await ws.close(1011)
             await ws.close(1000)
             if ws.eof or (self.state != LINGER and self.state != WS_CLOSED):
@@ -301,11 +310,3 @@ class Connection(Slot):
             raise _Closed("stream_error")
         finally:
             close_stream(stream)
-
-
-def _error_kind(e):
-    if isinstance(e, MemoryError):
-        return "memory"
-    if isinstance(e, BadResponse):
-        return "bad_response"
-    return "exception"

@@ -14,6 +14,24 @@ class Weird:
     pass
 
 
+_HELD = []  # /fault/hold's blocks, until /fault/release
+
+
+def _hold(spare):
+    # fill the heap, big blocks first, twice (the list's own old copies are garbage the second
+    # time), then free 64-byte blocks worth `spare` bytes: what comes next (the next request's
+    # head) finds the heap about that full
+    for _ in range(2):
+        gc.collect()
+        for size in (16384, 4096, 1024, 256, 64):
+            try:
+                while True:
+                    _HELD.append(bytearray(size))
+            except MemoryError:
+                pass
+    del _HELD[-(spare // 64 + 1):]
+
+
 def make_app(hw):
     app = _real_app(hw)
 
@@ -31,6 +49,19 @@ def make_app(hw):
         hog = []
         while True:
             hog.append(bytearray(4096))
+
+    @app.get("/fault/hold")
+    def hold(req):
+        # the answer is built first: there is no room for it afterwards
+        r = Response(b"held")
+        _hold(int(req.args.get("spare", "1024")))
+        return r
+
+    @app.get("/fault/release")
+    def release(req):
+        _HELD.clear()
+        gc.collect()
+        return "released"
 
     @app.get("/fault/badtype")
     def badtype(req):
