@@ -11,17 +11,14 @@ can offer a tiny receive window and stop reading. Every wait is bounded by its t
 import socket
 import time
 
+from harness.target import SockClient, recv_by
 
-class SSEClient:
+
+class SSEClient(SockClient):
     def __init__(self, target, path, timeout=5.0, last_event_id=None, rcvbuf=None, read_head=True):
         self.timeout = timeout
-        with target.client():
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = target.socket(timeout, rcvbuf)
         try:
-            if rcvbuf:  # before connect(): the window the client offers follows it
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            s.settimeout(timeout)
-            s.connect((target.host, target.port))
             head = "GET %s HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n" % path
             if last_event_id is not None:
                 head += "Last-Event-ID: %s\r\n" % last_event_id
@@ -89,29 +86,12 @@ class SSEClient:
             return None
         return self.ended
 
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
     # ---- inside ----
 
     def _recv(self, deadline):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("nothing from the server in time")
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
-            self.ended = "reset"
-            return False
+        data = recv_by(self.sock, deadline)
         if not data:
-            self.ended = "eof"
+            self.ended = "eof" if data == b"" else "reset"
             return False
         self.raw += data
         if self.status is not None:

@@ -1,7 +1,8 @@
 """The client side of a board under test: `Target` (where requests go: the sim board, the sim
 behind the lwIP emulator, or a real board), `RawConn` (raw HTTP/1.1 over one connection),
 `get_status` (the one /status client: Target.status, the soak, the fuzzer and bench all use it),
-`wait_for` (bounded polling) and `server_time_wait` (closes a local server made first)."""
+`recv_by` (one deadline-bounded recv), `wait_for` (bounded polling) and `server_time_wait`
+(closes a local server made first)."""
 
 import contextlib
 import socket
@@ -28,6 +29,23 @@ def get_status(url, gc=False, timeout=5.0, retry_s=0.0):
             if retry_s <= 0 or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def recv_by(sock, deadline, restore=None):
+    """One recv() of up to 64 KB that waits until deadline (time.monotonic()) at the most: the
+    bytes; b"" at the server's EOF; None when the server reset the connection. Nothing in time
+    raises socket.timeout. restore: the socket's timeout afterwards (else it keeps the wait's)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise socket.timeout("nothing from the server in time")
+    sock.settimeout(left)
+    try:
+        return sock.recv(65536)
+    except ConnectionResetError:
+        return None
+    finally:
+        if restore is not None:
+            sock.settimeout(restore)
 
 
 def parse_metrics(text):
@@ -101,6 +119,21 @@ class Target:
         with self.client():
             return RawConn(self.host, self.port, timeout)
 
+    def socket(self, timeout=5.0, rcvbuf=None):
+        """A plain TCP socket connected to the board; rcvbuf: its receive buffer, set before
+        connect() so that the window it offers follows it (a client slow to read)."""
+        with self.client():
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if rcvbuf:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            s.settimeout(timeout)
+            s.connect((self.host, self.port))
+        except BaseException:
+            s.close()
+            raise
+        return s
+
     def fd_count(self):
         return self.sim.fd_count() if self.sim else None
 
@@ -115,7 +148,22 @@ class Response:
         return "<Response %d %r %r>" % (self.status, self.headers, self.body[:80])
 
 
-class RawConn:
+class SockClient:
+    """A test client over one socket (self.sock): close() and `with`."""
+
+    sock: socket.socket
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.close()  # not self.close(): WSClient's close() sends a close frame
+
+
+class RawConn(SockClient):
     """One TCP connection speaking raw bytes, reading responses one by one (pipelining-safe)."""
 
     def __init__(self, host, port, timeout=5.0):
@@ -197,12 +245,3 @@ class RawConn:
         finally:
             self.sock.settimeout(5.0)
         return data == b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

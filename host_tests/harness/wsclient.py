@@ -20,6 +20,8 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
+from harness.target import SockClient, recv_by
+
 __all__ = ["BadFrame", "Opcode", "WSClient", "close_payload"]
 
 
@@ -36,7 +38,7 @@ def close_payload(code, reason=""):
     return struct.pack("!H", code) + reason.encode()
 
 
-class WSClient:
+class WSClient(SockClient):
     """One WebSocket connection to target (a harness.target.Target) at path.
 
     After the handshake `.response` is the server's answer (status, headers); `.accepted` says
@@ -52,17 +54,7 @@ class WSClient:
         self.response = None
         self.tcp_end = None  # "eof" or "reset" once the server ended the connection
         self.pending = []  # frames parsed, not yet returned by recv_frame()
-        with target.client():
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            if rcvbuf:  # before connect(): the window the client offers follows it
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            s.settimeout(timeout)
-            s.connect((target.host, target.port))
-        except BaseException:
-            s.close()
-            raise
-        self.sock = s
+        self.sock = target.socket(timeout, rcvbuf)
         if handshake:
             self.handshake(headers)
 
@@ -177,27 +169,14 @@ class WSClient:
     def shutdown(self):
         self.sock.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
-
     # ---- inside ----
 
     def _read(self, deadline):
         # one recv() into the protocol; False at the end of the connection
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise socket.timeout("nothing from the server in time")
-        self.sock.settimeout(left)
-        try:
-            data = self.sock.recv(65536)
-        except ConnectionResetError:
+        data = recv_by(self.sock, deadline, self.timeout)
+        if data is None:
             self.tcp_end = "reset"
             return False
-        finally:
-            self.sock.settimeout(self.timeout)
         if not data:
             self.tcp_end = "eof"
             self.proto.receive_eof()
