@@ -47,14 +47,12 @@ class Connection(Slot):
         self.sock = None
         self.requests = 0
         self.ws = None
-        self.heartbeat_due = False
 
     def attach(self, sock):
         self.sock = sock
         self.reader.reset()
         self.requests = 0
         self.ws = None
-        self.heartbeat_due = False
         self.io.task = None
         self.io.woken = False  # a channel's wake() for the connection before this one
 
@@ -284,9 +282,7 @@ class Connection(Slot):
             if not self.ws.timeout():
                 self.cancel("ws_timeout")
         else:
-            self.heartbeat_due = True
-            self.enter(STREAM)
-            self.io.wake()
+            self.io.wake()  # its deadline stays passed until the heartbeat goes out (events.py)
 
     def notify(self):
         # a channel this connection follows published a message

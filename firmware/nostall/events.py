@@ -9,6 +9,7 @@
 
 from nostall.framing import CHUNKED, chunk, plan
 from nostall.pool import STREAM
+from nostall.ticks import ticks_diff
 
 _RETRY_MS = 3000  # an EventSource that lost its connection comes back after this
 
@@ -29,8 +30,7 @@ async def serve_events(conn, req, resp):
             for mid, event, data in channel.since(seen):
                 seen = mid
                 await _send(conn, event_bytes(mid, event, data), chunked)
-            if conn.heartbeat_due:
-                conn.heartbeat_due = False
+            if ticks_diff(conn.pool.clock(), conn.deadline) >= 0:  # STREAM's timeout: a heartbeat
                 await _send(conn, b": \n\n", chunked)
             conn.reader.reset()  # what a client sends on an event stream is read and dropped
             if await conn.io.recv(conn.sock, conn.reader.space()) == 0:
