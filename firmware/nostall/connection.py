@@ -66,8 +66,6 @@ class Connection(Slot):
         # in close(reason)
         reason = "error"
         reader = self.reader
-        io = self.io
-        refused = None  # the close reason when a request was refused and the client did not close
         try:
             self.started = True
             if self.cancelled is not None:  # evicted or timed out before this task first ran
@@ -78,19 +76,18 @@ class Connection(Slot):
                     req = reader.next()
                 except HTTPError as e:
                     # its framing is lost: answer, then end the connection as after "Connection: close"
-                    await self._refuse(e.status, closing(error_response(e.status, e.reason)))
-                    refused = "protocol_error"
-                    break
+                    reason = await self._refuse(e.status, closing(error_response(e.status, e.reason)), "protocol_error")
+                    return
                 except MemoryError:
                     # no room to take this head apart now: the same, with the 503 built at start-up
                     gc.collect()
-                    await self._refuse(503, self.server.busy_answer)
-                    refused = "memory"
-                    break
+                    reason = await self._refuse(503, self.server.busy_answer, "memory")
+                    return
                 if req is not None:
                     await self._respond(req)
                     if self.state == LINGER or self.state == WS_CLOSED:
-                        break
+                        reason = await self._linger()
+                        return
                     self.enter(IDLE)
                     continue
                 if reader.body_due():
@@ -99,7 +96,7 @@ class Connection(Slot):
                     if self.state != BODY:
                         self.enter(BODY)
                     if reader.take_continue():
-                        await io.send(self.sock, CONTINUE)
+                        await self.io.send(self.sock, CONTINUE)
                 elif self.state == NEW or self.state == IDLE:
                     if reader.pending():
                         self.enter(HEAD)
@@ -107,24 +104,11 @@ class Connection(Slot):
                         reason = "shutdown"
                         return
                 # space() is never empty here: the reader refuses a head before it fills the buffer
-                n = await io.recv(self.sock, reader.space())
+                n = await self.io.recv(self.sock, reader.space())
                 if n == 0:
                     reason = CLIENT  # the client closed first: the close we want (mid-request: it gave up)
                     return
                 reader.added(n)
-            # LINGER (or WS_CLOSED): drop what the client still sends until its EOF, so it closes first
-            reader.reset()
-            space = reader.space()
-            budget = self.server.cfg.linger_drain_bytes
-            reason = "linger_overflow"
-            while budget > 0:
-                n = await io.recv(self.sock, space)
-                if n == 0:
-                    reason = CLIENT
-                    break
-                budget -= n
-            if refused is not None and reason != CLIENT:
-                reason = refused
         except CancelledError:
             reason = self.cancelled or "shutdown"
         except _Closed as e:
@@ -137,11 +121,28 @@ class Connection(Slot):
         finally:
             self.close(reason)
 
-    async def _refuse(self, status, answer):
+    async def _refuse(self, status, answer, why):
+        # a request refused: answer, then linger; why: the close reason unless the client closes
         self.server.stats.answered(status)
         self.enter(WRITE)
         await self.io.send(self.sock, answer)
         self.enter(LINGER)
+        reason = await self._linger()
+        return reason if reason == CLIENT else why
+
+    async def _linger(self):
+        # LINGER (or WS_CLOSED): drop what the client still sends until its EOF, so it closes
+        # first. A frame of its own only while a connection ends
+        reader = self.reader
+        reader.reset()
+        space = reader.space()
+        budget = self.server.cfg.linger_drain_bytes
+        while budget > 0:
+            n = await self.io.recv(self.sock, space)
+            if n == 0:
+                return CLIENT
+            budget -= n
+        return "linger_overflow"
 
     def close(self, reason):
         """Close the socket (the one place it is closed), free the slot, count how it ended.
