@@ -61,9 +61,9 @@ class Connection(Slot):
             self.enter(WRITE)  # its deadline counts from the last progress
 
     async def serve(self):
-        # one coroutine for the connection's whole life (a nested one would cost every open
-        # connection another frame on the heap, and every request a generator); every path ends
-        # in close(reason)
+        # one coroutine for the connection's requests (a nested one would cost every open
+        # connection another frame on the heap, and every request a generator); only its end
+        # (_linger, _refuse) has frames of its own. Every path ends in close(reason)
         reason = "error"
         reader = self.reader
         try:
