@@ -5,26 +5,13 @@
 import asyncio
 import json
 
-from unitcheck import header, raises, run
+from unitcheck import header, raises, request, run
 
-from nostall.config import Config
-from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import BadResponse, Response
 from nostall.web import App
 
 TOKEN = "0123456789abcdef"
-
-
-def request(method, target, headers=None, body=b""):
-    h = {"Host": "x"}
-    if body:
-        h["Content-Length"] = str(len(body))
-    h.update(headers or {})
-    raw = "%s %s HTTP/1.1\r\n%s\r\n" % (method, target, "".join("%s: %s\r\n" % kv for kv in h.items()))
-    r = RequestReader(Config())
-    r.feed(raw.encode() + body)
-    return r.next()
 
 
 def call(app, method, target, headers=None, body=b""):

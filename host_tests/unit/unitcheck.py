@@ -3,6 +3,9 @@
 
 import asyncio
 
+from nostall.config import Config
+from nostall.proto import RequestReader
+
 
 class raises:
     """with raises(ValueError, "part of its message") as r: ... ; then r.value is the exception."""
@@ -60,3 +63,15 @@ def header(resp, name):
 def run(coro):
     """Run a coroutine to its end on either interpreter's asyncio."""
     return asyncio.run(coro)
+
+
+def request(method, target, headers=None, body=b""):
+    """The Request the reader makes of method, target, headers (Host: x first) and body."""
+    h = {"Host": "x"}
+    if body:
+        h["Content-Length"] = str(len(body))
+    h.update(headers or {})
+    raw = "%s %s HTTP/1.1\r\n%s\r\n" % (method, target, "".join("%s: %s\r\n" % kv for kv in h.items()))
+    r = RequestReader(Config())
+    r.feed(raw.encode() + body)
+    return r.next()
