@@ -17,7 +17,7 @@ from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroP
 
 from nostall import sockets
 from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan, response_head
-from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, Slot
+from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_CLOSED, Slot
 from nostall.proto import RequestReader
 from nostall.request import HTTPError
 from nostall.response import close_stream, error_kind, error_response, next_piece
@@ -55,6 +55,11 @@ class Connection(Slot):
         self.ws = None
         self.io.task = None
         self.io.woken = False  # a channel's wake() for the connection before this one
+
+    def in_flight(self):
+        # the pool asks this at the deadline of a state that waits for the client to close once
+        # it has our last bytes (LINGER, WS_CLOSED)
+        return sockets.unacked(self.sock)
 
     def _progress(self):
         if self.state == WRITE:
@@ -166,7 +171,7 @@ class Connection(Slot):
         # client stopped reading (then forced); never where the close itself ends the body or
         # cuts it short (stream_error: the client reads on and must see the cut, after the data)
         first = reason != CLIENT and reason != RESET and reason != "eof_delimited_body"
-        force = first and reason != "stream_error" and (state == WRITE or state == WS or state == STREAM)
+        force = first and (reason == WRITE_TIMEOUT or (reason != "stream_error" and (state == WRITE or state == WS or state == STREAM)))
         self.pool.release(self)
         self.server.stats.ended(reason, sockets.close(s, first and (ABORTIVE[state] or force), force))
 

@@ -33,23 +33,33 @@ WS_CLOSED = 10  # a WebSocket's close handshake done: waiting (briefly) for the 
 # LAN, tens of ms on busy Wi-Fi), so a silent one is a preconnect, a scan or a flood.
 SILENT_GRACE_MS = 100
 
+# The close reason of a client that takes nothing of the answer for write_timeout_ms: while the
+# server writes (WRITE), and in a state that waits after acks while the acknowledgement does
+# not come. Such a close is forced (sockets.close): the client is gone or stopped reading.
+WRITE_TIMEOUT = "write_timeout"
+
 # HANDLER's timeout interrupts the handler (the request gets a 503), the connection goes on.
 # "abortive": when the server closes first in this state nothing of its own is in flight, so the
 # close may be a reset (sockets.close): no TIME_WAIT on the board. "wakes": at its deadline the
 # connection is woken (slot.wake(): a WebSocket's ping, an event stream's heartbeat), not closed.
+# "after acks": the state waits for the client to close once it has the server's last bytes, so
+# its time counts from their acknowledgement, not from their hand-over to the stack (see
+# Pool._overdue): on a lossy link lwIP retransmits a lost segment 1.5 s or more later, and a
+# linger that ran out meanwhile made the board close first while its answer was unacknowledged,
+# a close that cannot be a reset (lwIP would drop the answer) and so left TIME_WAIT on the board.
 _TABLE = (
-    # state   name  timeout limit  reason at timeout  on client  abortive  wakes  may go to (and FREE)
-    (FREE, "free", None, None, False, False, False, (NEW,)),
-    (NEW, "new", "first_request_timeout_ms", "first_request_timeout", True, True, False, (HEAD, BODY, HANDLER, WRITE)),
-    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, False, (HEAD, BODY, HANDLER, WRITE)),
-    (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, False, (BODY, HANDLER, WRITE)),
-    (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, (HANDLER, WRITE)),
-    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, (WRITE,)),
-    (WRITE, "write", "write_timeout_ms", "write_timeout", True, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
-    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, (WS_CLOSED,)),
-    (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, (WS, WRITE, LINGER, WS_CLOSED)),
-    (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, (STREAM, WRITE)),
-    (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, ()),
+    # state   name  timeout limit  reason at timeout  on client  abortive  wakes  after acks  may go to (and FREE)
+    (FREE, "free", None, None, False, False, False, False, (NEW,)),
+    (NEW, "new", "first_request_timeout_ms", "first_request_timeout", True, True, False, False, (HEAD, BODY, HANDLER, WRITE)),
+    (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, False, False, (HEAD, BODY, HANDLER, WRITE)),
+    (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, False, False, (BODY, HANDLER, WRITE)),
+    (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, False, (HANDLER, WRITE)),
+    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, False, (WRITE,)),
+    (WRITE, "write", "write_timeout_ms", WRITE_TIMEOUT, True, False, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, True, (LINGER, WS_CLOSED)),
+    (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, False, (WS, WRITE, LINGER, WS_CLOSED)),
+    (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, False, (STREAM, WRITE)),
+    (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, (WS_CLOSED,)),
 )
 NAMES = tuple(row[1] for row in _TABLE)
 TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
@@ -57,6 +67,7 @@ TIMEOUT_REASONS = tuple(row[3] for row in _TABLE)
 _ON_CLIENT = tuple(row[4] for row in _TABLE)
 ABORTIVE = tuple(row[5] for row in _TABLE)
 _WAKES = tuple(row[6] for row in _TABLE)
+AFTER_ACKS = tuple(row[7] for row in _TABLE)
 
 
 def _mask(states):
@@ -66,7 +77,7 @@ def _mask(states):
     return m
 
 
-_NEXT = tuple(_mask(row[7]) for row in _TABLE)  # bit s set: state s may follow
+_NEXT = tuple(_mask(row[8]) for row in _TABLE)  # bit s set: state s may follow
 
 
 class StateError(RuntimeError):
@@ -100,6 +111,12 @@ class Slot:
         """Its deadline passed in a state that wakes (WS, STREAM): what to do is the connection's."""
         self.enter(self.state)
 
+    def in_flight(self):
+        """True while bytes the server sent on this connection are not yet acknowledged by the
+        client (lwIP still holds them to retransmit). The connection asks its socket; a bare
+        slot has none."""
+        return False
+
     def cancel(self, reason):
         """End this slot's connection for reason: its task is cancelled and closes the socket."""
         self.cancelled = reason
@@ -126,6 +143,8 @@ class Pool:
         self.clock = clock
         self.timeouts = tuple(getattr(cfg, name) if name else 0 for name in TIMEOUT_LIMITS)
         self.stall_ms = cfg.stall_evict_ms
+        self.ack_wait_ms = cfg.write_timeout_ms  # the longest wait for an acknowledgement
+        self.tick_ms = cfg.tick_ms  # how often an awaited acknowledgement is looked for
         self.slots = []
         self.in_use = 0
         self.peak = 0
@@ -208,10 +227,29 @@ class Pool:
         now = self.clock()
         for slot in self.slots:
             if slot.state != FREE and slot.cancelled is None and ticks_diff(now, slot.deadline) >= 0:
-                if _WAKES[slot.state]:
-                    slot.wake()
+                self._overdue(slot, now)
+
+    def _overdue(self, slot, now):
+        s = slot.state
+        if _WAKES[s]:
+            slot.wake()
+            return
+        if AFTER_ACKS[s]:
+            # its time counts from the acknowledgement of the server's last bytes. Still in
+            # flight: look again next tick, for at most ack_wait_ms since the state began (then
+            # the client took nothing for write_timeout_ms: gone, or not reading)
+            if slot.in_flight():
+                if ticks_diff(now, slot.since) < self.ack_wait_ms:
+                    slot.deadline = ticks_add(now, self.tick_ms)
                 else:
-                    slot.cancel(TIMEOUT_REASONS[slot.state])
+                    slot.cancel(WRITE_TIMEOUT)
+                return
+            # acknowledged since the last look (a deadline enter() did not set): the state's
+            # whole time from now
+            if ticks_diff(slot.deadline, slot.since) != self.timeouts[s]:
+                slot.enter(s)
+                return
+        slot.cancel(TIMEOUT_REASONS[s])
 
     def long_lived(self):
         """How many connections are WebSockets or event streams now."""

@@ -1,6 +1,6 @@
 # The socket calls that differ between a board and the sim board: options on an accepted socket,
-# how a connection is closed, whether bytes wait on a socket. Nothing here imports network or
-# machine.
+# how a connection is closed, whether bytes wait on a socket, whether ours are acknowledged.
+# Nothing here imports network or machine.
 #
 # Closing. In normal operation the client closes first, so the board holds no TIME_WAIT. When
 # the board must close first with nothing of its own in flight (an idle or silent connection
@@ -13,6 +13,12 @@
 #   "so_linger"  Linux (the sim board): SO_LINGER {1, 0}, which always resets
 #   "none"       stock MicroPython on a board (make deploy): neither exists, so a normal close
 #                (FIN; TIME_WAIT on the board, 12 s with this project's sdkconfig, 120 s stock)
+# The sim behind the lwIP emulator runs "tcp_abort" too: host_tests/sim/_nostall_tcp.py asks the
+# emulator's lwIP, which decides as the C module does.
+#
+# So that a timeout never makes the board close first while its answer is unacknowledged, the
+# states that wait for the client's EOF count their time from the acknowledgement of the
+# board's last bytes (unacked(), pool.py's "after acks").
 
 import select
 import struct
@@ -30,6 +36,10 @@ try:
 except ImportError:
     _tcp_abort = None
     ABORTIVE_CLOSE = "so_linger" if sys.platform == "linux" else "none"
+try:
+    from _nostall_tcp import unacked as _tcp_unacked  # pyright: ignore[reportMissingImports]
+except ImportError:
+    _tcp_unacked = None  # a firmware build before unacked(), the sim on Linux, stock MicroPython
 
 _LINGER_0 = struct.pack("ii", 1, 0)
 _poller = select.poll()  # one for the process: readable() is not reentrant and need not be
@@ -65,6 +75,19 @@ def close(sock, abortive=False, force=False):
     except OSError:
         pass
     return reset
+
+
+def unacked(sock):
+    """True while bytes sent on sock are not yet acknowledged by the client: lwIP still holds
+    them and retransmits them, a second or more after a loss on Wi-Fi. Only this project's
+    firmware build can tell (_nostall_tcp.unacked); elsewhere False: the sim's loopback loses
+    nothing, and on stock MicroPython a close is a FIN whatever the answer."""
+    if _tcp_unacked is None or sock is None:
+        return False
+    try:
+        return _tcp_unacked(sock)
+    except OSError:
+        return False
 
 
 def readable(sock):

@@ -17,7 +17,7 @@ import asyncio
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall import sockets
-from nostall.pool import SILENT_GRACE_MS
+from nostall.pool import SILENT_GRACE_MS, WRITE_TIMEOUT
 from nostall.stats import CLIENT, RESET
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.waiter import Waiter, drain
@@ -84,7 +84,8 @@ class TurnAways:
         s = t.sock
         if s is not None:
             t.sock = None
-            self.server.stats.ended(reason, sockets.close(s, abortive))
+            # a client that took nothing of the 503 for write_timeout_ms: forced, as a connection's
+            self.server.stats.ended(reason, sockets.close(s, abortive, reason == WRITE_TIMEOUT))
 
     async def _wait(self, t):
         server = self.server
@@ -108,8 +109,7 @@ class TurnAways:
             t.answered = True
             reason = "busy_linger_timeout"
             await Waiter().send(cs, server.busy_answer)
-            eof = drain(Waiter(), cs, bytearray(_DRAIN_BUF_BYTES), cfg.linger_drain_bytes)
-            reason = CLIENT if await asyncio.wait_for_ms(eof, cfg.linger_timeout_ms) else "linger_overflow"
+            reason = await self._linger(cs, cfg)
             abortive = reason != CLIENT
         except asyncio.TimeoutError:
             pass
@@ -123,3 +123,19 @@ class TurnAways:
             reason = "memory"
         finally:
             self._close(t, reason, abortive)
+
+    async def _linger(self, cs, cfg):
+        # the 503 went out: wait for the client's EOF, linger_timeout_ms from the 503's
+        # acknowledgement (while it is in flight the client cannot have closed: look again each
+        # linger_timeout_ms, for at most write_timeout_ms), as a connection's LINGER does (pool.py)
+        since = ticks_ms()
+        buf = bytearray(_DRAIN_BUF_BYTES)
+        while True:
+            eof = drain(Waiter(), cs, buf, cfg.linger_drain_bytes)
+            try:
+                return CLIENT if await asyncio.wait_for_ms(eof, cfg.linger_timeout_ms) else "linger_overflow"
+            except asyncio.TimeoutError:
+                if not sockets.unacked(cs):
+                    raise
+                if ticks_diff(ticks_ms(), since) >= cfg.write_timeout_ms:
+                    return WRITE_TIMEOUT

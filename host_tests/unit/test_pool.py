@@ -6,6 +6,7 @@ from unitcheck import Clock, Task, raises
 from nostall.config import Config
 from nostall.pool import (
     ABORTIVE,
+    AFTER_ACKS,
     BODY,
     FREE,
     HANDLER,
@@ -37,10 +38,10 @@ LEGAL = {
     BODY: (HANDLER, WRITE),
     HANDLER: (WRITE,),
     WRITE: (WRITE, IDLE, LINGER, WS, STREAM),
-    LINGER: (WS_CLOSED,),
+    LINGER: (LINGER, WS_CLOSED),
     WS: (WS, WRITE, LINGER, WS_CLOSED),
     STREAM: (STREAM, WRITE),
-    WS_CLOSED: (),
+    WS_CLOSED: (WS_CLOSED,),
 }
 
 
@@ -270,3 +271,83 @@ def test_long_lived_states_are_woken_at_their_deadline_not_closed():
     assert (ws.woken, sse.woken) == (1, 1) and ws.cancelled is None
     pool.release(ws)
     assert pool.long_lived() == 1
+
+
+class Unacked(Slot):
+    """A slot whose connection's last bytes are in flight while .unacked is True."""
+
+    def __init__(self, pool):
+        Slot.__init__(self, pool)
+        self.unacked = False
+
+    def in_flight(self):
+        return self.unacked
+
+
+def test_only_the_states_waiting_for_the_clients_close_count_from_the_acknowledgement():
+    assert [NAMES[s] for s in ALL if AFTER_ACKS[s]] == ["linger", "ws_closed"]
+
+
+def test_a_linger_counts_from_the_acknowledgement_of_the_answer_not_from_its_hand_over():
+    # a lost segment of the answer is retransmitted seconds later: the client cannot close
+    # before it has it, so the linger must not run out meanwhile
+    clock = Clock()
+    pool = Pool(Config(linger_timeout_ms=2000, write_timeout_ms=10000, tick_ms=100), clock)
+    slot = Unacked(pool)
+    pool.add(slot)
+    pool.open(slot, Task())
+    slot.started = True
+    put(slot, HANDLER, WRITE, LINGER)
+    slot.unacked = True
+    clock.advance(2000)
+    pool.expire()
+    assert slot.cancelled is None and slot.deadline == clock() + 100, "still in flight: look again next tick"
+    for _ in range(15):  # retransmitted 1.5 s later
+        clock.advance(100)
+        pool.expire()
+    assert slot.cancelled is None
+    slot.unacked = False  # acknowledged between two looks
+    clock.advance(50)
+    pool.expire()  # not due yet
+    assert slot.cancelled is None
+    clock.advance(50)
+    pool.expire()  # due: acknowledged now, so the whole linger from here
+    assert slot.cancelled is None and slot.state == LINGER and slot.deadline == clock() + 2000
+    clock.advance(1999)
+    pool.expire()
+    assert slot.cancelled is None
+    clock.advance(1)
+    pool.expire()
+    assert slot.cancelled == "linger_timeout"
+
+
+def test_an_answer_acknowledged_in_time_leaves_the_linger_as_it_was():
+    clock = Clock()
+    pool = Pool(Config(linger_timeout_ms=2000), clock)
+    slot = Unacked(pool)
+    pool.add(slot)
+    pool.open(slot, Task())
+    slot.started = True
+    put(slot, HANDLER, WRITE, LINGER)
+    clock.advance(2000)
+    pool.expire()
+    assert slot.cancelled == "linger_timeout"
+
+
+def test_an_answer_never_acknowledged_ends_at_write_timeout_forced():
+    # the client vanished (its link is down for good): what it did not take for write_timeout_ms
+    # since the linger began ends the connection as a client that stopped reading does
+    clock = Clock()
+    pool = Pool(Config(ws_close_wait_ms=200, write_timeout_ms=3000, tick_ms=50), clock)
+    slot = Unacked(pool)
+    pool.add(slot)
+    pool.open(slot, Task())
+    slot.started = True
+    put(slot, HANDLER, WRITE, WS, WS_CLOSED)
+    slot.unacked = True
+    for _ in range(100):
+        clock.advance(50)
+        pool.expire()
+        if slot.cancelled is not None:
+            break
+    assert slot.cancelled == "write_timeout" and clock() - slot.since == 3000
