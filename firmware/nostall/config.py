@@ -65,7 +65,11 @@ class Config:
     idle_timeout_ms = 330000
     # a new connection that has sent nothing yet; Chromium drops an unused preconnect after 10 s
     first_request_timeout_ms = 20000
-    linger_timeout_ms = 2000  # after "Connection: close": wait this long for the client's EOF
+    # after "Connection: close": wait this long for the client's EOF, counted from the moment
+    # the client has acknowledged the whole answer (a lost segment is retransmitted 1.5 s or
+    # more later on Wi-Fi: the client cannot close before; unacknowledged for write_timeout_ms:
+    # the client is gone, and the close is a reset)
+    linger_timeout_ms = 2000
     linger_drain_bytes = 4096  # bytes read and dropped while waiting for that EOF
     handler_timeout_ms = 10000  # a handler that takes longer gets a 503
     # at the cap with none idle: a connection stalled on its client this long (no first request,
