@@ -6,7 +6,8 @@ lwIP's tcpip thread and socket layer (`make abort-check`): one binary with
 LWIP_TCPIP_CORE_LOCKING 0, as on the board, one with 1 (tcpip_api_call's other path). A run
 makes its own unnamed network namespace and TAP device (both vanish when it exits, however it
 exits), talks to lwIP from a Linux client there and prints one `case=NAME ok=0|1 key=value ...`
-line per case. These tests read the keys themselves, not only `ok`.
+line per case. These tests read the keys themselves, not only `ok`. The `query...` keys are
+what the same file's `nostall_tcp_unacked()` (`_nostall_tcp.unacked(sock)`) answered there.
 
 Needs root and /dev/net/tun: skipped with a one-line reason otherwise, except on CI (CI=true),
 where that is a failure.
@@ -23,7 +24,8 @@ RUN_TIMEOUT_S = 90   # a run takes about a second; the program's own alarm is at
 BUILD_TIMEOUT_S = 600
 LWIP_STAMP = os.path.join(paths.CACHE, "lwip", ".stamp")
 CASES = {"listening", "bad_fd", "closed_fd", "udp", "unconnected", "idle_acked", "close",
-         "linger0_close", "unacked", "window_full", "window_full_forced", "peer_reset"}
+         "linger0_close", "unacked", "window_full", "window_full_forced", "drained", "fin_unacked",
+         "peer_reset"}
 
 
 def _skip_or_fail(why):
@@ -91,12 +93,14 @@ def test_every_case_ran_and_passed(run):
 def test_idle_connection_is_reset_and_its_pcb_freed_at_once(run):
     """(a) The point: RST, pcb gone before any timer ran, no TIME_WAIT, close() still fine."""
     c = run.one("idle_acked")
+    assert c["query_before"] == "0", c  # nothing in flight: what abort needs
     assert c["result"] == "aborted", c
     assert c["state_before"] == "ESTABLISHED" and c["pcbs_before"] == "1", c
     assert c["pcb_after"] == "0" and c["pcbs_after"] == "0" and c["time_wait_after"] == "0", c
     assert c["client_recv"] == "ECONNRESET", c
     assert c["close"] == "0", c  # lwip_close() on the netconn whose pcb is gone
     assert c["pcbs_later"] == "0" and c["time_wait_later"] == "0", c
+    assert c["query_after"] == "0", c  # no pcb any more
 
 
 @pytest.mark.parametrize("case", ["close", "linger0_close"])
@@ -128,6 +132,7 @@ def test_data_behind_a_full_window_is_not_aborted(run):
     assert c["pcb_after"] == "1" and c["state_after"] == c["state_before"] == "ESTABLISHED", c
     assert c["unsent_after"] == "1", c
     assert c["client_recv"] == "ok" and int(c["client_bytes"]) > 0, c
+    assert c["query_before"] == c["query_after"] == "1", c  # unsent counts as in flight
 
 
 def test_a_client_that_stopped_reading_is_aborted_when_forced(run):
@@ -139,6 +144,7 @@ def test_a_client_that_stopped_reading_is_aborted_when_forced(run):
     assert c["result"] == "aborted" and c["pcb_after"] == "0", c
     assert c["pcbs_after"] == "0" and c["time_wait_after"] == "0", c
     assert c["client_recv"] == "ECONNRESET", c
+    assert c["query_after"] == "0", c
 
 
 def test_what_is_no_established_connection_is_left_alone(run):
@@ -153,3 +159,40 @@ def test_what_is_no_established_connection_is_left_alone(run):
     assert run.one("unconnected")["result"] == "state"
     c = run.one("peer_reset")
     assert c["pcb_before_call"] == "0" and c["result"] == "no_pcb" and c["close"] == "0", c
+
+
+def test_unacked_says_true_only_while_the_boards_data_is_in_flight(run):
+    """_nostall_tcp.unacked(sock), for the linger: it must not run out while lwIP still
+    retransmits the answer. 1 with data sent and its ACK lost, 1 behind a stopped client's full
+    window; 0 once the client has acknowledged everything (the ACK got through, the client
+    read it all), on an idle connection and after an abort."""
+    c = run.one("unacked")
+    assert c["query_inflight"] == "1" and c["query_later"] == "0", c
+    c = run.one("drained")
+    assert c["unsent_before"] == "1" or c["unacked_before"] == "1", c
+    assert c["query_stopped"] == "1", c
+    assert c["client_bytes"] == c["sent"] and int(c["sent"]) > 0, c
+    assert c["unsent_drained"] == c["unacked_drained"] == "0" and c["state_drained"] == "ESTABLISHED", c
+    assert c["query_drained"] == "0", c
+    assert run.one("idle_acked")["query_before"] == "0"
+    assert run.one("window_full")["query_before"] == "1"
+    assert run.one("window_full_forced")["query_after"] == "0"
+
+
+def test_unacked_counts_a_fin_until_acknowledged_and_not_time_wait(run):
+    """A FIN is a queued segment like data: unacknowledged in FIN_WAIT_1 it counts (1); in
+    TIME_WAIT, still on its socket, nothing does (0), and abort leaves it alone."""
+    c = run.one("fin_unacked")
+    assert c["shutdown"] == "0" and c["state_fin"] == "FIN_WAIT_1" and c["unacked_fin"] == "1", c
+    assert c["query_fin"] == "1", c
+    assert c["client_recv"] == "EOF", c
+    assert c["state_later"] == "TIME_WAIT" and c["query_later"] == "0", c
+    assert c["result_later"] == "state" and c["close"] == "0", c
+
+
+def test_unacked_is_false_where_there_is_no_connection(run):
+    """A listener, bad and freed fds, UDP, a socket never connected, a connection the peer reset."""
+    for name in ("listening", "closed_fd", "udp", "unconnected", "peer_reset"):
+        assert run.one(name)["query"] == "0", run.one(name)
+    bad = run.cases.get("bad_fd", [])
+    assert [b["query"] for b in bad] == ["0"] * 3, bad

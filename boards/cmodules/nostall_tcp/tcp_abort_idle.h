@@ -1,5 +1,6 @@
 /*
- * Abortive close of an idle TCP connection behind an lwIP socket.
+ * Abortive close of an idle TCP connection behind an lwIP socket, and the question it rests on:
+ * does the board still have data in flight on it?
  *
  * Why: when the board has to close a connection first (idle expiry, eviction, shutdown), a
  * normal close sends a FIN and leaves the board's pcb in TIME_WAIT for 2 * TCP_MSL; a client
@@ -7,6 +8,10 @@
  * it aborts only while sent data is unacknowledged (lwip_netconn_do_close_internal,
  * src/api/api_msg.c), and tcp_close() sends a RST only when received data was left unread
  * (tcp_close_shutdown, src/core/tcp.c). tcp_abort() always sends a RST and frees the pcb.
+ *
+ * And while the board waits for the client to close first, lwIP may still be retransmitting
+ * the board's answer on a lossy link: nostall_tcp_unacked() says so, so that a linger timer
+ * does not run out (and close first) while the answer is still on its way.
  *
  * This part knows lwIP only (no MicroPython), so it is built and tested against plain lwIP
  * 2.1.3 too (host_tests/lwipgw/abort/).
@@ -39,5 +44,18 @@ typedef enum {
  * The caller must own fd: no other thread may close it meanwhile (as for any call on an fd).
  */
 nostall_tcp_result_t nostall_tcp_abort(int fd, int force);
+
+/*
+ * 1 while the connection of lwIP socket `fd` holds data the board sent that the peer has not
+ * acknowledged: exactly what makes nostall_tcp_abort() answer NOSTALL_TCP_UNACKED, i.e. its pcb
+ * has segments queued unsent (behind the peer's window, Nagle, or not yet output) or sent and
+ * unacknowledged (lwIP retransmits them). A FIN counts when it is queued as such a segment, as
+ * lwIP queues it (only lwip_shutdown() sends one on an open fd; close() frees the fd).
+ * 0 otherwise: everything acknowledged, and whatever nostall_tcp_abort() declines before that
+ * test: no open lwIP socket at fd, not TCP, no pcb any more, LISTEN, TIME_WAIT or CLOSED; also 0
+ * when the tcpip thread could not be asked (the caller then waits as it would without asking).
+ * Changes nothing. Runs in lwIP's TCP/IP context like nostall_tcp_abort(), same ownership rule.
+ */
+int nostall_tcp_unacked(int fd);
 
 #endif /* NOSTALL_TCP_ABORT_IDLE_H */

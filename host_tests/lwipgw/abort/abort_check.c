@@ -15,9 +15,13 @@
  * Cases: an idle, fully acknowledged connection (abort: RST, pcb gone at once, no TIME_WAIT);
  * the same closed with lwip_close() and with SO_LINGER {1, 0} (both leave TIME_WAIT: the
  * negative controls); data sent but unacknowledged, or unsent behind a full window (no
- * abort, nothing changed); a listening
- * socket, bad fds, a freed fd, a UDP socket, an unconnected socket, a peer-reset connection
- * (no abort).
+ * abort, nothing changed); a listening socket, bad fds, a freed fd, a UDP socket, an
+ * unconnected socket, a peer-reset connection (no abort).
+ *
+ * nostall_tcp_unacked() (the same file's query: is the board's data still in flight?) is asked
+ * in each of them (keys query...: 1 only while data is unacknowledged or unsent), and in two
+ * cases of its own: a stopped client that reads everything again (drained: 1, then 0) and a
+ * FIN left unacknowledged, then TIME_WAIT (fin_unacked: 1, then 0).
  */
 #include "lwip/opt.h"
 #include "lwip/api.h"
@@ -286,37 +290,43 @@ static int open_idle_pair(struct pair *pr, const char *name, struct probe *idle)
 
 /* ---- the cases ------------------------------------------------------------- */
 
+/* Every case asks nostall_tcp_unacked() too, before anything else changes the connection: the
+ * keys query=, query_before=... are its answers (1: the board's data is still in flight). */
+
 /* (a) The point: an idle, fully acknowledged connection is reset and gone at once. */
 static void case_idle_acked(void)
 {
     struct pair p;
     struct probe before, after, later;
     nostall_tcp_result_t r;
-    int client, closed;
+    int client, closed, q_before, q_after;
     u32_t t0;
-    char line[256];
+    char line[320];
     char buf[8];
 
     if (open_idle_pair(&p, "idle_acked", &before) < 0) {
         return;
     }
+    q_before = nostall_tcp_unacked(p.server);   /* everything acknowledged: 0 */
     r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);     /* the very next look: no timer ran in between */
+    q_after = nostall_tcp_unacked(p.server);    /* no pcb any more: 0 */
     t0 = sys_now();
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);
-    snprintf(line, sizeof line, "case=idle_acked result=%s state_before=%s pcbs_before=%d "
-             "pcb_after=%d pcbs_after=%d time_wait_after=%d client_recv=%s client_ms=%u",
-             result_name(r), state_name(before.state), before.active, after.has_pcb,
-             after.active, after.time_wait, lx_errname(client), (unsigned)(sys_now() - t0));
+    snprintf(line, sizeof line, "case=idle_acked query_before=%d result=%s state_before=%s "
+             "pcbs_before=%d pcb_after=%d pcbs_after=%d time_wait_after=%d query_after=%d "
+             "client_recv=%s client_ms=%u",
+             q_before, result_name(r), state_name(before.state), before.active, after.has_pcb,
+             after.active, after.time_wait, q_after, lx_errname(client), (unsigned)(sys_now() - t0));
     closed = lwip_close(p.server);       /* must be safe on a netconn whose pcb is gone */
     lx_close(p.client);
     lx_sleep_ms(300);
     later = probe(-1, p.port);
     snprintf(line + strlen(line), sizeof line - strlen(line), " close=%d pcbs_later=%d time_wait_later=%d",
              closed, later.active, later.time_wait);
-    report(r == NOSTALL_TCP_ABORTED && before.active == 1 && !after.has_pcb && after.active == 0
-           && after.time_wait == 0 && client == -ECONNRESET && closed == 0 && later.active == 0
-           && later.time_wait == 0, line);
+    report(q_before == 0 && r == NOSTALL_TCP_ABORTED && before.active == 1 && !after.has_pcb
+           && after.active == 0 && after.time_wait == 0 && q_after == 0 && client == -ECONNRESET
+           && closed == 0 && later.active == 0 && later.time_wait == 0, line);
 }
 
 /* (b) Negative controls: the same connection closed by lwIP itself keeps a TIME_WAIT pcb,
@@ -345,6 +355,34 @@ static void case_close(int linger0)
     report(set == 0 && closed == 0 && client == 0 && after.time_wait == 1, line);
 }
 
+/* A client that stopped reading: a small receive buffer, never read, so its window closes and
+ * lwIP's queue fills with what the board wrote (*sent bytes). Returns 0 with the backlogged
+ * connection's probe in *before; else reports case `name` as failed. */
+static int open_stopped_pair(struct pair *p, const char *name, int *sent, struct probe *before)
+{
+    static char chunk[1024];
+    char line[64];
+    int n, i;
+
+    *sent = 0;
+    if (open_pair(p, 2048) < 0) {
+        snprintf(line, sizeof line, "case=%s setup=failed", name);
+        report(0, line);
+        return -1;
+    }
+    memset(chunk, 'x', sizeof chunk);
+    for (i = 0; i < 256; i++) {        /* bounded: lwIP's send buffer is TCP_SND_BUF */
+        n = lwip_send(p->server, chunk, sizeof chunk, MSG_DONTWAIT);
+        if (n <= 0) {
+            break;
+        }
+        *sent += n;
+    }
+    lx_sleep_ms(300);                  /* let the window close */
+    *before = wait_until(p->server, p->port, BACKLOGGED);
+    return 0;
+}
+
 /* (c) Data the client has not taken (its window is full, lwIP still holds it unsent): no
  * abort, and the connection goes on untouched. */
 static void case_window_full(void)
@@ -352,43 +390,31 @@ static void case_window_full(void)
     struct pair p;
     struct probe before, after;
     nostall_tcp_result_t r;
-    static char chunk[1024];
-    int sent = 0, n, i, client;
-    char line[320];
+    int sent, client, q_before, q_after;
+    char line[384];
     char buf[4096];
 
-    /* A small receive buffer, never read: the client's window closes, lwIP's queue fills. */
-    if (open_pair(&p, 2048) < 0) {
-        report(0, "case=window_full setup=failed");
+    if (open_stopped_pair(&p, "window_full", &sent, &before) < 0) {
         return;
     }
-    memset(chunk, 'x', sizeof chunk);
-    for (i = 0; i < 256; i++) {        /* bounded: lwIP's send buffer is TCP_SND_BUF */
-        n = lwip_send(p.server, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
-    lx_sleep_ms(300);                  /* let the window close */
-    before = wait_until(p.server, p.port, BACKLOGGED);
+    q_before = nostall_tcp_unacked(p.server);
     r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);
+    q_after = nostall_tcp_unacked(p.server);
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);   /* still alive: data, no reset */
-    snprintf(line, sizeof line, "case=window_full sent=%d unsent_before=%d unacked_before=%d result=%s "
-             "pcb_after=%d state_before=%s state_after=%s unsent_after=%d unacked_after=%d "
-             "client_recv=%s client_bytes=%d",
-             sent, before.unsent, before.unacked, result_name(r), after.has_pcb,
+    snprintf(line, sizeof line, "case=window_full sent=%d unsent_before=%d unacked_before=%d "
+             "query_before=%d result=%s pcb_after=%d state_before=%s state_after=%s "
+             "unsent_after=%d unacked_after=%d query_after=%d client_recv=%s client_bytes=%d",
+             sent, before.unsent, before.unacked, q_before, result_name(r), after.has_pcb,
              state_name(before.state), state_name(after.state), after.unsent, after.unacked,
-             lx_errname(client), client > 0 ? client : 0);
-    report(r == NOSTALL_TCP_UNACKED && (before.unsent || before.unacked) && after.has_pcb
-           && after.state == before.state && after.state == ESTABLISHED
-           && (after.unsent || after.unacked) && client > 0, line);
+             q_after, lx_errname(client), client > 0 ? client : 0);
+    report(r == NOSTALL_TCP_UNACKED && (before.unsent || before.unacked) && q_before == 1
+           && after.has_pcb && after.state == before.state && after.state == ESTABLISHED
+           && (after.unsent || after.unacked) && q_after == 1 && client > 0, line);
     hio_close_reset(p.client);
     lwip_close(p.server);
 }
 
-/* (c) Data sent and received, its ACK lost on the way back: no abort, the connection goes on. */
 /* The same connection, aborted with force (a client that stopped reading): RST, pcb freed at
  * once, no TIME_WAIT; the client reads what arrived, then the reset. */
 static void case_window_full_forced(void)
@@ -396,27 +422,16 @@ static void case_window_full_forced(void)
     struct pair p;
     struct probe before, after;
     nostall_tcp_result_t r;
-    static char chunk[1024];
-    int sent = 0, n, i, client = 0, got = 0;
-    char line[320];
+    int sent, i, client = 0, got = 0, q_after;
+    char line[352];
     char buf[4096];
 
-    if (open_pair(&p, 2048) < 0) {
-        report(0, "case=window_full_forced setup=failed");
+    if (open_stopped_pair(&p, "window_full_forced", &sent, &before) < 0) {
         return;
     }
-    memset(chunk, 'x', sizeof chunk);
-    for (i = 0; i < 256; i++) {        /* bounded: lwIP's send buffer is TCP_SND_BUF */
-        n = lwip_send(p.server, chunk, sizeof chunk, MSG_DONTWAIT);
-        if (n <= 0) {
-            break;
-        }
-        sent += n;
-    }
-    lx_sleep_ms(300);                  /* let the window close */
-    before = wait_until(p.server, p.port, BACKLOGGED);
     r = nostall_tcp_abort(p.server, 1);
     after = probe(p.server, p.port);
+    q_after = nostall_tcp_unacked(p.server);    /* no pcb any more: 0 */
     for (i = 0; i < 64; i++) {         /* bounded: what arrived before the RST, then the RST */
         client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);
         if (client <= 0) {
@@ -425,22 +440,60 @@ static void case_window_full_forced(void)
         got += client;
     }
     snprintf(line, sizeof line, "case=window_full_forced sent=%d unsent_before=%d unacked_before=%d "
-             "result=%s pcb_after=%d pcbs_after=%d time_wait_after=%d client_recv=%s client_bytes=%d",
+             "result=%s pcb_after=%d pcbs_after=%d time_wait_after=%d query_after=%d "
+             "client_recv=%s client_bytes=%d",
              sent, before.unsent, before.unacked, result_name(r), after.has_pcb, after.active,
-             after.time_wait, lx_errname(client), got);
+             after.time_wait, q_after, lx_errname(client), got);
     report(r == NOSTALL_TCP_ABORTED && (before.unsent || before.unacked) && !after.has_pcb
-           && after.active == 0 && after.time_wait == 0 && client == -ECONNRESET, line);
+           && after.active == 0 && after.time_wait == 0 && q_after == 0 && client == -ECONNRESET,
+           line);
     lx_close(p.client);
     lwip_close(p.server);
 }
 
+/* The stopped client reads again, everything: the query says 1 while lwIP holds data for it,
+ * 0 once the client has acknowledged the last byte (what a linger waits for). */
+static void case_drained(void)
+{
+    struct pair p;
+    struct probe before, idle;
+    int sent, i, n, got = 0, q_stopped, q_drained;
+    char line[320];
+    char buf[4096];
+
+    if (open_stopped_pair(&p, "drained", &sent, &before) < 0) {
+        return;
+    }
+    q_stopped = nostall_tcp_unacked(p.server);
+    for (i = 0; i < 256 && got < sent; i++) {   /* bounded: sent is at most TCP_SND_BUF + buffers */
+        n = lx_recv(p.client, buf, sizeof buf, WAIT_MS);
+        if (n <= 0) {
+            break;
+        }
+        got += n;
+    }
+    idle = wait_until(p.server, p.port, IDLE);
+    q_drained = nostall_tcp_unacked(p.server);
+    snprintf(line, sizeof line, "case=drained sent=%d unsent_before=%d unacked_before=%d "
+             "query_stopped=%d client_bytes=%d state_drained=%s unsent_drained=%d "
+             "unacked_drained=%d query_drained=%d",
+             sent, before.unsent, before.unacked, q_stopped, got, state_name(idle.state),
+             idle.unsent, idle.unacked, q_drained);
+    report((before.unsent || before.unacked) && q_stopped == 1 && sent > 0 && got == sent
+           && idle.state == ESTABLISHED && !idle.unsent && !idle.unacked && q_drained == 0, line);
+    lx_close(p.client);
+    lwip_close(p.server);
+}
+
+/* (c) Data sent and received, its ACK lost on the way back: no abort, the connection goes on;
+ * the query says 1 until the ACK gets through, then 0. */
 static void case_unacked(void)
 {
     struct pair p;
     struct probe before, inflight, after, later;
     nostall_tcp_result_t r;
-    int client;
-    char line[320];
+    int client, q_inflight, q_later;
+    char line[384];
     char buf[64];
 
     if (open_idle_pair(&p, "unacked", &before) < 0) {
@@ -449,6 +502,7 @@ static void case_unacked(void)
     drop_input = 1;                    /* from here the client's ACKs are lost */
     lwip_send(p.server, "more", 4, 0);
     inflight = wait_until(p.server, p.port, BACKLOGGED);
+    q_inflight = nostall_tcp_unacked(p.server);
     r = nostall_tcp_abort(p.server, 0);
     after = probe(p.server, p.port);
     client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);   /* the data did arrive */
@@ -456,21 +510,58 @@ static void case_unacked(void)
     lx_send(p.client, "ack?", 4);      /* carries an ACK that gets through now */
     lwip_recv(p.server, buf, 4, 0);
     later = wait_until(p.server, p.port, IDLE);
-    snprintf(line, sizeof line, "case=unacked unacked_before=%d unsent_before=%d result=%s "
-             "pcb_after=%d state_after=%s unacked_after=%d client_recv=%s client_bytes=%d "
-             "acked_later=%d", inflight.unacked, inflight.unsent, result_name(r), after.has_pcb,
-             state_name(after.state), after.unacked, lx_errname(client), client > 0 ? client : 0,
-             later.has_pcb && !later.unacked);
-    report(r == NOSTALL_TCP_UNACKED && inflight.unacked && after.has_pcb
+    q_later = nostall_tcp_unacked(p.server);
+    snprintf(line, sizeof line, "case=unacked unacked_before=%d unsent_before=%d query_inflight=%d "
+             "result=%s pcb_after=%d state_after=%s unacked_after=%d client_recv=%s client_bytes=%d "
+             "acked_later=%d query_later=%d", inflight.unacked, inflight.unsent, q_inflight,
+             result_name(r), after.has_pcb, state_name(after.state), after.unacked,
+             lx_errname(client), client > 0 ? client : 0, later.has_pcb && !later.unacked, q_later);
+    report(r == NOSTALL_TCP_UNACKED && inflight.unacked && q_inflight == 1 && after.has_pcb
            && after.state == ESTABLISHED && after.unacked && client == 4
-           && later.has_pcb && !later.unacked, line);
+           && later.has_pcb && !later.unacked && q_later == 0, line);
     lx_close(p.client);
     lwip_close(p.server);
 }
 
-/* (d) Not an established connection: no abort, nothing changed. */
+/* A FIN counts as data in flight (lwIP queues it as a segment): lwip_shutdown(SHUT_WR) with the
+ * client's ACKs lost leaves it unacknowledged in FIN_WAIT_1 (1). Then the client's FIN, with
+ * its ACK, gets through: TIME_WAIT, the pcb still on the socket (0; abort: state). MicroPython's
+ * esp32 sockets have no shutdown(); this pins down what the query counts. */
+static void case_fin_unacked(void)
+{
+    struct pair p;
+    struct probe before, fin, tw;
+    nostall_tcp_result_t r;
+    int shut, client, q_fin, q_tw, closed;
+    char line[320];
+    char buf[8];
+
+    if (open_idle_pair(&p, "fin_unacked", &before) < 0) {
+        return;
+    }
+    drop_input = 1;
+    shut = lwip_shutdown(p.server, SHUT_WR);
+    fin = wait_until(p.server, p.port, BACKLOGGED);
+    q_fin = nostall_tcp_unacked(p.server);
+    client = lx_recv(p.client, buf, sizeof buf, WAIT_MS);   /* EOF: the FIN did arrive */
+    drop_input = 0;
+    lx_close(p.client);                /* its FIN acknowledges ours: lwIP goes to TIME_WAIT */
+    tw = wait_until(p.server, p.port, TIME_WAIT_SEEN);   /* looks at p.server's pcb too */
+    q_tw = nostall_tcp_unacked(p.server);
+    r = nostall_tcp_abort(p.server, 0);
+    closed = lwip_close(p.server);
+    snprintf(line, sizeof line, "case=fin_unacked shutdown=%d state_fin=%s unacked_fin=%d "
+             "query_fin=%d client_recv=%s state_later=%s query_later=%d result_later=%s close=%d",
+             shut, state_name(fin.state), fin.unacked, q_fin, lx_errname(client),
+             state_name(tw.state), q_tw, result_name(r), closed);
+    report(shut == 0 && fin.state == FIN_WAIT_1 && fin.unacked && q_fin == 1 && client == 0
+           && tw.state == TIME_WAIT && q_tw == 0 && r == NOSTALL_TCP_STATE && closed == 0, line);
+}
+
+/* (d) Not an established connection: no abort, nothing changed, nothing in flight. */
 static void case_listening(void)
 {
+    int q = nostall_tcp_unacked(listen_fd);
     nostall_tcp_result_t r = nostall_tcp_abort(listen_fd, 0);
     struct probe after = probe(listen_fd, 0);
     struct pair p;
@@ -481,18 +572,19 @@ static void case_listening(void)
         lx_close(p.client);
         lwip_close(p.server);
     }
-    snprintf(line, sizeof line, "case=listening result=%s state_after=%s accepts_after=%d",
-             result_name(r), state_name(after.state), accepts);
-    report(r == NOSTALL_TCP_STATE && after.state == LISTEN && accepts, line);
+    snprintf(line, sizeof line, "case=listening query=%d result=%s state_after=%s accepts_after=%d",
+             q, result_name(r), state_name(after.state), accepts);
+    report(q == 0 && r == NOSTALL_TCP_STATE && after.state == LISTEN && accepts, line);
 }
 
 static void case_bad_fd(const char *name, int fd, nostall_tcp_result_t want)
 {
+    int q = nostall_tcp_unacked(fd);
     nostall_tcp_result_t r = nostall_tcp_abort(fd, 0);
     char line[128];
 
-    snprintf(line, sizeof line, "case=%s fd=%d result=%s", name, fd, result_name(r));
-    report(r == want, line);
+    snprintf(line, sizeof line, "case=%s fd=%d query=%d result=%s", name, fd, q, result_name(r));
+    report(q == 0 && r == want, line);
 }
 
 static void case_other_sockets(void)
@@ -519,7 +611,7 @@ static void case_peer_reset(void)
     struct pair p;
     struct probe before, gone;
     nostall_tcp_result_t r;
-    int closed;
+    int closed, q;
     char line[160];
 
     if (open_idle_pair(&p, "peer_reset", &before) < 0) {
@@ -527,11 +619,12 @@ static void case_peer_reset(void)
     }
     hio_close_reset(p.client);
     gone = wait_until(p.server, p.port, PCB_GONE);
+    q = nostall_tcp_unacked(p.server);
     r = nostall_tcp_abort(p.server, 0);
     closed = lwip_close(p.server);
-    snprintf(line, sizeof line, "case=peer_reset pcb_before_call=%d result=%s close=%d",
-             gone.has_pcb, result_name(r), closed);
-    report(!gone.has_pcb && r == NOSTALL_TCP_NO_PCB && closed == 0, line);
+    snprintf(line, sizeof line, "case=peer_reset pcb_before_call=%d query=%d result=%s close=%d",
+             gone.has_pcb, q, result_name(r), closed);
+    report(!gone.has_pcb && q == 0 && r == NOSTALL_TCP_NO_PCB && closed == 0, line);
 }
 
 /* ---- setup ------------------------------------------------------------------ */
@@ -610,6 +703,8 @@ int main(void)
     case_unacked();
     case_window_full();
     case_window_full_forced();
+    case_drained();
+    case_fin_unacked();
     case_peer_reset();
 
     printf("summary passed=%d failed=%d\n", passed, failed);
