@@ -22,7 +22,7 @@ EMU_MSL ?= $(EMU_MSL_DEFAULT)
 # FIN_WAIT_2 timeout likewise (CONFIG_LWIP_TCP_FIN_WAIT_TIMEOUT), else the IDF default 20000 ms.
 EMU_FIN_WAIT := $(or $(if $(EMU_OVERLAY),$(shell sed -n 's/^CONFIG_LWIP_TCP_FIN_WAIT_TIMEOUT=\([0-9][0-9]*\).*/\1/p' $(EMU_OVERLAY) | tail -n 1)),20000)
 EMU_BIN = $(EMU_CACHE)/lwipgw-msl$(EMU_MSL)
-EMU_SRCS := $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c $(EMU_DIR)/hostio.h $(EMU_DIR)/lwipopts.h $(EMU_DIR)/arch/cc.h $(wildcard mk/emu.mk) $(EMU_OVERLAY)
+EMU_SRCS := $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c $(EMU_DIR)/hostio.h $(EMU_DIR)/weather.c $(EMU_DIR)/weather.h $(EMU_DIR)/lwipopts.h $(EMU_DIR)/arch/cc.h $(wildcard mk/emu.mk) $(EMU_OVERLAY)
 EMU_CFLAGS := -O2 -g -Wall -Wextra -Wno-unused-parameter
 # lwIP pieces the gateway needs: core, IPv4, Ethernet framing.
 EMU_LWIP_SRCS = core/*.c core/ipv4/*.c netif/ethernet.c
@@ -51,7 +51,7 @@ $(EMU_CACHE)/lwipgw-msl%: $(EMU_SRCS) $(LWIP_STAMP)
 	echo "==> gcc: $@ (lwIP from $$src, TCP_MSL=$* ms, TCP_FIN_WAIT_TIMEOUT=$(EMU_FIN_WAIT) ms, MEMP_NUM_TCP_PCB=12)"; \
 	cd $$src && srcs=$$(echo $(EMU_LWIP_SRCS)) && cd - >/dev/null && \
 	gcc $(EMU_CFLAGS) -DEMU_TCP_MSL=$* -DEMU_TCP_FIN_WAIT_TIMEOUT=$(EMU_FIN_WAIT) -I$(EMU_DIR) -I$$src/include \
-	    $$(for f in $$srcs; do echo $$src/$$f; done) $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c \
+	    $$(for f in $$srcs; do echo $$src/$$f; done) $(EMU_DIR)/lwipgw.c $(EMU_DIR)/hostio.c $(EMU_DIR)/weather.c \
 	    -o $@.tmp || { echo "error: compiling the emulator failed (see gcc output above)"; rm -f $@.tmp; exit 1; }; \
 	mv $@.tmp $@
 

@@ -140,6 +140,61 @@ int hio_listen_queue(const char *host, int port, unsigned *queued, unsigned *bac
     }
 }
 
+int hio_local_port(int fd)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) < 0)
+        return -errno;
+    return ntohs(sa.sin_port);
+}
+
+int hio_unread(int fd)
+{
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) < 0)
+        return 0;
+    return n;
+}
+
+int hio_udp_bind(const char *host, int port)
+{
+    struct sockaddr_in sa;
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        close(fd);
+        return -EINVAL;
+    }
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+int hio_udp_recv(int fd, char *buf, unsigned len, struct hio_addr *from)
+{
+    socklen_t alen = sizeof from->raw;
+    ssize_t n = recvfrom(fd, buf, len, 0, (struct sockaddr *)from->raw, &alen);
+    if (n < 0)
+        return -errno;
+    from->len = alen;
+    return (int)n;
+}
+
+int hio_udp_send(int fd, const char *buf, unsigned len, const struct hio_addr *to)
+{
+    if (sendto(fd, buf, len, 0, (const struct sockaddr *)to->raw, to->len) < 0)
+        return -errno;
+    return 0;
+}
+
 uint32_t hio_now_ms(void)
 {
     struct timespec ts;

@@ -38,6 +38,29 @@ void hio_close_reset(int fd);
  * -ENOENT when nothing listens there, or -errno. */
 int hio_listen_queue(const char *host, int port, unsigned *queued, unsigned *backlog);
 
+/* The local port of a socket (getsockname), or -errno. The gateway records it for each
+ * upstream connection: it is the peer port the firmware sees, so the control socket's
+ * requests name a connection by it. */
+int hio_local_port(int fd);
+
+/* Bytes waiting unread in fd's receive queue (FIONREAD); 0 when it cannot tell. */
+int hio_unread(int fd);
+
+/* A datagram's sender, kept opaque here (struct sockaddr_storage fits). */
+struct hio_addr {
+    unsigned long long raw[16];  /* 128 bytes, aligned for any sockaddr */
+    unsigned len;
+};
+
+/* Non-blocking UDP socket bound to host:port (IPv4 literal): the fd or -errno. */
+int hio_udp_bind(const char *host, int port);
+
+/* One datagram (without waiting): its length, or -errno (-EAGAIN: none). */
+int hio_udp_recv(int fd, char *buf, unsigned len, struct hio_addr *from);
+
+/* One datagram to `to`; 0 or -errno. */
+int hio_udp_send(int fd, const char *buf, unsigned len, const struct hio_addr *to);
+
 /* Monotonic milliseconds (also lwIP's sys_now()). */
 uint32_t hio_now_ms(void);
 

@@ -44,6 +44,20 @@
  * DEFAULT_ACCEPTMBOX_SIZE (6) connections waiting is reset, as on the board
  * when its accept mailbox is full (reachable only with a backlog above 6).
  *
+ * The firmware build's C module (_nostall_tcp: abort(sock, force), unacked(sock)) works on
+ * the board's lwIP pcb, which here is ours: the sim's stand-in (host_tests/sim/_nostall_tcp.py)
+ * asks us over a UDP control socket on the upstream's address and port number (UDP and TCP
+ * ports are separate). "abort PORT FORCE" makes tcp_abort_idle.c's decision on the pcb of the
+ * connection whose upstream leg has local port PORT (the peer port the firmware sees): declined
+ * while data is unsent or unacknowledged (unless forced), counting as such also what the relay
+ * holds and what the firmware wrote that we have not read yet, since on a board all of it would
+ * be in the pcb's send queue; otherwise tcp_abort() (RST, no TIME_WAIT) and the upstream leg is
+ * reset. "unacked PORT" answers the same test. The same socket takes the weather commands.
+ *
+ * Wi-Fi weather (weather.c): every frame in either direction passes weather_frame(), which
+ * drops, duplicates, delays or passes it on; --weather*, --seed, --down and the control socket
+ * set it. Without any, frames pass at once as if it were not there.
+ *
  * Observability: one JSON object with all counters, rewritten atomically
  * (tmp + rename) to --stats PATH whenever a counter changes (at most every
  * 20 ms) and once a second; one line per event on stdout; a READY line on
@@ -63,6 +77,7 @@
 #include "netif/ethernet.h"
 
 #include "hostio.h"
+#include "weather.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -70,6 +85,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_CONNS 64           /* > MEMP_NUM_TCP_PCB; lwIP refuses first */
@@ -86,6 +102,11 @@ static char opt_up_host[64] = "127.0.0.1";
 static int opt_up_port;
 static const char *opt_stats;
 static int opt_backlog = 2;     /* the firmware's listen_backlog (config.py), as listen() on the board */
+static int opt_ctl_port = -1;   /* UDP control socket; -1: the upstream's port number, 0: none */
+static const char *opt_weather[WEATHER_DIRS];
+static const char *opt_down;
+static unsigned long long opt_seed;
+static int opt_seed_given;
 
 /* ---- counters ---------------------------------------------------------- */
 struct stats {
@@ -106,6 +127,10 @@ struct stats {
     unsigned long bytes_to_client;
     unsigned long rx_dropped;        /* no pbuf for an incoming frame */
     unsigned long tx_dropped;        /* TAP write failed (link down) */
+    unsigned long firmware_aborts;   /* _nostall_tcp.abort() on the sim: tcp_abort() ran */
+    unsigned long firmware_aborts_forced;        /* of those, forced past unacknowledged data */
+    unsigned long firmware_aborts_declined;      /* declined: data unsent or unacknowledged */
+    unsigned long ctl_requests;      /* datagrams on the control socket */
     unsigned time_wait;              /* TIME_WAIT pcbs now */
     unsigned time_wait_max;
     unsigned pcbs_active;            /* non-listening, non-TIME_WAIT pcbs now */
@@ -134,6 +159,7 @@ struct conn {
     int dead;
     int pending;             /* counted in the listener's backlog until the firmware accept()s */
     unsigned long up_seq;    /* n-th upstream connection to be established (0: not yet) */
+    int up_port;             /* local port of the upstream leg: the firmware's peer port */
     u16_t up_len;            /* upstream bytes lwIP has not taken yet */
     char up[TCP_SND_BUF];
 };
@@ -145,6 +171,7 @@ static unsigned long up_established;  /* upstream connections established so far
 static u32_t last_backlog_poll;
 static struct netif tap_netif;
 static int tap_fd = -1;
+static int ctl_fd = -1;
 static volatile sig_atomic_t stop;
 
 u32_t sys_now(void) { return hio_now_ms(); }
@@ -323,6 +350,7 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     c->id = ++next_id;
     c->pcb = pcb;
     c->fd = fd;
+    c->up_port = hio_local_port(fd);   /* bound by connect(), even while it is in progress */
     c->connecting = 1;
     for (pp = &conns; *pp; pp = &(*pp)->next)
         ;
@@ -500,8 +528,7 @@ static err_t tap_linkoutput(struct netif *nif, struct pbuf *p)
     static u8_t frame[FRAME_MAX];
     u16_t n = pbuf_copy_partial(p, frame, sizeof frame, 0);
     (void)nif;
-    if (write(tap_fd, frame, n) < 0)
-        st.tx_dropped++;     /* link down or queue full: TCP retransmits */
+    weather_frame(WEATHER_TO_CLIENT, frame, n);   /* on to the TAP (weather_deliver), now, later or never */
     return ERR_OK;
 }
 
@@ -567,24 +594,159 @@ static void inspect_frame(const u8_t *f, ssize_t n)
     }
 }
 
+/* A frame from the client, past the weather: into lwIP. */
+static void lwip_input(const u8_t *frame, unsigned n)
+{
+    struct pbuf *p;
+    inspect_frame(frame, (ssize_t)n);
+    p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_POOL);
+    if (!p) {
+        st.rx_dropped++;
+        return;
+    }
+    pbuf_take(p, frame, (u16_t)n);
+    if (tap_netif.input(p, &tap_netif) != ERR_OK)
+        pbuf_free(p);
+}
+
+/* weather.c hands each frame that gets through to its direction's side. */
+static void weather_deliver(int dir, const uint8_t *frame, unsigned len)
+{
+    if (dir == WEATHER_FROM_CLIENT)
+        lwip_input(frame, len);
+    else if (write(tap_fd, frame, len) < 0)
+        st.tx_dropped++;     /* TAP down or its queue full: TCP retransmits */
+}
+
 static void tap_input(void)
 {
     static u8_t frame[FRAME_MAX];
     int i;
     for (i = 0; i < 64; i++) {      /* bounded, so sockets get their turn */
         ssize_t n = read(tap_fd, frame, sizeof frame);
-        struct pbuf *p;
         if (n <= 0)
             return;
-        inspect_frame(frame, n);
-        p = pbuf_alloc(PBUF_RAW, (u16_t)n, PBUF_POOL);
-        if (!p) {
-            st.rx_dropped++;
-            continue;
+        weather_frame(WEATHER_FROM_CLIENT, frame, (unsigned)n);   /* on to lwip_input() */
+    }
+}
+
+/* ---- control socket: the C module's calls, the weather -------------------- */
+static struct conn *conn_by_port(int port)
+{
+    struct conn *c;
+    for (c = conns; c; c = c->next)
+        if (!c->dead && c->up_port == port)
+            return c;
+    return NULL;
+}
+
+/* What the board's pcb would still have to deliver: its own unsent and unacknowledged
+ * segments, plus what the relay holds and what the firmware wrote that we have not read (on a
+ * board both would be in the pcb's send queue). */
+static int conn_unacked(struct conn *c)
+{
+    return c->pcb && (c->pcb->unacked || c->pcb->unsent || c->up_len ||
+                      (c->fd >= 0 && hio_unread(c->fd) > 0));
+}
+
+/* tcp_abort_idle.c's decision (boards/cmodules/nostall_tcp), on this connection's pcb. */
+static const char *ctl_abort(int port, int force)
+{
+    struct conn *c = conn_by_port(port);
+    enum tcp_state state;
+    if (!c)
+        return "no_conn";
+    if (!c->pcb)
+        return "no_pcb";
+    state = c->pcb->state;
+    if (state == LISTEN || state == TIME_WAIT || state == CLOSED)
+        return "state";
+    if (conn_unacked(c)) {
+        if (!force) {
+            st.firmware_aborts_declined++;
+            ev(c, "firmware_abort_declined");
+            return "unacked";
         }
-        pbuf_take(p, frame, (u16_t)n);
-        if (tap_netif.input(p, &tap_netif) != ERR_OK)
-            pbuf_free(p);
+        st.firmware_aborts_forced++;
+    }
+    st.firmware_aborts++;
+    ev(c, "firmware_abort");
+    firmware_accepted(c);
+    kill_conn(c, 1);         /* tcp_abort(): RST to the client, pcb freed; upstream leg reset */
+    return "aborted";
+}
+
+static int parse_dir(const char *s)
+{
+    if (!strcmp(s, "to_client"))
+        return WEATHER_TO_CLIENT;
+    if (!strcmp(s, "from_client"))
+        return WEATHER_FROM_CLIENT;
+    if (!strcmp(s, "both"))
+        return WEATHER_DIRS;
+    return -1;
+}
+
+static void ctl_command(char *line, char *out, size_t outlen)
+{
+    char *arg[3] = { NULL, NULL, NULL }, *rest = NULL, *save = NULL, *cmd;
+    int n;
+    line[strcspn(line, "\r\n")] = 0;
+    cmd = strtok_r(line, " ", &save);
+    for (n = 0; cmd && n < 2; n++)
+        if (!(arg[n] = strtok_r(NULL, " ", &save)))
+            break;
+    rest = save;             /* what follows the first two arguments (a weather spec) */
+    if (!cmd) {
+        snprintf(out, outlen, "error empty");
+    } else if (!strcmp(cmd, "abort") && arg[0]) {
+        snprintf(out, outlen, "%s", ctl_abort(atoi(arg[0]), arg[1] && atoi(arg[1]) != 0));
+    } else if (!strcmp(cmd, "unacked") && arg[0]) {
+        struct conn *c = conn_by_port(atoi(arg[0]));
+        snprintf(out, outlen, "%d", c && conn_unacked(c));
+    } else if (!strcmp(cmd, "down") && arg[0]) {
+        weather_down((unsigned)strtoul(arg[0], NULL, 10));
+        ev(NULL, "link_down");
+        snprintf(out, outlen, "ok");
+    } else if (!strcmp(cmd, "seed") && arg[0]) {
+        weather_seed(strtoull(arg[0], NULL, 0));
+        snprintf(out, outlen, "ok");
+    } else if (!strcmp(cmd, "weather") && arg[0] && parse_dir(arg[0]) >= 0) {
+        struct weather_params p;
+        char err[120], spec[256];
+        int d = parse_dir(arg[0]);
+        snprintf(spec, sizeof spec, "%s %s", arg[1] ? arg[1] : "", rest ? rest : "");
+        if (weather_parse(spec, &p, err, sizeof err) != 0) {
+            snprintf(out, outlen, "error %s", err);
+            return;
+        }
+        if (d == WEATHER_DIRS || d == WEATHER_TO_CLIENT)
+            weather_set(WEATHER_TO_CLIENT, &p);
+        if (d == WEATHER_DIRS || d == WEATHER_FROM_CLIENT)
+            weather_set(WEATHER_FROM_CLIENT, &p);
+        ev(NULL, "weather");
+        snprintf(out, outlen, "ok");
+    } else if (!strcmp(cmd, "ping")) {
+        snprintf(out, outlen, "pong");
+    } else {
+        snprintf(out, outlen, "error usage: abort PORT 0|1 | unacked PORT | down MS | "
+                 "weather to_client|from_client|both SPEC | seed N | ping");
+    }
+}
+
+static void ctl_input(void)
+{
+    char buf[512], out[256];
+    struct hio_addr from;
+    int i;
+    for (i = 0; i < 16; i++) {      /* bounded, as tap_input */
+        int n = hio_udp_recv(ctl_fd, buf, sizeof buf - 1, &from);
+        if (n < 0)
+            return;
+        buf[n] = 0;
+        st.ctl_requests++;
+        ctl_command(buf, out, sizeof out);
+        hio_udp_send(ctl_fd, out, (unsigned)strlen(out), &from);
     }
 }
 
@@ -633,7 +795,9 @@ static void write_stats(void)
             "\"pcbs_max\": %u, \"open\": %u, "
             "\"backlog\": %d, \"accept_mbox\": %d, \"pending_accept\": %u, \"pending_accept_max\": %u, "
             "\"syns_dropped_backlog\": %lu, \"syns_dropped_no_pcb\": %lu, \"accept_mbox_full\": %lu, "
-            "\"upstream_accepted\": %lu, \"upstream_backlog\": %d}\n",
+            "\"upstream_accepted\": %lu, \"upstream_backlog\": %d, "
+            "\"ctl_port\": %d, \"ctl_requests\": %lu, \"firmware_aborts\": %lu, "
+            "\"firmware_aborts_forced\": %lu, \"firmware_aborts_declined\": %lu, ",
             (int)getpid(), (unsigned)sys_now(), TCP_MSL, MEMP_NUM_TCP_PCB,
             st.accepted, st.active_closes, st.passive_closes,
             st.client_resets, st.upstream_resets, st.lwip_aborts,
@@ -642,7 +806,11 @@ static void write_stats(void)
             st.time_wait, st.time_wait_max, st.pcbs_active, st.pcbs_max, st.open,
             opt_backlog, DEFAULT_ACCEPTMBOX_SIZE, st.pending_accept, st.pending_accept_max,
             st.syns_dropped_backlog, st.syns_dropped_no_pcb, st.accept_mbox_full,
-            st.upstream_accepted, st.upstream_backlog);
+            st.upstream_accepted, st.upstream_backlog,
+            ctl_fd >= 0 ? opt_ctl_port : 0, st.ctl_requests, st.firmware_aborts,
+            st.firmware_aborts_forced, st.firmware_aborts_declined);
+    weather_json(f);
+    fprintf(f, "}\n");
     if (fclose(f) == 0)
         rename(tmp, opt_stats);
 }
@@ -654,8 +822,17 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: lwipgw --tap NAME --upstream HOST:PORT [--ip A.B.C.D] [--netmask M] [--gw G]\n"
-            "              [--listen PORT] [--backlog N] [--stats FILE]\n"
+            "              [--listen PORT] [--backlog N] [--stats FILE] [--ctl-port N]\n"
+            "              [--weather SPEC] [--weather-to-client SPEC] [--weather-from-client SPEC]\n"
+            "              [--seed N] [--down AT_MS:LEN_MS[,AT_MS:LEN_MS...]]\n"
             "  --backlog N  the firmware's listen() backlog, 1-255 (default 2)\n"
+            "  --ctl-port N UDP control socket on the upstream host (default: the upstream's port\n"
+            "               number; 0: none): abort PORT 0|1, unacked PORT, down MS,\n"
+            "               weather to_client|from_client|both SPEC, seed N, ping\n"
+            "  --weather SPEC  both directions; SPEC: loss=P,delay=MS,jitter=MS,reorder=P,dup=P,\n"
+            "               rate=BITS_PER_S,limit=FRAMES (P in percent); \"off\"\n"
+            "  --seed N     seed of the per-frame decisions (default: from the clock, printed)\n"
+            "  --down AT_MS:LEN_MS,...  link down (both ways) for LEN_MS from AT_MS after start\n"
             "lwIP %s, TCP_MSL %d ms, MEMP_NUM_TCP_PCB %d, accept mailbox %d\n",
             LWIP_VERSION_STRING, TCP_MSL, MEMP_NUM_TCP_PCB, DEFAULT_ACCEPTMBOX_SIZE);
     exit(2);
@@ -677,6 +854,15 @@ static void parse_args(int argc, char **argv)
         else if (!strcmp(a, "--listen")) opt_listen = atoi(v);
         else if (!strcmp(a, "--backlog")) opt_backlog = atoi(v);
         else if (!strcmp(a, "--stats")) opt_stats = v;
+        else if (!strcmp(a, "--ctl-port")) opt_ctl_port = atoi(v);
+        else if (!strcmp(a, "--weather")) opt_weather[WEATHER_TO_CLIENT] = opt_weather[WEATHER_FROM_CLIENT] = v;
+        else if (!strcmp(a, "--weather-to-client")) opt_weather[WEATHER_TO_CLIENT] = v;
+        else if (!strcmp(a, "--weather-from-client")) opt_weather[WEATHER_FROM_CLIENT] = v;
+        else if (!strcmp(a, "--down")) opt_down = v;
+        else if (!strcmp(a, "--seed")) {
+            opt_seed = strtoull(v, NULL, 0);
+            opt_seed_given = 1;
+        }
         else if (!strcmp(a, "--upstream")) {
             const char *colon = strrchr(v, ':');
             if (!colon || (size_t)(colon - v) >= sizeof opt_up_host)
@@ -688,8 +874,37 @@ static void parse_args(int argc, char **argv)
             usage();
         i++;
     }
-    if (!opt_tap || opt_up_port <= 0 || opt_listen <= 0 || opt_backlog < 1 || opt_backlog > 255)
+    if (!opt_tap || opt_up_port <= 0 || opt_listen <= 0 || opt_backlog < 1 || opt_backlog > 255 ||
+        opt_ctl_port < -1 || opt_ctl_port > 65535)
         usage();
+    if (opt_ctl_port < 0)
+        opt_ctl_port = opt_up_port;
+}
+
+/* The weather options, once the clock the down schedule counts from has started. */
+static int setup_weather(void)
+{
+    char err[160];
+    int d;
+    weather_init(weather_deliver);
+    if (!opt_seed_given)     /* a different run each time; printed, so a failing one replays */
+        opt_seed = ((unsigned long long)time(NULL) << 20) ^ (unsigned long long)getpid();
+    weather_seed(opt_seed);
+    for (d = 0; d < WEATHER_DIRS; d++) {
+        struct weather_params p;
+        if (!opt_weather[d])
+            continue;
+        if (weather_parse(opt_weather[d], &p, err, sizeof err) != 0) {
+            fprintf(stderr, "lwipgw: --weather: %s\n", err);
+            return -1;
+        }
+        weather_set(d, &p);
+    }
+    if (opt_down && weather_down_schedule(opt_down, err, sizeof err) != 0) {
+        fprintf(stderr, "lwipgw: --down: %s\n", err);
+        return -1;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -697,11 +912,13 @@ int main(int argc, char **argv)
     ip4_addr_t ip, mask, gw;
     struct tcp_pcb *lpcb;
     struct sigaction sa;
-    struct pollfd pfds[1 + MAX_CONNS];
-    struct conn *slot[1 + MAX_CONNS];
+    struct pollfd pfds[2 + MAX_CONNS];
+    struct conn *slot[2 + MAX_CONNS];
     struct stats last;
+    unsigned long last_gen;
     u32_t last_write = 0;
     int dirty = 0;
+    char spec[2][200];
 
     parse_args(argc, argv);
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -715,6 +932,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "lwipgw: bad --ip/--netmask/--gw\n");
         return 2;
     }
+    if (setup_weather() != 0)
+        return 2;
     tap_fd = hio_tap_open(opt_tap);
     if (tap_fd < 0) {
         fprintf(stderr, "lwipgw: cannot create TAP %s: %s\n", opt_tap, strerror(-tap_fd));
@@ -736,20 +955,35 @@ int main(int argc, char **argv)
     listener = (struct tcp_pcb_listen *)lpcb;
     st.upstream_backlog = -1;
 
+    if (opt_ctl_port) {
+        ctl_fd = hio_udp_bind(opt_up_host, opt_ctl_port);
+        if (ctl_fd < 0)      /* e.g. a second gateway in front of the same upstream */
+            printf("ctl_unavailable port=%d err=%s\n", opt_ctl_port, strerror(-ctl_fd));
+    }
+
     write_stats();
     memcpy(&last, &st, sizeof last);
-    printf("READY tap=%s ip=%s listen=%d upstream=%s:%d msl_ms=%d max_pcbs=%d backlog=%d lwip=%s pid=%d\n",
+    last_gen = weather_generation();
+    weather_spec(WEATHER_TO_CLIENT, spec[0], sizeof spec[0]);
+    weather_spec(WEATHER_FROM_CLIENT, spec[1], sizeof spec[1]);
+    printf("READY tap=%s ip=%s listen=%d upstream=%s:%d msl_ms=%d max_pcbs=%d backlog=%d lwip=%s pid=%d "
+           "ctl=%d weather_to_client=%s weather_from_client=%s seed=%llu\n",
            opt_tap, opt_ip, opt_listen, opt_up_host, opt_up_port, TCP_MSL, MEMP_NUM_TCP_PCB,
-           opt_backlog, LWIP_VERSION_STRING, (int)getpid());
+           opt_backlog, LWIP_VERSION_STRING, (int)getpid(), ctl_fd >= 0 ? opt_ctl_port : 0,
+           spec[0], spec[1], opt_seed);
 
     while (!stop) {
-        int n = 1, i, timeout;
+        int n = 2, i, timeout, wx;
         struct conn *c, **pp;
 
         pfds[0].fd = tap_fd;
         pfds[0].events = POLLIN;
         pfds[0].revents = 0;
-        for (c = conns; c && n < 1 + MAX_CONNS; c = c->next) {
+        pfds[1].fd = ctl_fd;     /* -1: none, poll() skips it */
+        pfds[1].events = POLLIN;
+        pfds[1].revents = 0;
+        slot[0] = slot[1] = NULL;
+        for (c = conns; c && n < 2 + MAX_CONNS; c = c->next) {
             short e = wanted_events(c);
             /* Blocked on lwIP (its client does not read), we do not read upstream, yet a reset
              * from the firmware must reach lwIP at once, as on a board: events 0 still reports
@@ -766,6 +1000,9 @@ int main(int argc, char **argv)
             timeout = 100;
         if (count_waiting() && timeout > BACKLOG_POLL_MS)
             timeout = BACKLOG_POLL_MS;  /* the firmware's accept() shows only upstream */
+        wx = weather_next_ms();         /* -1: no frame waits in the weather */
+        if (wx >= 0 && wx < timeout)
+            timeout = wx;
         if (dirty) {         /* a throttled stats write is due soon */
             u32_t since = sys_now() - last_write;
             int left = since >= 20 ? 0 : (int)(20 - since);
@@ -778,7 +1015,10 @@ int main(int argc, char **argv)
         }
         if (pfds[0].revents & POLLIN)
             tap_input();
-        for (i = 1; i < n; i++)
+        weather_flush();         /* frames whose delay is over, both ways */
+        if (pfds[1].revents & POLLIN)
+            ctl_input();
+        for (i = 2; i < n; i++)
             service(slot[i], pfds[i].revents);
         /* Connections with nothing to wait for (ACK freed send buffer, FIN
          * arrived) progress here rather than on a socket event. */
@@ -803,10 +1043,11 @@ int main(int argc, char **argv)
         count_pcbs();
         {
             u32_t now = sys_now();
-            dirty = memcmp(&last, &st, sizeof st) != 0;
+            dirty = memcmp(&last, &st, sizeof st) != 0 || weather_generation() != last_gen;
             if ((dirty && now - last_write >= 20) || now - last_write >= 1000) {
                 write_stats();
                 memcpy(&last, &st, sizeof last);
+                last_gen = weather_generation();
                 last_write = now;
                 dirty = 0;
             }
