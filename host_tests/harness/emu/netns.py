@@ -20,6 +20,21 @@ created. Everything is removed by name/PID on exit, also after exceptions.
         emu.run_in_ns(["curl", "-s", "http://%s/" % emu.ip])
         print(emu.stats()["time_wait"])
 
+Wi-Fi weather (lwipgw/weather.c; README "Weather"): the gateway impairs its own link, per
+direction: "to_client" (frames lwIP sends) and "from_client" (frames the client sends).
+
+    with Emulator(port, weather="loss=3,delay=20,jitter=10", seed=7) as emu:   # both ways
+        emu.link_down(10000)                  # every frame both ways dropped for 10 s from now
+        emu.set_weather({"to_client": "rate=1M,limit=20"})   # from_client keeps its weather
+        emu.stats()["weather"]["to_client"]["dropped_loss"]
+
+A spec is "key=value,..." (loss=P, delay=MS, jitter=MS, reorder=P, dup=P, rate=BITS_PER_S with
+k/M/G, limit=FRAMES; P in percent; "off" for none) or a dict of those keys ({"loss": 3}).
+
+The gateway's UDP control socket (127.0.0.1, the upstream's port number) also plays the
+firmware build's C module for the sim (host_tests/sim/_nostall_tcp.py, with SIM_LWIP set):
+emu.ctl("abort PORT 0|1"), emu.ctl("unacked PORT"), where PORT is the upstream leg's local port.
+
 Python 3.11 stdlib + ctypes only (os.setns arrived in 3.12).
 """
 import contextlib
@@ -30,6 +45,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -69,6 +85,45 @@ def default_backlog():
     if not found:
         raise RuntimeError("no listen_backlog default in firmware/nostall/config.py")
     return int(found.group(1))
+
+
+WEATHER_DIRS = ("to_client", "from_client")
+CTL_TIMEOUT_S = 1.0
+
+
+def weather_spec(value):
+    """The gateway's spec string for one direction: a spec string as it is, a dict of settings
+    ({"loss": 3, "delay": 20}) joined as "loss=3,delay=20", None as "off"."""
+    if value is None:
+        return "off"
+    if isinstance(value, str):
+        return value.strip() or "off"
+    if isinstance(value, dict):
+        return ",".join("%s=%s" % kv for kv in value.items()) or "off"
+    raise TypeError("weather: a spec string or a dict, not %r" % (value,))
+
+
+def weather_by_direction(weather):
+    """{direction: spec} for the directions weather names. weather: a spec (string or dict of
+    settings) for both directions, or a dict with keys "to_client", "from_client" and/or "both"
+    (a direction's own key wins over "both"). None: {}."""
+    if weather is None:
+        return {}
+    if isinstance(weather, dict) and set(weather) & set(WEATHER_DIRS + ("both",)):
+        unknown = set(weather) - set(WEATHER_DIRS + ("both",))
+        if unknown:
+            raise ValueError("weather: unknown keys %s (to_client, from_client, both)" % sorted(unknown))
+        out = {d: weather_spec(weather["both"]) for d in WEATHER_DIRS if "both" in weather}
+        out.update({d: weather_spec(weather[d]) for d in WEATHER_DIRS if d in weather})
+        return out
+    return {d: weather_spec(weather) for d in WEATHER_DIRS}
+
+
+def down_spec(down):
+    """--down's "AT_MS:LEN_MS,...": from a string as it is, or from [(at_ms, len_ms), ...]."""
+    if isinstance(down, str):
+        return down
+    return ",".join("%d:%d" % (int(at), int(length)) for at, length in down)
 
 
 def binary_path(msl_ms):
@@ -202,15 +257,28 @@ class Emulator:
     Attributes once started: ip (lwIP, the "board"), port (its TCP port),
     peer_ip (the Linux client side), netns (namespace name), tap, msl_ms,
     backlog (lwIP's listen backlog: give the upstream's listen() backlog, by
-    default the firmware's), log_path (gateway event log), stats_path.
+    default the firmware's), log_path (gateway event log), stats_path,
+    ctl_addr (the gateway's UDP control socket: the upstream's host and port number).
+
+    Weather (see the module docstring): weather, a spec for both directions or a dict per
+    direction ({"to_client": "loss=3", "from_client": {"loss": 3}, "both": ...}); seed, the
+    per-frame decisions' seed (None: the gateway picks one; stats()["weather"]["seed"] says
+    which, pass it back to replay a run); down, link-down windows from the gateway's start,
+    "AT_MS:LEN_MS,..." or [(at_ms, len_ms), ...]. At run time: link_down(ms), link_up(),
+    set_weather(weather), reseed(seed), weather_stats().
 
     Start and stop it from the same thread (the gateway is tied to the
     starting thread's life so a killed run leaves no process behind).
     """
 
     def __init__(self, upstream_port, msl_ms=None, name_prefix="nsh", listen_port=80,
-                 upstream_host="127.0.0.1", shared_ns=None, backlog=None):
+                 upstream_host="127.0.0.1", shared_ns=None, backlog=None, weather=None, seed=None,
+                 down=None):
         self.upstream = (upstream_host, int(upstream_port))
+        self.ctl_addr = self.upstream  # UDP: its port space is not TCP's
+        self.weather = weather_by_direction(weather)
+        self.seed = seed
+        self.down = down
         self.msl_ms = default_msl_ms() if msl_ms is None else int(msl_ms)
         self.backlog = default_backlog() if backlog is None else int(backlog)
         self.port = listen_port
@@ -262,11 +330,18 @@ class Emulator:
             new_namespace(self.name_prefix, self._n)
             self._ns_made = True
 
+        argv = [str(binary), "--tap", self.tap, "--ip", self.ip, "--netmask", "255.255.255.0",
+                "--gw", self.peer_ip, "--listen", str(self.port), "--backlog", str(self.backlog),
+                "--upstream", "%s:%d" % self.upstream, "--stats", self.stats_path]
+        for direction, spec in self.weather.items():
+            argv += ["--weather-" + direction.replace("_", "-"), spec]
+        if self.seed is not None:
+            argv += ["--seed", str(int(self.seed))]
+        if self.down:
+            argv += ["--down", down_spec(self.down)]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [str(binary), "--tap", self.tap, "--ip", self.ip, "--netmask", "255.255.255.0",
-                 "--gw", self.peer_ip, "--listen", str(self.port), "--backlog", str(self.backlog),
-                 "--upstream", "%s:%d" % self.upstream, "--stats", self.stats_path],
+                argv,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent)
         self._wait_ready(5.0)
@@ -348,7 +423,9 @@ class Emulator:
         """The gateway's counters (see lwipgw.c): accepted, active_closes,
         passive_closes, client_resets, upstream_resets, lwip_aborts,
         syn_to_time_wait, time_wait, time_wait_max, pcbs_active, open,
-        pending_accept, pending_accept_max, syns_dropped_backlog, ..."""
+        pending_accept, pending_accept_max, syns_dropped_backlog, ...;
+        firmware_aborts (the sim's _nostall_tcp.abort() ran tcp_abort), firmware_aborts_forced,
+        firmware_aborts_declined, ctl_requests, ctl_port; "weather" (see weather_stats())."""
         for _ in range(50):
             try:
                 with open(self.stats_path) as f:
@@ -365,6 +442,57 @@ class Emulator:
             time.sleep(0.05)
             st = self.stats()
         return st
+
+    # -- the control socket: weather at run time, the C module's calls ----------
+    def ctl(self, command, timeout_s=CTL_TIMEOUT_S):
+        """Send one command to the gateway's control socket, return its one-line reply:
+        "abort PORT 0|1" (aborted, unacked, no_conn, no_pcb, state), "unacked PORT" (1, 0),
+        "down MS", "weather to_client|from_client|both SPEC", "seed N" (ok), "ping" (pong).
+        Errors come back as "error ..."; no reply within timeout_s raises RuntimeError."""
+        with in_home_ns():  # the gateway listens on the home namespace's loopback
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        with s:
+            s.settimeout(timeout_s)
+            s.sendto(command.encode(), self.ctl_addr)
+            try:
+                return s.recv(512).decode()
+            except socket.timeout:
+                raise RuntimeError("lwipgw control socket %s:%d: no reply to %r; log: %s" % (
+                    self.ctl_addr + (command, self.log_tail(600).strip())))
+
+    def _ctl_ok(self, command):
+        reply = self.ctl(command)
+        if reply != "ok":
+            raise ValueError("lwipgw %r: %s" % (command, reply))
+
+    def link_down(self, ms):
+        """Drop every frame both ways for ms from now (frames already queued too, when due)."""
+        self._ctl_ok("down %d" % int(ms))
+
+    def link_up(self):
+        """End link_down() now (scheduled windows still apply)."""
+        self._ctl_ok("down 0")
+
+    def set_weather(self, weather):
+        """New settings from now (as the constructor's weather); directions not named keep theirs.
+        Frames already queued keep their release times."""
+        for direction, spec in weather_by_direction(weather).items():
+            self._ctl_ok("weather %s %s" % (direction, spec))
+            self.weather[direction] = spec
+
+    def reseed(self, seed):
+        """Seed the per-frame decisions and restart both directions' frame count at 0: the same
+        frames after the same seed meet the same decisions."""
+        self._ctl_ok("seed %d" % int(seed))
+        self.seed = seed
+
+    def weather_stats(self):
+        """stats()["weather"]: seed, down, down_left_ms, down_schedule, and per direction
+        ("to_client", "from_client") its settings (spec, loss, delay_ms, jitter_ms, reorder, dup,
+        rate_bps, limit) and counters: frames (seen), dropped_loss, dropped_down, duplicated, reordered,
+        delayed, dropped_queue (rate queue full), delivered, queued, queued_max, index (frames
+        since the seed)."""
+        return self.stats()["weather"]
 
     def log_tail(self, max_bytes=4000):
         try:
