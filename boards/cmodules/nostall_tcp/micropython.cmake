@@ -1,6 +1,7 @@
 # _nostall_tcp: abort(sock) closes an idle connection with a RST, so no TIME_WAIT stays on the
-# board (tcp_abort_idle.h says why). Compiled into the esp32 port's main component, which
-# already has lwIP's headers.
+# board (tcp_abort_idle.h says why); unacked(sock) says whether lwIP still holds data of the
+# board's that the peer has not acknowledged. Compiled into the esp32 port's main component,
+# which already has lwIP's headers.
 add_library(usermod_nostall_tcp INTERFACE)
 
 target_sources(usermod_nostall_tcp INTERFACE
