@@ -9,7 +9,8 @@
 #   make emu-test              pytest host_tests/emulator
 #   make bench-emu             stall length, MSL 60000 vs 6000 (~2 min)
 #   make abort-check           build .cache/emu/abort-check-lock{0,1}: the firmware's abortive
-#                              close (boards/cmodules/nostall_tcp) on lwIP with its sockets
+#                              close and unacked query (boards/cmodules/nostall_tcp) on lwIP
+#                              with its sockets
 
 EMU_DIR := host_tests/lwipgw
 EMU_CACHE := .cache/emu
@@ -55,10 +56,11 @@ $(EMU_CACHE)/lwipgw-msl%: $(EMU_SRCS) $(LWIP_STAMP)
 	    -o $@.tmp || { echo "error: compiling the emulator failed (see gcc output above)"; rm -f $@.tmp; exit 1; }; \
 	mv $@.tmp $@
 
-# abort_check: boards/cmodules/nostall_tcp/tcp_abort_idle.c, unchanged, on the same lwIP tree
-# with its tcpip thread and sockets (NO_SYS=0, host_tests/lwipgw/abort/), one binary per
-# LWIP_TCPIP_CORE_LOCKING: 0 as on the board (ESP-IDF's default), 1 for tcpip_api_call's other
-# path. Run by host_tests/emulator/test_tcp_abort.py (root, /dev/net/tun).
+# abort_check: boards/cmodules/nostall_tcp/tcp_abort_idle.c (abort and the unacked query),
+# unchanged, on the same lwIP tree with its tcpip thread and sockets (NO_SYS=0,
+# host_tests/lwipgw/abort/), one binary per LWIP_TCPIP_CORE_LOCKING: 0 as on the board (ESP-IDF's
+# default), 1 for tcpip_api_call's other path. Run by host_tests/emulator/test_tcp_abort.py (root,
+# /dev/net/tun).
 ABORT_DIR := $(EMU_DIR)/abort
 ABORT_MOD := boards/cmodules/nostall_tcp
 ABORT_BINS := $(EMU_CACHE)/abort-check-lock0 $(EMU_CACHE)/abort-check-lock1
