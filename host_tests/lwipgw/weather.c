@@ -438,9 +438,9 @@ void weather_json(FILE *f)
     uint64_t now = now_us();
     int down = link_down(now), d;
     unsigned i;
-    fprintf(f, "\"weather\": {\"active\": %d, \"seed\": %llu, \"down\": %d, \"down_left_ms\": %llu, "
-            "\"down_schedule\": [",
-            weather_active(), (unsigned long long)seed, down,
+    fprintf(f, "\"weather\": {\"active\": %d, \"seed\": %llu, \"start_ms\": %llu, \"down\": %d, "
+            "\"down_left_ms\": %llu, \"down_schedule\": [",
+            weather_active(), (unsigned long long)seed, (unsigned long long)(start_us / 1000), down,
             (unsigned long long)(down ? (up_again(now) - now + 999) / 1000 : 0));
     for (i = 0; i < n_windows; i++)
         fprintf(f, "%s[%llu, %llu]", i ? ", " : "",

@@ -487,7 +487,8 @@ class Emulator:
         self.seed = seed
 
     def weather_stats(self):
-        """stats()["weather"]: seed, down, down_left_ms, down_schedule, and per direction
+        """stats()["weather"]: active, seed, start_ms (the gateway's CLOCK_MONOTONIC at its start, as
+        time.monotonic() * 1000: --down counts from it), down, down_left_ms, down_schedule, and per direction
         ("to_client", "from_client") its settings (spec, loss, delay_ms, jitter_ms, reorder, dup,
         rate_bps, limit) and counters: frames (seen), dropped_loss, dropped_down, duplicated, reordered,
         delayed, dropped_queue (rate queue full), delivered, queued, queued_max, index (frames
