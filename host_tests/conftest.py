@@ -64,7 +64,8 @@ def board(request, tmp_path_factory, emu_ns):
         yield Target(ip, cfg.getoption("--board-port"))
         return
     log = str(tmp_path_factory.mktemp("sim") / "sim.log")
-    with SimBoard(heap=cfg.getoption("--sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log) as sim:
+    with SimBoard(heap=cfg.getoption("--sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log,
+                  lwip=emu_ns is not None) as sim:
         t = front(sim, emu_ns)
         try:
             yield t

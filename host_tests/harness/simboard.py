@@ -25,10 +25,14 @@ from harness.target import Target
 DEFAULT_HEAP = "256K"
 
 
-def command(port, heap=DEFAULT_HEAP, firmware=FIRMWARE, glue=SIM_GLUE, settings=None, extra_path=()):
-    """(argv, env) to run the sim board. extra_path dirs come first (a test app can shadow app.py)."""
+def command(port, heap=DEFAULT_HEAP, firmware=FIRMWARE, glue=SIM_GLUE, settings=None, extra_path=(), lwip=False):
+    """(argv, env) to run the sim board. extra_path dirs come first (a test app can shadow app.py).
+    lwip: an lwIP gateway fronts it, so the board's C module _nostall_tcp is played by the gateway
+    (SIM_LWIP: host_tests/sim/_nostall_tcp.py)."""
     env = micropython.env(list(extra_path) + [glue, firmware])
     env["SIM_PORT"] = str(port)
+    if lwip:
+        env["SIM_LWIP"] = "1"
     env["SIM_WWW"] = os.path.join(FIRMWARE, "www")
     env["SIM_FIRMWARE"] = os.path.abspath(firmware)  # sim/real_app.py loads its app.py
     if settings:
@@ -64,12 +68,12 @@ class SimBoard:
     """
 
     def __init__(self, port=None, heap=DEFAULT_HEAP, firmware=FIRMWARE, settings=None, extra_path=(), log=None,
-                 glue=SIM_GLUE):
+                 glue=SIM_GLUE, lwip=False):
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.heap = heap
         self.glue = glue
-        self.argv, self.env = command(self.port, heap, firmware, glue, settings, extra_path)
+        self.argv, self.env = command(self.port, heap, firmware, glue, settings, extra_path, lwip)
         self.log = log
         self.proc = None
 
@@ -150,6 +154,7 @@ class SimFleet:
             settings=str(path),
             extra_path=[app_dir] if app_dir else (),
             log=str(self.tmp_path / ("sim%d.log" % n)),
+            lwip=self.emu_ns is not None,
         )
         if www:
             sim.env["SIM_WWW"] = str(www)
