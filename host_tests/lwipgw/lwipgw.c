@@ -367,7 +367,10 @@ static err_t on_accept(void *arg, struct tcp_pcb *pcb, err_t err)
     tcp_recv(pcb, on_recv);
     tcp_err(pcb, on_err);
     st.accepted++;
-    ev(c, "accept");
+    /* the client's port and the upstream leg's (the firmware's peer port, which control
+     * requests name) */
+    printf("ev=accept id=%u t=%u client_port=%u up_port=%d\n", c->id, (unsigned)sys_now(),
+           (unsigned)pcb->remote_port, c->up_port);
     return ERR_OK;
 }
 

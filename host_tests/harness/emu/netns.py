@@ -495,6 +495,17 @@ class Emulator:
         since the seed)."""
         return self.stats()["weather"]
 
+    def upstream_port(self, client_port, timeout_s=2.0):
+        """The upstream leg's local port (the firmware's peer port, which "abort"/"unacked" name)
+        of the latest connection from client_port, from the gateway's accept event; None if none."""
+        pat = re.compile(r"^ev=accept id=\d+ t=\d+ client_port=%d up_port=(\d+)$" % int(client_port), re.M)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = pat.findall(self.log_tail(200000))
+            if found or time.monotonic() > deadline:
+                return int(found[-1]) if found else None
+            time.sleep(0.02)
+
     def log_tail(self, max_bytes=4000):
         try:
             with open(self.log_path, "rb") as f:
