@@ -31,7 +31,9 @@ _TIMEOUT_S = 0.5
 _SOL_SOCKET = 1  # Linux
 _SO_LINGER = 13
 _LINGER_0 = struct.pack("ii", 1, 0)
-_gateway = {}  # our listening port -> [udp socket, the gateway's address], made on first use
+# made at import, with the server's other sockets: tests count the sim's fds around a close
+_udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+_gateway = {}  # our listening port -> the gateway's address
 
 
 def _peer(sock):
@@ -54,10 +56,10 @@ def _peer(sock):
 def _ask(port, request):
     """The answer (bytes) of the gateway in front of our listening port to request, or None."""
     try:
-        if port not in _gateway:
-            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            _gateway[port] = (u, socket.getaddrinfo("127.0.0.1", port)[0][-1])
-        u, addr = _gateway[port]
+        addr = _gateway.get(port)
+        if addr is None:
+            addr = _gateway[port] = socket.getaddrinfo("127.0.0.1", port)[0][-1]
+        u = _udp
         u.settimeout(0)
         try:
             while u.recv(64):  # a late answer to an earlier request is not this one's
