@@ -1,5 +1,5 @@
-# Entry point, the same on a board and on the sim board: only the `board` module differs
-# (firmware/board.py on a board; host_tests/sim/board.py, first on the path, on the host).
+# Entry point, the same on a board and on the sim board, which runs this folder as its flash
+# with fakes of the ESP32 port's network, machine and esp32 modules (host_tests/sim/).
 
 import asyncio
 
@@ -24,7 +24,7 @@ def main():
     server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
 
     async def run():
-        ip = await hw.connect()  # Wi-Fi with retries and backoff on a board; nothing on the sim
+        ip = await hw.connect()  # Wi-Fi, with retries and backoff
         server.listen()
         print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
         if settings.api_token:

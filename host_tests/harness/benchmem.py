@@ -202,7 +202,7 @@ def instructions(c, tmp, few=200, many=1200):
         port = contestants.free_port()
         if c.sim:
             board = _sim(c, port=port, settings=contestants.NOSTALL_SETTINGS, extra_path=[contestants.NOSTALL_APP])
-            argv, env, cwd = board.argv, board.env, board.glue
+            argv, env, cwd = board.argv, board.env, board.cwd
         else:
             argv, env = c.command(port, DEFAULT_HEAP)
             cwd = tmp

@@ -202,7 +202,10 @@ def big_file(cache_dir=CACHE_DIR):
 
 
 def app_env(port, cache_dir=CACHE_DIR):
-    return {"BENCH_PORT": str(port), "BENCH_WWW": os.path.dirname(big_file(cache_dir)[0])}
+    www = os.path.dirname(big_file(cache_dir)[0])
+    # SIM_HOST_DIRS: this server on the sim board sees its flash as "/"; the bench file's folder
+    # stays where it is on the host (sim/_simboot.py)
+    return {"BENCH_PORT": str(port), "BENCH_WWW": www, "SIM_HOST_DIRS": www}
 
 
 # ---- start and stop ----

@@ -7,7 +7,6 @@ fuzzer (harness/fuzz_socket.py; `make fuzz` runs the full 100 000 cases) against
 board."""
 
 import asyncio
-import importlib.util
 import os
 import time
 
@@ -16,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness import fuzz_socket, proto_table
-from harness.paths import SIM_GLUE
+from harness.paths import FIRMWARE
 from nostall.config import Config
 from nostall.framing import REASONS, closing, plan
 from nostall.proto import METHODS, HTTPError, RequestReader
@@ -246,17 +245,29 @@ def _ends(reqs):
 # ---- the app never answers 5xx for what the parser lets through ----
 
 
+class _Hardware:
+    # what the firmware's app asks of firmware/board.py's Board (which needs MicroPython's modules)
+    def __init__(self):
+        self.on = False
+        self.www_root = os.path.join(FIRMWARE, "www")
+
+    def has_led(self):
+        return True
+
+    def set_led(self, on):
+        self.on = bool(on)
+
+    def led(self):
+        return self.on
+
+    def temperature_c(self):
+        return 30
+
+
 def _firmware_app():
-    spec = importlib.util.spec_from_file_location("sim_board", os.path.join(SIM_GLUE, "board.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-
-    class Settings:
-        http_port = 80
-
     import app as firmware_app
 
-    a = firmware_app.make_app(mod.Board(Settings()))
+    a = firmware_app.make_app(_Hardware())
 
     @a.route("/items/<int:n>/<name>", methods=("GET", "PUT"))
     def item(req, n, name):
