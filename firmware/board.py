@@ -1,5 +1,5 @@
-# Board glue: the only module that imports network, machine and esp32. host_tests/sim/board.py
-# stands in for it on the host, with the same names.
+# Board glue: the only module that imports network, machine and esp32. The sim board runs it as
+# it is, on fakes of those modules (host_tests/sim/).
 
 import sys
 
@@ -17,6 +17,23 @@ _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy ne
 _JOIN_RETRY_FIRST_S = 1  # the first wait after a failed join; it doubles up to wifi_retry_max_s
 _WDT_FEEDS = 3  # feeds per watchdog period: one late feed is no reset
 _LINK_CHECK_S = 2  # how often the link is checked once up
+
+# what a failed join says in the log; the statuses with a fix end the attempt at once (the port
+# goes on re-trying by itself meanwhile), and their fix is printed the first time they are seen
+# (no access point: only until the board has been on the network: then the settings were right)
+_STATUS = {
+    network.STAT_IDLE: "idle",
+    network.STAT_CONNECTING: "no answer yet",
+    network.STAT_BEACON_TIMEOUT: "the access point went silent",
+    network.STAT_NO_AP_FOUND: "no access point found",
+    network.STAT_WRONG_PASSWORD: "wrong password",
+    network.STAT_ASSOC_FAIL: "association refused",
+    network.STAT_HANDSHAKE_TIMEOUT: "handshake timed out",
+}
+_FIX = {
+    network.STAT_NO_AP_FOUND: 'no access point %r in range: check "wifi": {"ssid": ...} in %s (2.4 GHz networks only)',
+    network.STAT_WRONG_PASSWORD: 'the access point %r refused the password: correct "wifi": {"password": ...} in %s',
+}
 
 # on-board LED of the usual dev boards: (pin, active low)
 _DEFAULT_LED = {"esp32c3": (8, True), "esp32": (2, False)}
@@ -41,6 +58,7 @@ class Board:
         self.name = sys.implementation._machine
         self.www_root = WWW_ROOT
         self.wlan = None
+        self.joined = False  # on the network at least once since start-up
         self.wdt = None
         self.reset_cause = _reset_cause()
         pin, low = _DEFAULT_LED.get(_chip(), (None, False))
@@ -112,20 +130,26 @@ class Board:
         # survives a reconnect, only the link needs bringing back
         s = self.settings
         wlan = self.wlan
-        delay, attempt = _JOIN_RETRY_FIRST_S, 0
+        delay, attempt, told = _JOIN_RETRY_FIRST_S, 0, None
         while True:
             if not wlan.isconnected():
                 wlan.disconnect()
                 wlan.connect(s.ssid, s.password)
                 for _ in range(_JOIN_TIMEOUT_MS // _JOIN_POLL_MS):
                     await asyncio.sleep_ms(_JOIN_POLL_MS)
-                    if wlan.isconnected():
+                    if wlan.isconnected() or wlan.status() in _FIX:
                         break
             if wlan.isconnected():
                 print("nostall: Wi-Fi %r connected, IP %s" % (s.ssid, wlan.ifconfig()[0]))
+                self.joined = True
                 return
             attempt += 1
-            print("nostall: Wi-Fi %r: attempt %d failed (status %s); retry in %d s" % (s.ssid, attempt, wlan.status(), delay))
+            st = wlan.status()
+            print("nostall: Wi-Fi %r: attempt %d failed (%s, status %s); retry in %d s"
+                  % (s.ssid, attempt, _STATUS.get(st, "failed"), st, delay))
+            if st in _FIX and st != told and not (self.joined and st == network.STAT_NO_AP_FOUND):
+                told = st
+                print("nostall: Wi-Fi: " + _FIX[st] % (s.ssid, SETTINGS_PATH))
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.wifi_retry_max_s)
 
