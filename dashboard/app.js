@@ -25,6 +25,7 @@
   let upgrade = 0;
   let fails = 0; // reconnection rounds in a row that failed: the backoff's exponent
   let live = false; // figures came over this link
+  let again = false; // this link is tried a second time: the first try went silent
   let upSince = 0;
   let led = null;
   let ledAt = 0; // when the board last answered an LED change
@@ -54,30 +55,33 @@
     }
   }
 
-  function start(i) {
+  function start(i, retry) {
     stop();
     const g = gen;
     tr = i;
     live = false;
+    again = !!retry;
     document.body.dataset.transport = ['ws', 'sse', 'poll'][i];
     $('via').textContent = 'via ' + NAMES[i];
     show('connecting', 'connecting…');
-    silent = setTimeout(() => failed(g), SILENT_MS);
+    silent = setTimeout(() => failed(g, true), SILENT_MS);
     [openWs, openSse, poll][i](g);
   }
 
   // link g ended: before any figures came, the next one is tried at once if the board answers
   // (one that is down refuses every link alike: falling back then would land on polling when it
-  // comes back); after the last one, or once a link that worked drops, the page waits and
-  // starts again from the WebSocket
-  function failed(g) {
+  // comes back); one that only went silent (quiet: no refusal, its frames were lost while the
+  // Wi-Fi was down) is tried once more first; after the last one, or once a link that worked
+  // drops, the page waits and starts again from the WebSocket
+  function failed(g, quiet) {
     if (g !== gen) return;
     const wasLive = live;
     const from = tr;
     stop();
     const g2 = gen;
     if (!wasLive && from < 2) {
-      get('/status').then(() => { if (g2 === gen) start(from + 1); }, () => { if (g2 === gen) backoff(false); });
+      const next = quiet && !again ? from : from + 1;
+      get('/status').then(() => { if (g2 === gen) start(next, next === from); }, () => { if (g2 === gen) backoff(false); });
       return;
     }
     backoff(wasLive);

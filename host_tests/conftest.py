@@ -16,6 +16,7 @@ import os
 
 import pytest
 
+from harness.browser import missing as browser_missing
 from harness.emu import netns
 from harness.paths import FIRMWARE
 from harness.simboard import DEFAULT_HEAP, SimBoard, SimFleet, front
@@ -107,6 +108,17 @@ def make_module_sim(request, tmp_path_factory, emu_ns):
     f = _fleet(request.config, tmp_path_factory.mktemp("sims"), emu_ns)
     yield f.start
     f.close()
+
+
+@pytest.fixture
+def need_browser():
+    """For a test that starts chromium() (harness/browser.py) itself, with options of its own:
+    without Chromium a one-line skip, except on CI (CI=true), where .ci/run installs it: a failure."""
+    why = browser_missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail("browser tests cannot run on CI: " + why)
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
