@@ -19,7 +19,7 @@ import pytest
 from harness.browser import missing as browser_missing
 from harness.emu import netns
 from harness.paths import FIRMWARE
-from harness.simboard import DEFAULT_HEAP, SimBoard, SimFleet, front
+from harness.simboard import DEFAULT_HEAP, Lab, SimBoard, SimFleet, front
 from harness.target import Target
 
 
@@ -34,6 +34,7 @@ def pytest_addoption(parser):
     g.addoption("--stall-threshold", type=float, default=2.0, help="soak: slowest acceptable request, s")
     g.addoption("--soak-count", type=int, default=1000)
     g.addoption("--soak-interval", type=float, default=0.15)
+    g.addoption("--weather-count", type=int, default=1000, help="requests per soak through a lossy link (host_tests/weather)")
     g.addoption("--figures", default=None, help="write the figures the abuse tests record to this JSON file")
 
 
@@ -119,6 +120,42 @@ def need_browser():
         if os.environ.get("CI") == "true":
             pytest.fail("browser tests cannot run on CI: " + why)
         pytest.skip(why)
+
+
+def _need_emulator():
+    # root, /dev/net/tun, ip, gcc: without them a one-line skip, except on CI (CI=true): a failure
+    ok, why = netns.available()
+    if not ok:
+        if os.environ.get("CI") == "true":
+            pytest.fail("emulator unavailable on CI: " + why, pytrace=False)
+        pytest.skip("emulator unavailable: " + why)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, request):
+    """A client network namespace of the module's own and sim boards each behind an lwIP of its
+    own (harness.simboard.Lab: lab.board(limits, weather=...) -> Target), whatever --board says:
+    for tests about what lwIP holds (TIME_WAIT) and about the link (the gateway's weather)."""
+    _need_emulator()
+    lab = Lab(tmp_path_factory.mktemp("lab"), request.module.__name__.rpartition(".")[2][-8:])
+    yield lab
+    lab.close()
+
+
+@pytest.fixture
+def make_lab(tmp_path):
+    """Labs of this test's own: make_lab(tag) -> Lab, all closed after the test."""
+    _need_emulator()
+    labs = []
+
+    def make(tag):
+        (tmp_path / tag).mkdir()
+        labs.append(Lab(tmp_path / tag, tag))
+        return labs[-1]
+
+    yield make
+    for lab in labs:
+        lab.close()
 
 
 @pytest.fixture(scope="session")
