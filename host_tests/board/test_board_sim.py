@@ -1,0 +1,195 @@
+"""firmware/board.py as it is, on the sim's fakes of the ESP32 port's modules (host_tests/sim/),
+with the radio scripted (sim/_simlink.py): the Wi-Fi join with its retries and backoff, a wrong
+password told once with its fix, a link that drops and comes back while the server keeps
+listening, the watchdog resetting a board whose event loop is blocked, machine.reset(), and what
+/status says about each. Every board here is a dedicated sim (home namespace, 127.0.0.1)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from harness import simrun
+from harness.paths import APPS_BOARD, HOST_TESTS
+from harness.simboard import SimBoard, free_port, wait_listening
+from harness.target import RawConn, get_status, wait_for
+
+JOIN_FAILS = 3  # the access point refuses the first joins; board.py waits 1, 2, 4 s between them
+
+
+@pytest.fixture
+def sims(request, tmp_path):
+    """sims(settings={...}, radio={...}, wait=True) -> a started SimBoard running the test app
+    apps_board/ (its folder, log: tmp_path/sim<n>, sim<n>.log); all stopped after the test."""
+    if request.config.getoption("--board-ip"):
+        pytest.skip("needs sim boards of its own")
+    started = []
+
+    def start(settings=None, radio=None, wait=True, timeout=10.0):
+        n = len(started)
+        path = tmp_path / ("settings%d.json" % n)
+        path.write_text(json.dumps(dict({"hostname": "simboard"}, **(settings or {}))))
+        sim = SimBoard(heap=request.config.getoption("--sim-heap"), firmware=request.config.getoption("--sim-firmware"),
+                       settings=str(path), extra_path=[APPS_BOARD], log=str(tmp_path / ("sim%d.log" % n)),
+                       radio=radio, home=tmp_path / ("sim%d" % n))
+        started.append(sim)
+        return sim.start(timeout, wait)
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def log(sim):
+    with open(sim.log) as f:
+        return f.read()
+
+
+def connects(sim):
+    return [t for t, kind, _ in sim.events if kind == "connect"]
+
+
+def test_join_retries_with_doubling_waits_then_serves(sims):
+    sim = sims(radio={"fail_joins": JOIN_FAILS}, timeout=30)
+    text = log(sim)
+    fails = re.findall(r"attempt (\d) failed \(no access point found, status 201\); retry in (\d+) s", text)
+    assert fails == [("1", "1"), ("2", "2"), ("3", "4")], text
+    assert text.count("no access point 'nostall-sim' in range") == 1, text  # the fix, told once
+    assert "Wi-Fi 'nostall-sim' connected, IP 127.0.0.1" in text, text
+    # the waits are real: each join starts a failed join (fail_ms 300) plus the wait after the last
+    t = connects(sim)
+    assert len(t) == JOIN_FAILS + 1, sim.events
+    for gap, wait in zip([b - a for a, b in zip(t, t[1:])], (1, 2, 4)):
+        assert wait < gap < wait + 1.5, (gap, wait)
+    s = get_status(sim.url)
+    assert s["reset_cause"] == "pwron" and s["wifi_rssi_dbm"] == -60, s
+    w = requests.get(sim.url + "/board/wifi", timeout=5).json()
+    assert w["status"] == 1010 and w["isconnected"] and w["pm"] == 0 and w["hostname"] == "simboard", w
+
+
+def test_wrong_password_is_told_once_with_its_fix(sims):
+    sim = sims(radio={"password": "not-what-the-board-says"}, wait=False)
+    assert wait_for(lambda: "attempt 3 failed" in log(sim), 15, 0.1), log(sim)
+    text = log(sim)
+    fails = re.findall(r"attempt (\d) failed \(wrong password, status 202\); retry in (\d+) s", text)
+    assert fails[:3] == [("1", "1"), ("2", "2"), ("3", "4")], text
+    fixes = re.findall(r"nostall: Wi-Fi: the access point 'nostall-sim' refused the password: correct "
+                       r'"wifi": \{"password": \.\.\.\} in /settings.json', text)
+    assert len(fixes) == 1, text
+    # the access point takes the board's password now: the port's own re-try joins, the board serves
+    sim.radio()
+    wait_listening(sim.host, sim.port, sim.proc, 10)
+    assert get_status(sim.url)["wifi_rssi_dbm"] == -60
+    assert log(sim).count("refused the password") == 1
+
+
+def test_link_drops_and_returns_while_the_server_keeps_listening(sims):
+    sim = sims()
+    kept = RawConn(sim.host, sim.port)
+    assert kept.request("GET", "/api/led").status == 200  # a keep-alive connection from before
+    down_s = 3
+    sim.radio(drop_after_s=0.5, down_s=down_s, ip_after="127.0.0.2")
+    back_at = time.monotonic() + 0.5 + down_s
+    # the board sees the link go: /status loses the signal strength, the log says so
+    assert wait_for(lambda: "wifi_rssi_dbm" not in get_status(sim.url), 3 + 0.5, 0.1)
+    assert wait_for(lambda: "link lost; reconnecting" in log(sim), 3, 0.1), log(sim)
+    # back: the port's own re-tries find the access point again, within a few seconds
+    assert wait_for(lambda: "wifi_rssi_dbm" in get_status(sim.url), down_s + 5, 0.1)
+    assert -0.2 < time.monotonic() - back_at < 3.0, time.monotonic() - back_at
+    # board.py's join loop sees it at its next look, at the new address; the server never listened anew
+    assert wait_for(lambda: "connected, IP 127.0.0.2" in log(sim), 5, 0.1), log(sim)
+    t0 = time.monotonic()
+    assert kept.request("GET", "/api/led").status == 200  # the same connection, answered again
+    assert requests.get(sim.url + "/api/led", timeout=5).status_code == 200
+    assert time.monotonic() - t0 < 2.0
+    kept.close()
+    text = log(sim)
+    assert text.count("serving http://") == 1 and "Traceback" not in text, text
+    assert "check \"wifi\"" not in text, text  # its settings had worked: no fix to suggest
+    assert sim.restarts == []
+    w = requests.get(sim.url + "/board/wifi", timeout=5).json()
+    assert w["ifconfig"][0] == "127.0.0.2" and w["status"] == 1010, w
+
+
+def test_blocked_event_loop_watchdog_resets_the_board(sims):
+    sim = sims(settings={"watchdog_ms": 1500})
+    first = sim.pid
+    assert get_status(sim.url)["reset_cause"] == "pwron"
+    t0 = time.monotonic()
+    with pytest.raises(requests.RequestException):
+        requests.get(sim.url + "/board/block?ms=10000", timeout=8)  # the board dies under it
+    assert time.monotonic() - t0 < 4.0  # the watchdog fired, long before the handler's 10 s
+    restarts = sim.runner.wait_restarts(1, 5)
+    assert [c for _, c in restarts] == [simrun.WDT_RESET], restarts
+    wait_listening(sim.host, sim.port, sim.proc, 10)
+    s = get_status(sim.url)
+    assert s["reset_cause"] == "wdt" and s["uptime_ms"] < 5000 and sim.pid != first, s
+    metrics = requests.get(sim.url + "/metrics", timeout=5).text
+    assert 'nostall_reset_cause{cause="wdt"} 1' in metrics
+    assert "watchdog: no feed for 1500 ms" in log(sim)
+    # fed again by the new process: no second reset while it idles past the timeout
+    time.sleep(2.0)
+    assert len(sim.restarts) == 1 and get_status(sim.url)["reset_cause"] == "wdt"
+
+
+def test_machine_reset_restarts_the_board_on_the_same_flash(sims):
+    sim = sims()
+    first = sim.pid
+    with open(sim.cwd + "/note.txt", "w") as f:  # a file on the board's flash
+        f.write("kept")
+    with pytest.raises(requests.RequestException):
+        requests.get(sim.url + "/board/reset", timeout=5)
+    assert [c for _, c in sim.runner.wait_restarts(1, 5)] == [simrun.HARD_RESET]
+    wait_listening(sim.host, sim.port, sim.proc, 10)
+    s = get_status(sim.url)
+    assert s["reset_cause"] == "hard" and sim.pid != first, s  # esp_restart(): ESP_RST_SW, HARD_RESET
+    with open(sim.cwd + "/note.txt") as f:
+        assert f.read() == "kept"
+    assert log(sim).count("serving http://") == 2
+
+
+def test_make_sim_stops_cleanly_on_ctrl_c(tmp_path):
+    # `make sim`: the runner in the foreground; Ctrl-C reaches it, it passes one SIGINT on
+    port = free_port()
+    p = subprocess.Popen([sys.executable, "-m", "harness.simboard", "--port", str(port)], cwd=HOST_TESTS,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_listening("127.0.0.1", port, p, 15)
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=10)
+    finally:
+        if p.poll() is None:  # stuck: the runner and the MicroPython it started, by PID
+            kids = _children(p.pid)
+            p.kill()
+            p.wait()
+            for pid in kids:
+                _kill(pid)
+    assert p.returncode == 0, out
+    assert "nostall: stopping" in out and "nostall: stopped" in out, out
+    with pytest.raises(OSError):
+        RawConn("127.0.0.1", port, timeout=1)
+
+
+def _children(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                if d.isdigit() and int(f.read().rpartition(")")[2].split()[1]) == pid:
+                    kids.append(int(d))
+        except (OSError, ValueError, IndexError):
+            pass
+    return kids
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
