@@ -6,6 +6,7 @@ host side of their TIME_WAIT.
   the board closed the connection, and counts that.
 - ConnectPoller: a new connection per poll, closed by the client after one answer (the "240
   devices polled with connect/close" case).
+- SessionPoller: a script's requests.Session, kept alive by urllib3's pool.
 - AiohttpPoller: Home Assistant's REST sensor: aiohttp's pooled session, which closes an idle
   connection after keepalive_timeout (15 s by default) and polls every 30 s (both scaled).
 
@@ -183,6 +184,29 @@ class ConnectPoller(_Poller):
             status, _ = _read_response(s)
         if status != 200:
             raise RuntimeError("status %d" % status)
+
+
+class SessionPoller(_Poller):
+    """A script's poller: one requests.Session (urllib3's pool keeps the connection alive), a GET
+    every interval."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.session = None
+
+    def poll_once(self):
+        import requests
+
+        if self.session is None:
+            self.session = requests.Session()
+        r = self.session.get("http://%s:%d%s" % (self.host, self.port, self.path), timeout=30)
+        r.content  # noqa: B018 - the whole answer
+        if r.status_code != 200:
+            raise RuntimeError("status %d" % r.status_code)
+
+    def finish(self):
+        if self.session is not None:
+            self.session.close()
 
 
 class AiohttpPoller(_Poller):

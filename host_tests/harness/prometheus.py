@@ -29,10 +29,11 @@ def binary():
 
 
 class Prometheus:
-    def __init__(self, ns_name, targets, interval_s=1, port=9090, metrics_path="/metrics"):
+    def __init__(self, ns_name, targets, interval_s=1, port=9090, metrics_path="/metrics", timeout_s=None):
         self.ns_name = ns_name
         self.targets = list(targets)
         self.interval_s = interval_s
+        self.timeout_s = timeout_s or interval_s  # Prometheus refuses one above the interval
         self.port = port
         self.metrics_path = metrics_path
         self.proc = None
@@ -53,7 +54,7 @@ class Prometheus:
     def _config(self):
         # JSON is YAML: no YAML library needed
         return json.dumps({
-            "global": {"scrape_interval": "%ds" % self.interval_s, "scrape_timeout": "%ds" % self.interval_s},
+            "global": {"scrape_interval": "%ds" % self.interval_s, "scrape_timeout": "%ds" % self.timeout_s},
             "scrape_configs": [{"job_name": JOB, "metrics_path": self.metrics_path,
                                 "static_configs": [{"targets": self.targets}]}],
         }, indent=1)

@@ -181,13 +181,14 @@ class SimBoard:
         self.stop()
 
 
-def front(sim, emu_ns=None, backlog=None):
+def front(sim, emu_ns=None, backlog=None, weather=None, seed=None):
     """The Target for a started sim: the sim itself, or (emu_ns: the client namespace of
     --board=emu) an lwIP gateway of its own in front of it, whose listener gets the sim's listen
-    backlog (backlog: its listen_backlog setting; None: the firmware's default)."""
+    backlog (backlog: its listen_backlog setting; None: the firmware's default) and whose link
+    has the weather given (netns.Emulator: loss, delay, ... per direction; seed replays it)."""
     if emu_ns is None:
         return Target(sim.host, sim.port, sim)
-    emu = netns.Emulator(sim.port, shared_ns=emu_ns, backlog=backlog)
+    emu = netns.Emulator(sim.port, shared_ns=emu_ns, backlog=backlog, weather=weather, seed=seed)
     emu.start()
     return Target(emu.ip, emu.port, sim, emu)
 
@@ -198,8 +199,8 @@ class SimFleet:
     radio={...}, timeout=10) -> Target; settings are extra keys of the settings file (e.g.
     api_token), env extra environment variables of the sim (a test app may read them), radio the
     radio script from power-on (SimBoard), timeout how long it may take to listen (a join that
-    fails first takes longer). Its folder, log and flash: tmp_path/sim<n>, sim<n>.log. close()
-    stops them all."""
+    fails first takes longer), weather and seed the link's behind lwIP (netns.Emulator). Its
+    folder, log and flash: tmp_path/sim<n>, sim<n>.log. close() stops them all."""
 
     def __init__(self, tmp_path, heap=DEFAULT_HEAP, firmware=FIRMWARE, emu_ns=None):
         self.tmp_path = tmp_path
@@ -208,7 +209,8 @@ class SimFleet:
         self.emu_ns = emu_ns
         self.targets = []
 
-    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None, env=None, radio=None, timeout=10.0):
+    def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None, env=None, radio=None, timeout=10.0,
+              weather=None, seed=None):
         n = len(self.targets)
         path = self.tmp_path / ("settings%d.json" % n)
         path.write_text(json.dumps(dict({"http_port": 8080, "limits": limits or {}}, **(settings or {}))))
@@ -226,7 +228,7 @@ class SimFleet:
         sim.env.update(env or {})
         self.targets.append(Target(sim.host, sim.port, sim))  # so close() stops it if start fails
         sim.start(timeout)
-        self.targets[-1] = t = front(sim, self.emu_ns, (limits or {}).get("listen_backlog"))
+        self.targets[-1] = t = front(sim, self.emu_ns, (limits or {}).get("listen_backlog"), weather, seed)
         return t
 
     def close(self):

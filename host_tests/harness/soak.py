@@ -31,7 +31,8 @@ def percentile(sorted_values, p):
     return sorted_values[k]
 
 
-def _one(get, url, timeout):
+def one_request(get, url, timeout):
+    """One GET with the whole body read: None when it answered 200, else what went wrong."""
     # The Response stays local: requests keeps a connection open for as long as its Response
     # lives, and a client that holds one idle past idle_timeout_ms is closed by the server.
     try:
@@ -67,7 +68,7 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
     try:
         for i in range(count):
             t0 = time.monotonic()
-            err = _one(get, url + path, timeout)
+            err = one_request(get, url + path, timeout)
             lat = time.monotonic() - t0
             results.append((round(t0 - start, 4), round(lat, 5), err))
             if bar is not None:
