@@ -50,12 +50,12 @@ def test_pollers_and_prometheus_on_lossy_wifi(lab, figure):
     frames = sum(w[d]["frames"] for d in ("to_client", "from_client"))
     for p, name in zip(pollers, ("requests.Session", "aiohttp (Home Assistant)")):
         lat = [1000 * q.latency_s for q in p.polls if q.ok]
-        figure("Wi-Fi 3 % loss: %s polling every 1 s" % name, "%d s, kept-alive" % DURATION_S,
+        figure("Wi-Fi 3 %% loss: %s polling every 1 s" % name, "%d s, kept-alive" % DURATION_S,
                "%d/%d answered, p50 %.0f ms, p99 %.0f ms, max %.0f ms" % (
                    len(lat), len(p.polls), _pct(lat, 0.5), _pct(lat, 0.99), max(lat or [0])),
                "nothing" if not p.failed else "%d polls: %s" % (len(p.failed), p.failed[:2]))
     ms = [1000 * d for d in durations]
-    figure("Wi-Fi 3 % loss: Prometheus scraping /metrics every %d s" % SCRAPE_S, "%d s" % window,
+    figure("Wi-Fi 3 %% loss: Prometheus scraping /metrics every %d s" % SCRAPE_S, "%d s" % window,
            "%d scrapes, %d not up; p50 %.0f ms, p99 %.0f ms; board closed first %d, lwIP TIME_WAIT %d; "
            "the gateway dropped %d of %d frames" % (
                len(up), up.count(0.0), _pct(ms, 0.5), _pct(ms, 0.99), st["closes_by_server_total"],
