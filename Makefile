@@ -26,6 +26,7 @@ help:
 	@echo
 	@echo "Soak, fuzz, bench, figures:"
 	@echo "  make soak      - 1000 paced requests with report + PNG in reports/ (BOARD_IP=x.x.x.x for a board)"
+	@echo "  make soak-weather - the weather tests at full length through lossy lwIP (WEATHER_COUNT=10000, root)"
 	@$(MAKE) --no-print-directory help-fuzz
 	@echo "  make bench     - this server beside the bare bound and PyPI's MicroPython web servers: wrk loads"
 	@echo "                   (also through lwIP), instructions, heap; ratios (BENCH_BASE=<git rev>, BENCH=heap)"
@@ -108,7 +109,16 @@ soak: venv
 	@$(call harness,soak) $(if $(BOARD_IP),--board-ip $(BOARD_IP) --board-port $(BOARD_PORT)) \
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
-.PHONY: sim test test-emu test-emu-pass lint soak
+# The promise on Wi-Fi weather at full length (root): host_tests/weather/ with WEATHER_COUNT
+# requests per soak (make test: 1000) and the pollers for WEATHER_POLL_S (make test: 60 s).
+WEATHER_COUNT ?= 10000
+WEATHER_POLL_S ?= 600
+soak-weather: venv
+	@case "$(WEATHER_COUNT)$(WEATHER_POLL_S)" in ''|*[!0-9]*) echo "error: WEATHER_COUNT and WEATHER_POLL_S must be whole numbers"; exit 1;; esac
+	@echo "==> pytest host_tests/weather --weather-count $(WEATHER_COUNT) (pollers $(WEATHER_POLL_S) s)"
+	@NOSTALL_WEATHER_POLL_S=$(WEATHER_POLL_S) $(VPY) -m pytest host_tests/weather --weather-count $(WEATHER_COUNT) -s $(PYTEST_ARGS)
+
+.PHONY: sim test test-emu test-emu-pass lint soak soak-weather
 
 # This server beside the bare asyncio bound and the MicroPython web servers from PyPI (installed
 # into .cache/contestants), same interpreter, heap and loads: throughput and latency with wrk (also
