@@ -49,7 +49,7 @@ def test_help_lists_the_sections_in_order():
     assert list(sections) == ["Run the firmware on this machine", "Test", "Soak, fuzz, bench, figures",
                               "lwIP board emulator (root, /dev/net/tun)", "Board"], r.stdout
     assert sections["Test"] == ["test", "test-emu", "lint"]
-    assert sections["Soak, fuzz, bench, figures"] == ["soak", "fuzz", "bench", "figures"]
+    assert sections["Soak, fuzz, bench, figures"] == ["soak", "soak-weather", "fuzz", "bench", "figures"]
     assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu", "abort-check"]
     assert {"build", "flash", "deploy", "typecheck", "package-json"} <= set(sections["Board"])
 
@@ -205,3 +205,14 @@ def test_figures_write_a_passed_run(tmp_path, capsys):
     text = readme.read_text()
     assert "old table" not in text and "| a flood | 64 sockets | 20/20 answered | nothing |" in text
     assert text.startswith("intro\n<!-- figures:start -->\n") and text.endswith("<!-- figures:end -->\nrest\n")
+
+
+def test_figures_of_the_weather_tests_go_to_their_own_table(tmp_path, capsys):
+    data, readme = _figures(tmp_path, 0)
+    weather = dict(ROW, abuse="3 % loss", test="host_tests/weather/test_lossy_soak.py::test_x")
+    (tmp_path / "figures.json").write_text(json.dumps({"exitstatus": 0, "rows": [weather]}))
+    readme.write_text(README + "<!-- weather:start -->\nold weather\n<!-- weather:end -->\n")
+    figures.main([data, "--readme", str(readme)])
+    text = readme.read_text()
+    assert "old table" in text, "a table without rows in this run stays as it was"
+    assert "old weather" not in text and "| 3 % loss | 64 sockets | 20/20 answered | nothing |" in text
