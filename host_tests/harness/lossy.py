@@ -93,6 +93,40 @@ def run(t, ns_path, clients=4, count=1000, interval=0.02, session=False, path="/
     }
 
 
+def run_all(cases, ns_path):
+    """Several run()s at once, each against a board of its own: cases [(target, {run's keyword
+    arguments})], the reports in the same order. The link is what bounds a lossy soak, not the
+    machine, so boards side by side cost a test run little more than one."""
+    out, errors = [None] * len(cases), []
+
+    def one(i, t, kw):
+        try:
+            out[i] = run(t, ns_path, **kw)
+        except BaseException as e:  # re-raised below, in the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i, t, kw), daemon=True) for i, (t, kw) in enumerate(cases)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()  # each run() bounds its own clients and waits
+    if errors:
+        raise errors[0]
+    return out
+
+
+def figure_row(report, what):
+    """The report as a row of the README's weather table: (abuse, load, result, lost)."""
+    r, L = report, report["latency_s"]
+    fails = check(r)
+    return (what, "%d requests, %d clients, %s" % (r["count"], r["clients"], "kept-alive sessions" if r["session"]
+                                                   else "a new connection each"),
+            "%d/%d answered, p50 %.0f ms, p99 %.0f ms, max %.1f s; board closed first %s; lwIP TIME_WAIT %d; "
+            "the gateway dropped %s" % (r["ok"], r["count"], L["p50"] * 1e3, L["p99"] * 1e3, L["max"],
+                                        r["closed_first"] or 0, r["time_wait_max"], weather_line(r) or "nothing"),
+            "nothing" if not fails else "; ".join(fails))
+
+
 def check(report):
     """The failures; [] when every request was answered, the board never closed first, lwIP never
     held a TIME_WAIT pcb and nothing leaked."""
@@ -124,8 +158,8 @@ def weather_line(report):
     for way in ("to_client", "from_client"):
         d = w.get(way) or {}
         if d:
-            parts.append("%s: %d/%d dropped" % (way.replace("_", " "), d.get("dropped_loss", 0) + d.get("dropped_down", 0)
-                                                + d.get("dropped_queue", 0), d.get("frames", 0)))
+            parts.append("%d/%d frames %s" % (d.get("dropped_loss", 0) + d.get("dropped_down", 0) + d.get("dropped_queue", 0),
+                                              d.get("frames", 0), way.replace("_", " ")))
     return "; ".join(parts)
 
 
