@@ -122,8 +122,10 @@ def need_browser():
         pytest.skip(why)
 
 
-def _need_emulator():
-    # root, /dev/net/tun, ip, gcc: without them a one-line skip, except on CI (CI=true): a failure
+@pytest.fixture(scope="module")
+def need_emulator():
+    """The lwIP emulator can run here (root, /dev/net/tun, ip, gcc): else a one-line skip, except
+    on CI (CI=true), where it is a failure."""
     ok, why = netns.available()
     if not ok:
         if os.environ.get("CI") == "true":
@@ -132,20 +134,18 @@ def _need_emulator():
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory, request):
+def lab(tmp_path_factory, request, need_emulator):
     """A client network namespace of the module's own and sim boards each behind an lwIP of its
     own (harness.simboard.Lab: lab.board(limits, weather=...) -> Target), whatever --board says:
     for tests about what lwIP holds (TIME_WAIT) and about the link (the gateway's weather)."""
-    _need_emulator()
     lab = Lab(tmp_path_factory.mktemp("lab"), request.module.__name__.rpartition(".")[2][-8:])
     yield lab
     lab.close()
 
 
 @pytest.fixture
-def make_lab(tmp_path):
+def make_lab(tmp_path, need_emulator):
     """Labs of this test's own: make_lab(tag) -> Lab, all closed after the test."""
-    _need_emulator()
     labs = []
 
     def make(tag):

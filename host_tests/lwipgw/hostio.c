@@ -36,21 +36,31 @@ int hio_tap_open(const char *name)
     return fd;
 }
 
+/* A non-blocking socket of type, with host:port in *sa: its fd, or -errno (-EINVAL for a bad
+ * host). */
+static int socket_for(int type, const char *host, int port, struct sockaddr_in *sa)
+{
+    int fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        close(fd);
+        return -EINVAL;
+    }
+    return fd;
+}
+
 int hio_connect(const char *host, int port)
 {
     struct sockaddr_in sa;
     int one = 1;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket_for(SOCK_STREAM, host, port, &sa);
     if (fd < 0)
-        return -errno;
+        return fd;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        close(fd);
-        return -EINVAL;
-    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -160,16 +170,9 @@ int hio_unread(int fd)
 int hio_udp_bind(const char *host, int port)
 {
     struct sockaddr_in sa;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket_for(SOCK_DGRAM, host, port, &sa);
     if (fd < 0)
-        return -errno;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        close(fd);
-        return -EINVAL;
-    }
+        return fd;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
         int e = errno;
         close(fd);

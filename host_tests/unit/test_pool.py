@@ -284,6 +284,17 @@ class Unacked(Slot):
         return self.unacked
 
 
+def waiting_for_close(clock, states, **limits):
+    """A pool of one Unacked slot whose connection went through states (ending in LINGER or
+    WS_CLOSED: the board waits for the client's close)."""
+    pool = Pool(Config(**limits), clock)
+    slot = Unacked(pool)
+    pool.add(slot)
+    pool.open(slot, Task())
+    slot.started = True
+    return put(slot, *states)
+
+
 def test_only_the_states_waiting_for_the_clients_close_count_from_the_acknowledgement():
     assert [NAMES[s] for s in ALL if AFTER_ACKS[s]] == ["linger", "ws_closed"]
 
@@ -292,12 +303,8 @@ def test_a_linger_counts_from_the_acknowledgement_of_the_answer_not_from_its_han
     # a lost segment of the answer is retransmitted seconds later: the client cannot close
     # before it has it, so the linger must not run out meanwhile
     clock = Clock()
-    pool = Pool(Config(linger_timeout_ms=2000, write_timeout_ms=10000, tick_ms=100), clock)
-    slot = Unacked(pool)
-    pool.add(slot)
-    pool.open(slot, Task())
-    slot.started = True
-    put(slot, HANDLER, WRITE, LINGER)
+    slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), linger_timeout_ms=2000, write_timeout_ms=10000, tick_ms=100)
+    pool = slot.pool
     slot.unacked = True
     clock.advance(2000)
     pool.expire()
@@ -323,12 +330,8 @@ def test_a_linger_counts_from_the_acknowledgement_of_the_answer_not_from_its_han
 
 def test_an_answer_acknowledged_in_time_leaves_the_linger_as_it_was():
     clock = Clock()
-    pool = Pool(Config(linger_timeout_ms=2000), clock)
-    slot = Unacked(pool)
-    pool.add(slot)
-    pool.open(slot, Task())
-    slot.started = True
-    put(slot, HANDLER, WRITE, LINGER)
+    slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), linger_timeout_ms=2000)
+    pool = slot.pool
     clock.advance(2000)
     pool.expire()
     assert slot.cancelled == "linger_timeout"
@@ -338,12 +341,8 @@ def test_an_answer_never_acknowledged_ends_at_write_timeout_forced():
     # the client vanished (its link is down for good): what it did not take for write_timeout_ms
     # since the linger began ends the connection as a client that stopped reading does
     clock = Clock()
-    pool = Pool(Config(ws_close_wait_ms=200, write_timeout_ms=3000, tick_ms=50), clock)
-    slot = Unacked(pool)
-    pool.add(slot)
-    pool.open(slot, Task())
-    slot.started = True
-    put(slot, HANDLER, WRITE, WS, WS_CLOSED)
+    slot = waiting_for_close(clock, (HANDLER, WRITE, WS, WS_CLOSED), ws_close_wait_ms=200, write_timeout_ms=3000, tick_ms=50)
+    pool = slot.pool
     slot.unacked = True
     for _ in range(100):
         clock.advance(50)
