@@ -56,10 +56,10 @@ _TABLE = (
     (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, False, (HANDLER, WRITE)),
     (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, False, (WRITE,)),
     (WRITE, "write", "write_timeout_ms", WRITE_TIMEOUT, True, False, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
-    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, True, (LINGER, WS_CLOSED)),
+    (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, True, (WS_CLOSED,)),
     (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, False, (WS, WRITE, LINGER, WS_CLOSED)),
     (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, False, (STREAM, WRITE)),
-    (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, (WS_CLOSED,)),
+    (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, ()),
 )
 NAMES = tuple(row[1] for row in _TABLE)
 TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
@@ -97,6 +97,7 @@ class Slot:
         self.started = False  # its task has run: cancelling it now runs its finally (the close)
         self.cancelled = None  # why the pool cancelled its task; None: it has not
         self.long_lived = False  # a WebSocket or event stream (also while it writes)
+        self.acked = True  # False while a state after acks waits for them (its time not yet begun)
 
     def enter(self, state):
         """Move to state, with that state's timeout from now; StateError if the table forbids it."""
@@ -105,7 +106,9 @@ class Slot:
         pool = self.pool
         self.state = state
         self.since = now = pool.clock()
-        self.deadline = ticks_add(now, pool.timeouts[state])
+        # after acks: first a look for the acknowledgement, one tick from now (Pool._overdue)
+        self.acked = not AFTER_ACKS[state]
+        self.deadline = ticks_add(now, pool.timeouts[state] if self.acked else pool.tick_ms)
 
     def wake(self):
         """Its deadline passed in a state that wakes (WS, STREAM): what to do is the connection's."""
@@ -215,7 +218,9 @@ class Pool:
         longest = at_least_ms - 1
         for slot in self.slots:
             s = slot.state
-            if (s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None:
+            # not one whose last bytes are in flight: it waits on the link, not on its client,
+            # and a close now would leave a TIME_WAIT (no reset with bytes unacknowledged)
+            if (s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None and slot.acked:
                 waited = ticks_diff(now, slot.since)
                 if waited > longest:
                     victim = slot
@@ -234,21 +239,20 @@ class Pool:
         if _WAKES[s]:
             slot.wake()
             return
-        if AFTER_ACKS[s]:
-            # its time counts from the acknowledgement of the server's last bytes. Still in
-            # flight: look again next tick, for at most ack_wait_ms since the state began (then
-            # the client took nothing for write_timeout_ms: gone, or not reading)
+        if not slot.acked:
+            # a state after acks whose time has not begun: its bytes were in flight at the last
+            # look. Still so: look again next tick, for at most ack_wait_ms since the state began
+            # (then the client took nothing for write_timeout_ms: gone, or not reading).
+            # Acknowledged now: the state's whole time from now
             if slot.in_flight():
                 if ticks_diff(now, slot.since) < self.ack_wait_ms:
                     slot.deadline = ticks_add(now, self.tick_ms)
                 else:
                     slot.cancel(WRITE_TIMEOUT)
                 return
-            # acknowledged since the last look (a deadline enter() did not set): the state's
-            # whole time from now
-            if ticks_diff(slot.deadline, slot.since) != self.timeouts[s]:
-                slot.enter(s)
-                return
+            slot.acked = True
+            slot.deadline = ticks_add(now, self.timeouts[s])
+            return
         slot.cancel(TIMEOUT_REASONS[s])
 
     def long_lived(self):

@@ -126,16 +126,19 @@ class TurnAways:
 
     async def _linger(self, cs, cfg):
         # the 503 went out: wait for the client's EOF, linger_timeout_ms from the 503's
-        # acknowledgement (while it is in flight the client cannot have closed: look again each
-        # linger_timeout_ms, for at most write_timeout_ms), as a connection's LINGER does (pool.py)
+        # acknowledgement, as a connection's LINGER does (pool.py, "after acks"): looked for every
+        # tick_ms (the client cannot close before it has the 503), for at most write_timeout_ms
         since = ticks_ms()
         buf = bytearray(_DRAIN_BUF_BYTES)
+        acked = False
         while True:
             eof = drain(Waiter(), cs, buf, cfg.linger_drain_bytes)
             try:
-                return CLIENT if await asyncio.wait_for_ms(eof, cfg.linger_timeout_ms) else "linger_overflow"
+                wait = cfg.linger_timeout_ms if acked else cfg.tick_ms
+                return CLIENT if await asyncio.wait_for_ms(eof, wait) else "linger_overflow"
             except asyncio.TimeoutError:
-                if not sockets.unacked(cs):
+                if acked:
                     raise
-                if ticks_diff(ticks_ms(), since) >= cfg.write_timeout_ms:
+                acked = not sockets.unacked(cs)
+                if not acked and ticks_diff(ticks_ms(), since) >= cfg.write_timeout_ms:
                     return WRITE_TIMEOUT

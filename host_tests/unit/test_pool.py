@@ -38,10 +38,10 @@ LEGAL = {
     BODY: (HANDLER, WRITE),
     HANDLER: (WRITE,),
     WRITE: (WRITE, IDLE, LINGER, WS, STREAM),
-    LINGER: (LINGER, WS_CLOSED),
+    LINGER: (WS_CLOSED,),
     WS: (WS, WRITE, LINGER, WS_CLOSED),
     STREAM: (STREAM, WRITE),
-    WS_CLOSED: (WS_CLOSED,),
+    WS_CLOSED: (),
 }
 
 
@@ -305,21 +305,19 @@ def test_a_linger_counts_from_the_acknowledgement_of_the_answer_not_from_its_han
     clock = Clock()
     slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), linger_timeout_ms=2000, write_timeout_ms=10000, tick_ms=100)
     pool = slot.pool
+    assert slot.deadline == clock() + 100 and not slot.acked, "first a look for the acknowledgement"
     slot.unacked = True
-    clock.advance(2000)
-    pool.expire()
-    assert slot.cancelled is None and slot.deadline == clock() + 100, "still in flight: look again next tick"
-    for _ in range(15):  # retransmitted 1.5 s later
+    for _ in range(19):  # retransmitted 1.9 s later: the linger's own 2 s would have run out
         clock.advance(100)
         pool.expire()
-    assert slot.cancelled is None
+        assert slot.cancelled is None and slot.deadline == clock() + 100
     slot.unacked = False  # acknowledged between two looks
     clock.advance(50)
     pool.expire()  # not due yet
-    assert slot.cancelled is None
+    assert slot.cancelled is None and not slot.acked
     clock.advance(50)
     pool.expire()  # due: acknowledged now, so the whole linger from here
-    assert slot.cancelled is None and slot.state == LINGER and slot.deadline == clock() + 2000
+    assert slot.cancelled is None and slot.acked and slot.state == LINGER and slot.deadline == clock() + 2000
     clock.advance(1999)
     pool.expire()
     assert slot.cancelled is None
@@ -328,10 +326,13 @@ def test_a_linger_counts_from_the_acknowledgement_of_the_answer_not_from_its_han
     assert slot.cancelled == "linger_timeout"
 
 
-def test_an_answer_acknowledged_in_time_leaves_the_linger_as_it_was():
+def test_an_answer_acknowledged_at_once_gets_the_linger_from_the_first_look():
     clock = Clock()
-    slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), linger_timeout_ms=2000)
+    slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), linger_timeout_ms=2000, tick_ms=100)
     pool = slot.pool
+    clock.advance(100)
+    pool.expire()
+    assert slot.cancelled is None and slot.acked and slot.deadline == clock() + 2000
     clock.advance(2000)
     pool.expire()
     assert slot.cancelled == "linger_timeout"
@@ -341,7 +342,8 @@ def test_an_answer_never_acknowledged_ends_at_write_timeout_forced():
     # the client vanished (its link is down for good): what it did not take for write_timeout_ms
     # since the linger began ends the connection as a client that stopped reading does
     clock = Clock()
-    slot = waiting_for_close(clock, (HANDLER, WRITE, WS, WS_CLOSED), ws_close_wait_ms=200, write_timeout_ms=3000, tick_ms=50)
+    slot = waiting_for_close(clock, (HANDLER, WRITE, WS, WS_CLOSED), ws_close_wait_ms=200, write_timeout_ms=3000,
+                             tick_ms=50)
     pool = slot.pool
     slot.unacked = True
     for _ in range(100):
@@ -350,3 +352,19 @@ def test_an_answer_never_acknowledged_ends_at_write_timeout_forced():
         if slot.cancelled is not None:
             break
     assert slot.cancelled == "write_timeout" and clock() - slot.since == 3000
+
+
+def test_a_close_wait_with_its_bytes_in_flight_is_not_evicted_as_stalled():
+    # it waits on the link, not on its client; closing it now would leave the board a TIME_WAIT
+    clock = Clock()
+    slot = waiting_for_close(clock, (HANDLER, WRITE, LINGER), stall_evict_ms=1000, tick_ms=100)
+    pool = slot.pool
+    slot.unacked = True
+    for _ in range(20):
+        clock.advance(100)
+        pool.expire()
+    assert not pool.evict() and slot.cancelled is None
+    slot.unacked = False
+    clock.advance(100)
+    pool.expire()
+    assert pool.evict() and slot.cancelled == "evicted_stalled"

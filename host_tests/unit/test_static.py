@@ -181,7 +181,8 @@ def test_max_age():
 
 def test_paths_that_may_not_leave_the_root():
     for path, status in (("nothing.html", 404), ("../test_static.py", 404), ("sub/../plain.txt", 404),
-                         ("./plain.txt", 404), ("", 404), ("sub", 404), ("sub/", 404),
+                         ("./plain.txt", 404), ("", 404), ("sub", 404), ("sub/", 404), ("sub/..", 404),
+                         ("sub/.", 404), ("..", 404), ("sub//../plain.txt", 404), ("../" * 300 + "x", 404),
                          ("a\\b", 400), ("plain.txt\0.png", 400)):
         with raises(HTTPError) as e:
             send_file(ROOT, path, req({"Accept-Encoding": "gzip"}))
