@@ -110,7 +110,7 @@ soak: venv
 		--count $(SOAK_COUNT) --interval $(SOAK_INTERVAL) --out reports
 
 # The promise on Wi-Fi weather at full length (root): host_tests/weather/ with WEATHER_COUNT
-# requests per soak (make test: 1000) and the pollers for WEATHER_POLL_S (make test: 60 s).
+# requests per soak (make test: 1000) and the pollers for WEATHER_POLL_S (make test: 45 s).
 WEATHER_COUNT ?= 10000
 WEATHER_POLL_S ?= 600
 soak-weather: venv

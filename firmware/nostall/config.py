@@ -58,7 +58,11 @@ class Config:
     # timeouts (milliseconds)
     header_timeout_ms = 5000  # from the first byte of a request to the end of its head
     body_timeout_ms = 10000  # to read a whole body
-    write_timeout_ms = 10000  # a client that stops reading is dropped after this
+    # a client that takes nothing of the answer this long is dropped (a reset). It must outlast
+    # lwIP's retransmissions of one segment lost four times on Wi-Fi: ESP-IDF's first RTO is
+    # 1.5 s and each retry waits longer (1.5 + 3 + 4.5 + 6 = 15 s); 10 s cut a request at 10 %
+    # loss through lwIP. Longer costs little: at the cap a stalled client yields its slot
+    write_timeout_ms = 20000
     # a kept-alive connection with no request in flight: longer than the clients keep one idle
     # (Chromium 300 s, Prometheus 5 min, aiohttp 15 s), so they close first and the board holds
     # no TIME_WAIT; at the cap the least recently used is evicted anyway

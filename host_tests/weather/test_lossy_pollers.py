@@ -1,7 +1,7 @@
 """Pollers on lossy Wi-Fi (3 % of the frames lost each way, 20 +- 10 ms of delay): one board
 polled at once by a script's requests.Session and Home Assistant's aiohttp session (each every
 second, over kept-alive connections) and scraped by a real Prometheus (Debian's package) every
-5 s with its 5 s timeout, for NOSTALL_WEATHER_POLL_S seconds (default 60). Every poll and every
+5 s with its 5 s timeout, for NOSTALL_WEATHER_POLL_S seconds (default 45). Every poll and every
 scrape is answered, the board never closes first and lwIP never holds a TIME_WAIT pcb."""
 
 import os
@@ -15,7 +15,7 @@ from harness.pollers import AiohttpPoller, SessionPoller
 pytestmark = pytest.mark.abuse
 
 WIFI = "loss=3,delay=20,jitter=10"
-DURATION_S = int(os.environ.get("NOSTALL_WEATHER_POLL_S", "60"))
+DURATION_S = int(os.environ.get("NOSTALL_WEATHER_POLL_S", "45"))
 SCRAPE_S = 5
 
 
