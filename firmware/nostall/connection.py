@@ -57,8 +57,8 @@ class Connection(Slot):
         self.io.woken = False  # a channel's wake() for the connection before this one
 
     def in_flight(self):
-        # the pool asks this at the deadline of a state that waits for the client to close once
-        # it has our last bytes (LINGER, WS_CLOSED)
+        # the pool asks this every tick while a state that waits for the client to close once it
+        # has our last bytes (LINGER, WS_CLOSED) looks for their acknowledgement
         return sockets.unacked(self.sock)
 
     def _progress(self):
