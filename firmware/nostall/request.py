@@ -82,17 +82,33 @@ def unquote(s, plus=False):
         s = s.replace("+", " ")
     if "%" not in s:
         return s
-    parts = s.split("%")
-    out = bytearray(parts[0].encode())
-    for part in parts[1:]:
-        h = part[:2]
-        if len(h) < 2 or h[0] not in HEX or h[1] not in HEX:
+    # walked with find over the bytes, not split: 300 escapes in a request line would be a list of
+    # 300 strings, and each piece a copy
+    b = s.encode()
+    mv = memoryview(b)
+    n = len(b)
+    i = b.find(b"%")
+    out = bytearray(mv[:i])
+    while i >= 0:
+        if i + 2 >= n:
             raise ValueError("bad percent escape")
-        out.append(int(h, 16))
-        out.extend(part[2:].encode())
+        out.append(_hex(b[i + 1]) << 4 | _hex(b[i + 2]))
+        j = b.find(b"%", i + 3)
+        out.extend(mv[i + 3:j if j >= 0 else n])
+        i = j
     if max(out) >= 0xC0 and not_shortest_utf8(out):
         raise ValueError("overlong UTF-8")
     return str(bytes(out), "utf-8")
+
+
+def _hex(c):
+    # the value of one hex digit's byte; ValueError for any other byte
+    if 48 <= c <= 57:
+        return c - 48
+    c |= 32  # lower case
+    if 97 <= c <= 102:
+        return c - 87
+    raise ValueError("bad percent escape")
 
 
 def not_shortest_utf8(b):

@@ -74,6 +74,7 @@ class _Route:
                 self.segments.append(part)
 
     def match(self, parts):
+        # parts: the path split at most App._depth (>= len(segments)) times; the last may hold "/"
         segs = self.segments
         n = len(segs)
         if self.tail is None:
@@ -123,6 +124,7 @@ class App:
         self.token = token
         self._exact = {}  # path -> {method: handler}: most routes have no parameters
         self._routes = []
+        self._depth = 0  # the most segments a parameterized route names: paths split no further
         self._error_handlers = {}
 
     def route(self, pattern, methods=("GET",)):
@@ -138,7 +140,9 @@ class App:
                     guarded = guard(self, handler, False)
                     break
             if "<" in pattern:
-                self._routes.append(_Route(pattern, tuple(methods), guarded))
+                r = _Route(pattern, tuple(methods), guarded)
+                self._routes.append(r)
+                self._depth = max(self._depth, len(r.segments))
             else:
                 by_method = self._exact.setdefault(pattern, {})
                 for m in methods:
@@ -228,7 +232,9 @@ class App:
         parts = None
         for r in self._routes:
             if parts is None:
-                parts = path.strip("/").split("/") if path != "/" else []
+                # at most _depth + 1 parts, the last one holding the rest: a request line of 300
+                # "../" costs two strings here, not a list of 300 (a MemoryError on a fragmented heap)
+                parts = path.strip("/").split("/", self._depth) if path != "/" else []
             params = r.match(parts)
             if params is not None:
                 if method in r.methods or (method == "HEAD" and "GET" in r.methods):

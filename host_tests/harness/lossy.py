@@ -80,7 +80,7 @@ def run(t, ns_path, clients=4, count=1000, interval=0.02, session=False, path="/
         "wall_s": round(wall, 1), "sent": len(done), "ok": sum(1 for r in done if r[2] is None),
         "errors": [r for r in done if r[2]][:10],
         "latency_s": {"p50": percentile(lats, 50), "p99": percentile(lats, 99), "max": lats[-1] if lats else None},
-        "closed_first": first,
+        "closed_first": first, "server_resets": end["server_resets"] - s0["server_resets"],
         "accepted": end["connections_accepted"] - s0["connections_accepted"],
         "open": (s0["connections_open"], end["connections_open"]),
         "heap_alloc": (s0["heap_alloc"], end["heap_alloc"]), "heap_total": s0["heap_free"] + s0["heap_alloc"],
