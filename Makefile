@@ -35,6 +35,9 @@ help:
 	@echo "lwIP board emulator (root, /dev/net/tun):"
 	@$(MAKE) --no-print-directory help-emu
 	@echo
+	@echo "The real firmware in QEMU (root):"
+	@$(MAKE) --no-print-directory help-qemu
+	@echo
 	@echo "Board: build, flash, deploy (BOARD=$(BOARD), PORT=...):"
 	@$(MAKE) --no-print-directory help-build
 

@@ -17,6 +17,7 @@ _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy ne
 _JOIN_RETRY_FIRST_S = 1  # the first wait after a failed join; it doubles up to wifi_retry_max_s
 _WDT_FEEDS = 3  # feeds per watchdog period: one late feed is no reset
 _LINK_CHECK_S = 2  # how often the link is checked once up
+_SPI_BAUD = 20_000_000  # an SPI Ethernet chip's clock, when "lan": {"spi": {"baudrate": ...}} does not say
 
 # what a failed join says in the log; the statuses with a fix end the attempt at once (the port
 # goes on re-trying by itself meanwhile), and their fix is printed the first time they are seen
@@ -58,6 +59,7 @@ class Board:
         self.name = sys.implementation._machine
         self.www_root = WWW_ROOT
         self.wlan = None
+        self.lan = None
         self.joined = False  # on the network at least once since start-up
         self.wdt = None
         self.reset_cause = _reset_cause()
@@ -101,6 +103,7 @@ class Board:
         why it last reset."""
         d = {}
         d["reset_cause"] = self.reset_cause
+        d["network"] = "lan" if self.lan is not None else "wifi"
         wlan = self.wlan
         if wlan is not None and wlan.isconnected():
             try:
@@ -112,8 +115,11 @@ class Board:
     # ---- network ----
 
     async def connect(self):
-        """Join the Wi-Fi network (power save off), retrying with backoff until it works; returns the IP."""
+        """Join the Wi-Fi network (power save off), retrying with backoff until it works, or bring
+        up Ethernet when the settings have a "lan" section; returns the IP."""
         s = self.settings
+        if s.lan is not None:
+            return await self._lan_up(s.lan)
         network.hostname(s.hostname)
         wlan = network.WLAN(network.STA_IF)
         wlan.active(True)
@@ -153,7 +159,46 @@ class Board:
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.wifi_retry_max_s)
 
+    async def _lan_up(self, c):
+        # network.LAN as the esp32 port takes it: pins as Pin objects, an SPI bus for SPI PHYs
+        Pin = machine.Pin
+        kw = {"phy_type": getattr(network, "PHY_" + c["phy"])}
+        if c["phy_addr"] is not None:
+            kw["phy_addr"] = c["phy_addr"]
+        for k in ("mdc", "mdio", "power", "ref_clk", "cs", "int"):
+            if c[k] is not None:
+                kw[k] = Pin(c[k])
+        if c["ref_clk_mode"] is not None:
+            kw["ref_clk_mode"] = Pin.OUT if c["ref_clk_mode"] == "out" else Pin.IN
+        spi = c["spi"]
+        if spi is not None:
+            kw["spi"] = machine.SPI(spi["id"] if spi["id"] is not None else 1, baudrate=spi["baudrate"] or _SPI_BAUD,
+                                    sck=Pin(spi["sck"]), mosi=Pin(spi["mosi"]), miso=Pin(spi["miso"]))
+        lan = network.LAN(**kw)
+        lan.active(True)
+        if c["ipv4"] is not None:
+            lan.ipconfig(dhcp4=False)
+            if c["gateway"] is not None:
+                lan.ipconfig(addr4=c["ipv4"], gw4=c["gateway"])
+            else:
+                lan.ipconfig(addr4=c["ipv4"])
+        if c["dns"] is not None:
+            network.ipconfig(dns=c["dns"])
+        self.lan = lan
+        told = False
+        while not lan.isconnected():  # the link, then DHCP's answer (a static address: at once)
+            if not told:
+                print("nostall: Ethernet (%s): waiting for the link%s" % (c["phy"], "" if c["ipv4"] else " and DHCP"))
+                told = True
+            await asyncio.sleep_ms(_JOIN_POLL_MS)
+        ip = lan.ipconfig("addr4")[0]
+        print("nostall: Ethernet (%s) up, IP %s" % (c["phy"], ip))
+        self.joined = True
+        return ip
+
     async def _keep_wifi(self):
+        if self.wlan is None:
+            return  # Ethernet: the port brings the link and DHCP back by itself
         while True:
             await asyncio.sleep(_LINK_CHECK_S)
             if not self.wlan.isconnected():

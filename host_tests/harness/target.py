@@ -87,13 +87,15 @@ def server_time_wait(port):
 
 class Target:
     """Where the HTTP tests send requests. sim is the SimBoard (None for a real board); emu is the
-    lwIP gateway in front of it (--board=emu), and then host:port is lwIP's address."""
+    lwIP gateway in front of it (--board=emu), and then host:port is lwIP's address. ns_path: the
+    network namespace the board is reached from (the QEMU board's, harness/qemu.py)."""
 
-    def __init__(self, host, port, sim=None, emu=None):
+    def __init__(self, host, port, sim=None, emu=None, ns_path=None):
         self.host = host
         self.port = port
         self.sim = sim
         self.emu = emu
+        self.ns_path = ns_path
         self.url = "http://%s:%d" % (host, port)
 
     def time_wait(self):
@@ -108,7 +110,9 @@ class Target:
     def client(self):
         """Context manager: the current thread's new sockets reach this target (with --board=emu,
         from the client namespace; tests that use board/make_sim already run there)."""
-        return self.emu.client() if self.emu else contextlib.nullcontext()
+        if self.emu:
+            return self.emu.client()
+        return netns.in_netns(self.ns_path) if self.ns_path else contextlib.nullcontext()
 
     def status(self, gc=False, retry_s=0.0):
         """The board's /status (see get_status)."""

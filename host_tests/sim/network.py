@@ -4,7 +4,7 @@ extmod/modnetwork.c; names and values as in the micropython-esp32-*-stubs `make 
 The radio it talks to is scripted by the test (_simlink.py says how); time moves on by itself:
 a join completes after the script's join_ms, and every call first catches up with what the port
 would have done meanwhile (its own re-tries after a failure or a lost link, as the port makes
-them while connect() is in force). No Ethernet (LAN) and no PPP. MicroPython only."""
+them while connect() is in force). Ethernet: LAN (in _simlan.py). No PPP. MicroPython only."""
 
 import time
 
@@ -39,6 +39,25 @@ AUTH_WPA2_ENTERPRISE = 5
 AUTH_WPA3_PSK = 6
 AUTH_WPA2_WPA3_PSK = 7
 AUTH_MAX = 17
+
+# Ethernet (network_lan.c): the PHYs and the LAN's status() values; PHY_OPENETH is QEMU's model
+PHY_LAN8710 = 0
+PHY_LAN8720 = 1
+PHY_IP101 = 2
+PHY_RTL8201 = 3
+PHY_DP83848 = 4
+PHY_KSZ8041 = 5
+PHY_KSZ8081 = 6
+PHY_KSZ8851SNL = 100
+PHY_DM9051 = 101
+PHY_W5500 = 102
+PHY_OPENETH = 9
+ETH_INITIALIZED = 0
+ETH_STARTED = 1
+ETH_STOPPED = 2
+ETH_CONNECTED = 3
+ETH_DISCONNECTED = 4
+ETH_GOT_IP = 5
 
 _ASSOC_LEAVE = 8  # WIFI_REASON_ASSOC_LEAVE: the reason after disconnect(); status() says IDLE
 _CONNECTION_FAIL = 205  # reported as STAT_WRONG_PASSWORD, as AUTH_FAIL is
@@ -217,3 +236,9 @@ class WLAN:
         import _simwlan
 
         return _simwlan.scan()
+
+
+def LAN(*args, **kw):  # noqa: N802 - the port's name
+    import _simlan
+
+    return _simlan.LAN(*args, **kw)
