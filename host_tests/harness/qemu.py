@@ -150,10 +150,14 @@ def make_flash(path, files, image=None):
 class QemuBoard:
     """One QEMU board in network namespace ns (made here unless it exists; then only the TAP is
     ours) at addr, with the host side of its TAP at host_addr. files: what stage() gives (default:
-    the current firmware with board_settings()). log: the console and QEMU's messages."""
+    the current firmware with board_settings()). log: the console and QEMU's messages. qemu_args:
+    more QEMU options (e.g. ["-icount", "shift=0"]); env: more of run's settings (MAC, ...)."""
 
-    def __init__(self, ns=None, addr=ADDR, host_addr=HOST_ADDR, files=None, log=None, home=None, tap="qtap0"):
+    def __init__(self, ns=None, addr=ADDR, host_addr=HOST_ADDR, files=None, log=None, home=None, tap="qtap0",
+                 qemu_args=(), env=None):
         self.ns = ns or "%s-%d" % (NS, os.getpid())
+        self.qemu_args = list(qemu_args)
+        self.env = dict(env or {})
         self.addr, self.host_addr, self.tap = addr, host_addr, tap
         self.files = files
         self.home = home or tempfile.mkdtemp(prefix="nostall-qemu-")
@@ -188,10 +192,10 @@ class QemuBoard:
             self._ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
             self._ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
             self._ip("-n", self.ns, "link", "set", self.tap, "up")
-            env = dict(os.environ, FLASH=self.flash, NET="tap", TAP=self.tap, SERIAL="stdio")
+            env = dict(os.environ, FLASH=self.flash, NET="tap", TAP=self.tap, SERIAL="stdio", **self.env)
             t0 = time.monotonic()
             with open(self.log, "ab") as out:
-                self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, os.path.join(QEMU_DIR, "run")],
+                self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, os.path.join(QEMU_DIR, "run")] + self.qemu_args,
                                              env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                              preexec_fn=netns._die_with_parent)
         try:
