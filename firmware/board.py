@@ -104,6 +104,15 @@ class Board:
         d = {}
         d["reset_cause"] = self.reset_cause
         d["network"] = "lan" if self.lan is not None else "wifi"
+        try:
+            import esp32
+
+            # ESP-IDF's own heap (lwIP's pcbs and buffers, the Wi-Fi driver), beside MicroPython's
+            regions = esp32.idf_heap_info(esp32.HEAP_DATA)
+            d["idf_heap_free"] = sum(r[1] for r in regions)
+            d["idf_heap_min_free"] = sum(r[3] for r in regions)
+        except (ImportError, AttributeError):
+            pass
         wlan = self.wlan
         if wlan is not None and wlan.isconnected():
             try:

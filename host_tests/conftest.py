@@ -9,13 +9,17 @@ one client network namespace made for the session; each test that uses `board`
 or `make_sim` runs with its thread in that namespace, so its sockets (and threads it starts) reach
 the firmware only through lwIP. The sims and gateways stay on the home namespace's loopback. A
 dedicated sim, and so a dedicated lwIP with fresh pcbs and no TIME_WAIT, is what a case that needs
-clean TCP state uses."""
+clean TCP state uses.
+
+QEMU boards (make_qemu, host_tests/qemu): the real esp32 port on an emulated ESP32-C3, each in a
+namespace of its own (harness/qemu.py); without one they skip in one line (on CI: fail)."""
 
 import json
 import os
 
 import pytest
 
+from harness import qemu
 from harness.browser import missing as browser_missing
 from harness.emu import netns
 from harness.paths import FIRMWARE
@@ -156,6 +160,38 @@ def make_lab(tmp_path, need_emulator):
     yield make
     for lab in labs:
         lab.close()
+
+
+@pytest.fixture(scope="module")
+def need_qemu():
+    """The QEMU board can run here (../shared/qemu-c3 or QEMU_C3_DIR, its libraries, root, a TAP):
+    else a one-line skip, except on CI (CI=true), where .ci/run installs what it needs: a failure."""
+    why = qemu.missing()
+    if why:
+        if os.environ.get("CI") == "true":
+            pytest.fail("the QEMU board cannot run on CI: " + why, pytrace=False)
+        pytest.skip("QEMU board: " + why)
+
+
+@pytest.fixture(scope="module")
+def make_qemu(tmp_path_factory, need_qemu):
+    """QEMU boards for the module's tests: make_qemu(limits=None, files=None, **QemuBoard options)
+    -> a started harness.qemu.QemuBoard, each in a namespace of its own, all closed after the module.
+    files: what qemu.stage() gives (default: the current firmware with qemu.board_settings(limits))."""
+    boards = []
+    home = tmp_path_factory.mktemp("qemu")
+
+    def make(limits=None, files=None, **kw):
+        n = len(boards)
+        if files is None:
+            files = qemu.stage(settings=qemu.board_settings(limits=limits))
+        qb = qemu.QemuBoard(ns="nsq-%d-%d" % (os.getpid(), n), files=files, log=str(home / ("console-%d.log" % n)), **kw)
+        boards.append(qb)
+        return qb.start()
+
+    yield make
+    for qb in boards:
+        qb.close()
 
 
 @pytest.fixture(scope="session")
