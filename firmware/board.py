@@ -6,6 +6,7 @@ import sys
 import asyncio
 import machine
 import network
+from nostall.settings import SettingsError
 
 SETTINGS_PATH = "/settings.json"
 NEEDS_WIFI = True
@@ -169,22 +170,13 @@ class Board:
             delay = min(delay * 2, s.wifi_retry_max_s)
 
     async def _lan_up(self, c):
-        # network.LAN as the esp32 port takes it: pins as Pin objects, an SPI bus for SPI PHYs
-        Pin = machine.Pin
-        kw = {"phy_type": getattr(network, "PHY_" + c["phy"])}
-        if c["phy_addr"] is not None:
-            kw["phy_addr"] = c["phy_addr"]
-        for k in ("mdc", "mdio", "power", "ref_clk", "cs", "int"):
-            if c[k] is not None:
-                kw[k] = Pin(c[k])
-        if c["ref_clk_mode"] is not None:
-            kw["ref_clk_mode"] = Pin.OUT if c["ref_clk_mode"] == "out" else Pin.IN
-        spi = c["spi"]
-        if spi is not None:
-            kw["spi"] = machine.SPI(spi["id"] if spi["id"] is not None else 1, baudrate=spi["baudrate"] or _SPI_BAUD,
-                                    sck=Pin(spi["sck"]), mosi=Pin(spi["mosi"]), miso=Pin(spi["miso"]))
-        lan = network.LAN(**kw)
-        lan.active(True)
+        try:
+            # getattr: the stubs' LAN has active() only; the port's has the NIC methods used below
+            lan = getattr(network, "LAN")(**_lan_args(c))
+            lan.active(True)
+        except (ValueError, TypeError, OSError) as e:  # a pin or a PHY this chip does not have
+            raise SettingsError('Ethernet %s refused (%r): check "lan" in %s (an RMII PHY needs an ESP32; the C3 takes '
+                                'SPI ones)' % (c["phy"], e, SETTINGS_PATH))
         if c["ipv4"] is not None:
             lan.ipconfig(dhcp4=False)
             if c["gateway"] is not None:
@@ -226,3 +218,19 @@ class Board:
         if self.settings.watchdog_ms:
             self.wdt = machine.WDT(timeout=self.settings.watchdog_ms)
             asyncio.create_task(self._feed_watchdog())
+
+
+def _lan_args(c):
+    # network.LAN's arguments as the esp32 port takes them: pins as Pin objects, an SPI bus for SPI PHYs
+    Pin = machine.Pin
+    kw = {"phy_type": getattr(network, "PHY_" + c["phy"]), "phy_addr": c["phy_addr"]}
+    for k in ("mdc", "mdio", "power", "ref_clk", "cs", "int"):
+        if c[k] is not None:
+            kw[k] = Pin(c[k])
+    if c["ref_clk_mode"] is not None:
+        kw["ref_clk_mode"] = Pin.OUT if c["ref_clk_mode"] == "out" else Pin.IN
+    spi = c["spi"]
+    if spi is not None:
+        kw["spi"] = machine.SPI(spi["id"] if spi["id"] is not None else 1, baudrate=spi["baudrate"] or _SPI_BAUD,
+                                sck=Pin(spi["sck"]), mosi=Pin(spi["mosi"]), miso=Pin(spi["miso"]))
+    return kw

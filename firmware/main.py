@@ -34,6 +34,8 @@ def main():
 
     try:
         asyncio.run(run())
+    except SettingsError as e:  # what only the hardware could tell (board.py): e.g. a PHY this chip lacks
+        print("nostall: settings: %s" % e)
     except KeyboardInterrupt:
         # Ctrl-C (SIGINT on the sim) stops the loop where it stood: shut down properly, so idle
         # connections are reset (no TIME_WAIT on the board) and answers in flight may finish

@@ -95,7 +95,7 @@ def _lan(lan):
     phy = lan.get("phy")
     if phy not in LAN_PHYS:
         raise SettingsError("lan phy must be one of %s, got %r" % (", ".join(LAN_PHYS), phy))
-    out = {"phy": phy}
+    out = {"phy": phy}  # type: dict
     for k in ("phy_addr", "mdc", "mdio", "power", "ref_clk", "cs", "int"):
         out[k] = _get(lan, k, int, None)
     mode = lan.get("ref_clk_mode")
@@ -114,7 +114,7 @@ def _lan(lan):
         out["spi"] = None
     if phy in LAN_RMII and (out["mdc"] is None or out["mdio"] is None):
         raise SettingsError('lan phy %s needs its "mdc" and "mdio" pins (and "phy_addr")' % phy)
-    if phy not in LAN_SPI and out["phy_addr"] is None:
+    if out["phy_addr"] is None:  # the port requires one; QEMU's model answers at 1
         out["phy_addr"] = 1 if phy == "OPENETH" else 0
     ipv4 = _get(lan, "ipv4", str, None)
     if ipv4 is not None and not _is_cidr(ipv4):

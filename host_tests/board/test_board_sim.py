@@ -117,6 +117,22 @@ def test_link_drops_and_returns_while_the_server_keeps_listening(sims):
     assert w["ifconfig"][0] == "127.0.0.2" and w["status"] == 1010, w
 
 
+def test_ethernet_from_the_lan_settings(sims):
+    """A "lan" section brings up network.LAN (the fake: link, then DHCP) instead of Wi-Fi; a PHY
+    the chip cannot have (RMII on a C3: the port's driver install fails, and on the QEMU image a
+    second LAN() after that failure crashed the board) is one settings line, tried once, and the
+    board serves nothing."""
+    sim = sims(settings={"lan": {"phy": "W5500", "spi": {"id": 1, "sck": 6, "mosi": 7, "miso": 2}, "cs": 10, "int": 3}})
+    s = get_status(sim.url)
+    assert s["network"] == "lan" and "wifi_rssi_dbm" not in s, s
+    text = log(sim)
+    assert "nostall: Ethernet (W5500) up, IP 127.0.0.1" in text and "Wi-Fi" not in text, text
+    assert [a for _, kind, a in sim.events if kind == "lan"] == [["102"]] and not connects(sim), sim.events
+    bad = sims(settings={"lan": {"phy": "LAN8720", "mdc": 23, "mdio": 18}}, wait=False)
+    assert wait_for(lambda: "nostall: settings: Ethernet LAN8720 refused" in log(bad), 10, 0.1), log(bad)
+    assert "an RMII PHY needs an ESP32" in log(bad) and "serving" not in log(bad)
+
+
 def test_blocked_event_loop_watchdog_resets_the_board(sims):
     sim = sims(settings={"watchdog_ms": 1500})
     first = sim.pid

@@ -178,6 +178,10 @@ def _stubs(board):
     return stubs
 
 
+# names the port has after the stubs' release (v1.28): the QEMU image's MicroPython 1.29
+NEWER_THAN_STUBS = {"network": ("PHY_OPENETH",)}
+
+
 @pytest.mark.parametrize("chip", sorted(STUBS))
 def test_names_and_values_are_the_stubs(tmp_path, chip):
     stubs = _stubs(STUBS[chip])
@@ -191,6 +195,8 @@ def test_names_and_values_are_the_stubs(tmp_path, chip):
         mod, _, cls = key.partition(".")
         s = stub(mod, cls or None)
         for name, value in fake[key].items():
+            if name in NEWER_THAN_STUBS.get(key, ()):
+                continue
             assert name in s, "%s.%s is not in the %s stubs" % (key, name, STUBS[chip])
             assert s[name] is None or str(s[name]) == str(value), (key, name, value, s[name])
         for name in fake["calls"].get(key, ()):

@@ -7,7 +7,8 @@ the client's 1 s retransmission, so every request under 1 s proves none). The he
 printed: the project's 32-bit heap, measured on the port itself.
 
 Without ../shared/qemu-c3 (or QEMU_C3_DIR), its libraries, root or a TAP: one-line skip (CI:
-failure). QEMU_SOAK_COUNT: requests per half of the soak (default 300)."""
+failure). QEMU_SOAK_COUNT: requests per part of the soak (default 300; a third of it from the
+pinned port)."""
 
 import os
 import socket
@@ -27,6 +28,7 @@ from harness.sseclient import SSEClient
 from harness.target import parse_metrics, wait_for
 
 SOAK_COUNT = int(os.environ.get("QEMU_SOAK_COUNT", "300"))
+PINNED_COUNT = SOAK_COUNT // 3  # at 0.15 s: as long as the others at 0.02 s
 PACING_S = 0.02
 SYN_RETRY_S = 1.0  # Linux resends a SYN that got no answer after 1 s: a request that slow met a stall
 NEGATIVE_STALL_S = (8.0, 16.0)  # 2 * MSL 6000 = 12 s, with the client's SYN backoff on top
@@ -58,20 +60,27 @@ def test_boots_to_serving_on_the_real_port(qb):
     assert "nostall: Ethernet (OPENETH) up, IP %s" % qb.addr in qb.console()
 
 
-def test_soak_pinned_port_and_kept_alive(qb):
-    """SOAK_COUNT requests each on a new connection from one pinned source port, and as many on one
-    kept-alive connection, side by side, while a kept-alive poller from its own pinned port asks
-    every 6 s (slower than the 5 s idle timeout this firmware once had)."""
+def test_soak_per_request_pinned_port_and_kept_alive(qb):
+    """Side by side: SOAK_COUNT requests each on a new connection (Connection: close, as curl and
+    scripts send it), SOAK_COUNT on one kept-alive connection, PINNED_COUNT each on a new
+    connection from one pinned source port at the maintainers' pacing (0.15 s), and a kept-alive
+    poller from a pinned port every 6 s (slower than the 5 s idle timeout this firmware once had)."""
     t = qb.target()
     s0 = t.status(gc=True)
     out = {}
+    path = "/api/temperature"
     with t.client():
         poller = KeepAlivePoller(t.host, t.port, interval_s=6.0, count=3, source_port=next(PORTS), ns_path=qb.ns_path)
         poller.start()
+        pinned_port = next(PORTS)
 
         def per_request():
-            out["pinned"] = paced.paced_requests(t.host, t.port, SOAK_COUNT, PACING_S, timeout_s=5.0,
-                                                 source_port=next(PORTS), deadline_s=SOAK_COUNT * 0.5 + 30)
+            out["new"] = paced.paced_requests(t.host, t.port, SOAK_COUNT, PACING_S, timeout_s=5.0, path=path,
+                                              deadline_s=SOAK_COUNT * 0.5 + 30)
+
+        def pinned():
+            out["pinned"] = paced.paced_requests(t.host, t.port, PINNED_COUNT, 0.15, timeout_s=5.0, path=path,
+                                                 source_port=pinned_port, deadline_s=PINNED_COUNT + 30)
 
         def kept_alive():
             lat, errors = [], []
@@ -79,7 +88,7 @@ def test_soak_pinned_port_and_kept_alive(qb):
                 for _ in range(SOAK_COUNT):
                     t0 = time.monotonic()
                     try:
-                        ok = sess.get(t.url + "/api/temperature", timeout=5).status_code == 200
+                        ok = sess.get(t.url + path, timeout=5).status_code == 200
                     except requests.RequestException as e:
                         ok = False
                         errors.append(repr(e))
@@ -87,28 +96,31 @@ def test_soak_pinned_port_and_kept_alive(qb):
                     time.sleep(PACING_S)
             out["kept"] = (lat, errors)
 
-        threads = [threading.Thread(target=per_request), threading.Thread(target=kept_alive)]
+        threads = [threading.Thread(target=f) for f in (per_request, pinned, kept_alive)]
         for th in threads:
             th.start()
         for th in threads:
             th.join(SOAK_COUNT * 0.5 + 60)
         poller.join(30)
     s1 = t.status(gc=True)
-    pinned = out["pinned"]
     lat, errors = out["kept"]
     ok_lat = sorted(x for x in lat if x is not None)
-    summary = paced.summary(pinned)
-    figures("soak", per_request=summary, kept_alive="%d/%d ok, p50 %.1f ms, max %.0f ms" % (
-        len(ok_lat), len(lat), 1000 * ok_lat[len(ok_lat) // 2], 1000 * ok_lat[-1]),
-        poller=poller.summary(), heap_alloc_before=s0["heap_alloc"], heap_alloc_after=s1["heap_alloc"],
-        idf_heap_free_before=s0["idf_heap_free"], idf_heap_free_after=s1["idf_heap_free"])
-    assert len(pinned) == SOAK_COUNT and not paced.failures(pinned), (summary, paced.failures(pinned)[:3])
-    # the pinned port never met a TIME_WAIT: that would hold every SYN for up to 12 s (lwIP answers
-    # each with a stale ACK and ignores the client's RST). A SYN that arrives 20 ms after the last
-    # request, while the board is still closing that connection (its pcb in CLOSE_WAIT), is
-    # answered the same way once, and the client's resent SYN 1 s later connects: few, and < 3 s
-    slow = [r.latency_s for r in pinned if r.latency_s >= SYN_RETRY_S]
-    assert max(r.latency_s for r in pinned) < 3 * SYN_RETRY_S and len(slow) <= SOAK_COUNT // 50, (summary, slow)
+    figures("soak", per_request=paced.summary(out["new"]), pinned_port=paced.summary(out["pinned"]),
+            kept_alive="%d/%d ok, p50 %.1f ms, max %.0f ms" % (len(ok_lat), len(lat), 1000 * ok_lat[len(ok_lat) // 2],
+                                                               1000 * ok_lat[-1]),
+            poller=poller.summary(), heap_alloc_before=s0["heap_alloc"], heap_alloc_after=s1["heap_alloc"],
+            idf_heap_free_before=s0["idf_heap_free"], idf_heap_free_after=s1["idf_heap_free"])
+    for name, count in (("new", SOAK_COUNT), ("pinned", PINNED_COUNT)):
+        res = out[name]
+        assert len(res) == count and not paced.failures(res), (name, paced.summary(res), paced.failures(res)[:3])
+        assert all(r.status == 200 for r in res), name
+    # the pinned port never met a TIME_WAIT: that holds every SYN for 12 s (lwIP answers each with a
+    # stale ACK and ignores the client's RST), past the 5 s timeout: a failure above. A lost frame
+    # costs one retransmission, 1 s: QEMU's Ethernet model loses one now and then when frames come
+    # in together (the kept-alive half sees it too, where no SYN is sent); not more than one in 30
+    for name in ("new", "pinned"):
+        slow = [r.latency_s for r in out[name] if r.latency_s >= SYN_RETRY_S]
+        assert max(r.latency_s for r in out[name]) < 3 * SYN_RETRY_S and len(slow) <= len(out[name]) // 30, (name, slow)
     assert len(ok_lat) == SOAK_COUNT, errors[:3]
     assert not poller.stalls and poller.reconnects == 0 and poller.closed_by_board == 0, poller.summary()
     assert s1["closes_by_server_total"] == s0["closes_by_server_total"], s1["closes_by_server"]

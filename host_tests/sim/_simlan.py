@@ -1,6 +1,6 @@
 """The sim board's fake of the ESP32 port's network.LAN (Ethernet), loaded on first use: after
 MicroPython's ports/esp32/network_lan.c (phy_addr required, an SPI PHY needs spi and cs, no RMII
-PHY on a chip without an EMAC, one object per board) and network_common.c's ipconfig. The link
+PHY on a chip without an EMAC: OSError, one object per board) and network_common.c's ipconfig. The link
 comes up LINK_MS after active(True); DHCP answers DHCP_MS later with the sim's loopback address,
 a static address (ipconfig(dhcp4=False) then addr4=) holds at once. MicroPython only."""
 
@@ -30,8 +30,8 @@ class LAN:
             if spi is None or cs is None:
                 raise ValueError("invalid SPI configuration")
         elif phy_type != network.PHY_OPENETH:
-            if _simlink.CHIP != "esp32":  # RMII needs the ESP32's EMAC
-                raise ValueError("invalid phy type")
+            if _simlink.CHIP != "esp32":  # RMII needs the ESP32's EMAC (as the C3 in QEMU says)
+                raise OSError("esp_eth_driver_install failed with invalid argument")
             if mdc is None or mdio is None:
                 raise ValueError("mdc and mdio must be specified")
         o = object.__new__(cls)

@@ -31,9 +31,21 @@ def test_defaults_without_wifi_on_the_sim():
     assert s.config.max_connections == 6
 
 
+def test_ethernet_instead_of_wifi():
+    s = load(write({"lan": {"phy": "LAN8720", "phy_addr": 1, "mdc": 23, "mdio": 18, "power": 12, "ref_clk": 17,
+                            "ref_clk_mode": "out", "ipv4": "192.168.1.50/24", "gateway": "192.168.1.1", "dns": "1.1.1.1"}}))
+    assert s.ssid == "" and s.lan["phy"] == "LAN8720" and s.lan["mdc"] == 23 and s.lan["ref_clk_mode"] == "out"
+    assert s.lan["ipv4"] == "192.168.1.50/24" and s.lan["spi"] is None
+    s = load(write({"lan": {"phy": "W5500", "spi": {"id": 1, "sck": 6, "mosi": 7, "miso": 2}, "cs": 10, "int": 3}}))
+    assert s.lan["spi"] == {"id": 1, "sck": 6, "mosi": 7, "miso": 2, "baudrate": None} and s.lan["phy_addr"] == 0
+    s = load(write({"lan": {"phy": "OPENETH"}}))  # QEMU's: DHCP, PHY address 1
+    assert s.lan["phy_addr"] == 1 and s.lan["ipv4"] is None
+    assert load(write({"wifi": {"ssid": "a"}})).lan is None
+
+
 def test_every_mistake_is_one_line_with_a_fix():
     cases = [
-        ({}, "no Wi-Fi network"),
+        ({}, "no network: set \"wifi\""),
         ({"wifi": "home"}, '"wifi" must be an object'),
         ({"wifi": {"ssid": "a"}, "http_port": 0}, "http_port must be 1..65535"),
         ({"wifi": {"ssid": "a"}, "http_port": "80"}, "must be int"),
@@ -44,6 +56,16 @@ def test_every_mistake_is_one_line_with_a_fix():
         ({"wifi": {"ssid": "a"}, "api_token": "short"}, "api_token must be 16..128 characters"),
         ({"wifi": {"ssid": "a"}, "api_token": "abcdefghij01234 5"}, "api_token may hold only"),
         ({"wifi": {"ssid": "a"}, "api_token": 1234567890123456}, "must be a string"),
+        ({"lan": "eth"}, '"lan" must be an object'),
+        ({"lan": {"phy": "LAN9999"}}, "lan phy must be one of LAN8720, IP101"),
+        ({"lan": {"phy": "LAN8720"}}, 'needs its "mdc" and "mdio" pins'),
+        ({"lan": {"phy": "W5500", "cs": 10}}, 'is on SPI: set "spi"'),
+        ({"lan": {"phy": "W5500", "spi": {"id": 1, "clock": 5}, "cs": 10}}, 'is on SPI: set "spi"'),
+        ({"lan": {"phy": "OPENETH", "spi": {"id": 1}}}, "is not on SPI"),
+        ({"lan": {"phy": "OPENETH", "ipv4": "10.0.0.2"}}, "with its prefix"),
+        ({"lan": {"phy": "OPENETH", "gateway": "10.0.0.300"}}, "lan gateway must be an IPv4 address"),
+        ({"lan": {"phy": "OPENETH", "ref_clk_mode": "OUT"}}, 'ref_clk_mode must be "in" or "out"'),
+        ({"lan": {"phy": "OPENETH", "mask": "x"}}, "unknown lan setting 'mask'"),
     ]
     for d, msg in cases:
         with raises(SettingsError, msg) as e:
