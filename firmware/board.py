@@ -199,7 +199,7 @@ class Board:
 
     async def _keep_wifi(self):
         if self.wlan is None:
-            return  # Ethernet: the port brings the link and DHCP back by itself
+            return  # Ethernet: link changes are ESP-IDF's Ethernet driver's (not tested here)
         while True:
             await asyncio.sleep(_LINK_CHECK_S)
             if not self.wlan.isconnected():
