@@ -47,10 +47,11 @@ def test_help_lists_the_sections_in_order():
         elif line.startswith("  make "):
             sections[heading].append(line.split()[1])
     assert list(sections) == ["Run the firmware on this machine", "Test", "Soak, fuzz, bench, figures",
-                              "lwIP board emulator (root, /dev/net/tun)", "Board"], r.stdout
+                              "lwIP board emulator (root, /dev/net/tun)", "The real firmware in QEMU (root)", "Board"], r.stdout
     assert sections["Test"] == ["test", "test-emu", "lint"]
     assert sections["Soak, fuzz, bench, figures"] == ["soak", "soak-weather", "fuzz", "bench", "figures"]
     assert sections["lwIP board emulator (root, /dev/net/tun)"] == ["emu", "emu-test", "bench-emu", "abort-check"]
+    assert sections["The real firmware in QEMU (root)"] == ["qemu-board"]
     assert {"build", "flash", "deploy", "typecheck", "package-json"} <= set(sections["Board"])
 
 
