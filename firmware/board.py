@@ -4,6 +4,7 @@
 import sys
 
 import asyncio
+import esp32
 import machine
 import network
 from nostall.settings import SettingsError
@@ -87,10 +88,6 @@ class Board:
 
     def temperature_c(self):
         """MCU die temperature in Celsius, or None where the chip has no sensor."""
-        try:
-            import esp32
-        except ImportError:
-            return None
         mcu = getattr(esp32, "mcu_temperature", None)  # C3, S2, S3: Celsius
         if mcu is not None:
             return mcu()
@@ -105,15 +102,10 @@ class Board:
         d = {}
         d["reset_cause"] = self.reset_cause
         d["network"] = "lan" if self.lan is not None else "wifi"
-        try:
-            import esp32
-
-            # ESP-IDF's own heap (lwIP's pcbs and buffers, the Wi-Fi driver), beside MicroPython's
-            regions = esp32.idf_heap_info(esp32.HEAP_DATA)
-            d["idf_heap_free"] = sum(r[1] for r in regions)
-            d["idf_heap_min_free"] = sum(r[3] for r in regions)
-        except (ImportError, AttributeError):
-            pass
+        # ESP-IDF's own heap (lwIP's pcbs and buffers, the Wi-Fi driver), beside MicroPython's
+        regions = esp32.idf_heap_info(esp32.HEAP_DATA)
+        d["idf_heap_free"] = sum(r[1] for r in regions)
+        d["idf_heap_min_free"] = sum(r[3] for r in regions)
         wlan = self.wlan
         if wlan is not None and wlan.isconnected():
             try:

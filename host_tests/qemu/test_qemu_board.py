@@ -226,7 +226,8 @@ def test_websocket_echo_and_event_stream(qb):
     t = qb.target()
     with t.client():
         with connect("ws://%s/ws/echo" % t.host, open_timeout=5, close_timeout=5) as ws:
-            for msg in ("hello", "x" * 1000, b"\x00\xff" * 100):
+            # up to ws_max_message_bytes (16 KB) in the C3's own heap, binary and text
+            for msg in ("hello", "x" * 1000, b"\x00\xff" * 100, bytes(range(256)) * 64, "\u00e9" * 8192):
                 ws.send(msg)
                 assert ws.recv(timeout=5) == msg
         es = SSEClient(t, "/events")
