@@ -90,8 +90,8 @@ def _version_of_this():
 
 
 BOUND = Contestant("bound", "-", "bound.py", notes="bare asyncio keep-alive, canned answers, no parsing")
-THIS = Contestant("nostall", _version_of_this(), notes="the sim board; for wrk -c16 max_connections 20 (default 6) and listen_backlog 5 "
-                  "(default 2; 5 is asyncio.start_server's, the bound's)",
+THIS = Contestant("nostall", _version_of_this(), notes="the sim board; for wrk -c16 max_connections 20 (default 6); listen_backlog "
+                  "its default, 6 (the bound's is asyncio.start_server's 5)",
                   sim=True)
 PEERS = [
     Contestant("microdot", "2.7.0", "microdot_app.py", ["microdot==2.7.0"], notes="Response.send_file for /big"),
