@@ -153,11 +153,14 @@ class QemuBoard:
     """One QEMU board in network namespace ns (made here unless it exists; then only the TAP is
     ours) at addr, with the host side of its TAP at host_addr. files: what stage() gives (default:
     the current firmware with board_settings()). log: the console and QEMU's messages. qemu_args:
-    more QEMU options (e.g. ["-icount", "shift=0"]); env: more of run's settings (MAC, ...)."""
+    more QEMU options (e.g. ["-icount", "shift=0"]); env: more of run's settings (MAC, ...).
+    user_port: QEMU's user-mode network instead of the TAP (slirp: DHCP gives the board 10.0.2.15;
+    the namespace's 127.0.0.1:user_port is forwarded to the board's port 80), for comparison."""
 
     def __init__(self, ns=None, addr=ADDR, host_addr=HOST_ADDR, files=None, log=None, home=None, tap="qtap0",
-                 qemu_args=(), env=None):
+                 qemu_args=(), env=None, user_port=None):
         self.ns = ns or "%s-%d" % (NS, os.getpid())
+        self.user_port = user_port
         self.qemu_args = list(qemu_args)
         self.env = dict(env or {})
         self.addr, self.host_addr, self.tap = addr, host_addr, tap
@@ -175,10 +178,14 @@ class QemuBoard:
 
     @property
     def url(self):
-        return "http://%s" % self.addr
+        return "http://%s:%d" % self.where()
+
+    def where(self):
+        """(host, port) the board answers at, from its namespace."""
+        return ("127.0.0.1", self.user_port) if self.user_port else (self.addr, 80)
 
     def target(self):
-        return Target(self.addr, 80, ns_path=self.ns_path)
+        return Target(*self.where(), ns_path=self.ns_path)
 
     def _ip(self, *args):
         subprocess.run(["ip"] + list(args), check=True, capture_output=True)
@@ -191,10 +198,14 @@ class QemuBoard:
                 self._ip("netns", "add", self.ns)
                 self._made_ns = True
                 self._ip("-n", self.ns, "link", "set", "lo", "up")
-            self._ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
-            self._ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
-            self._ip("-n", self.ns, "link", "set", self.tap, "up")
-            env = dict(os.environ, FLASH=self.flash, NET="tap", TAP=self.tap, SERIAL="stdio", **self.env)
+            if self.user_port:
+                net = {"NET": "user", "HOSTFWD": "tcp:127.0.0.1:%d-:80" % self.user_port}
+            else:
+                self._ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
+                self._ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
+                self._ip("-n", self.ns, "link", "set", self.tap, "up")
+                net = {"NET": "tap", "TAP": self.tap}
+            env = dict(os.environ, FLASH=self.flash, SERIAL="stdio", **net, **self.env)
             t0 = time.monotonic()
             with open(self.log, "ab") as out:
                 self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, os.path.join(QEMU_DIR, "run")] + self.qemu_args,
@@ -241,7 +252,7 @@ class QemuBoard:
         with netns.in_home_ns():
             if self._made_ns:
                 subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
-            else:
+            elif not self.user_port:
                 subprocess.run(["ip", "-n", self.ns, "link", "del", self.tap], capture_output=True)
 
     def __enter__(self):

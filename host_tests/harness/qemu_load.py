@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -60,39 +59,6 @@ async def run(hw):
         await asyncio.sleep(3600)
 asyncio.run(run(board.Board(load(board.SETTINGS_PATH, board.NEEDS_WIFI))))
 '''
-
-
-class UserNetBoard(qemu.QemuBoard):
-    """A QemuBoard on QEMU's user-mode network: QEMU runs in a namespace of its own (so its hostfwd
-    port on that namespace's 127.0.0.1 is ours alone) and clients reach 127.0.0.1:USER_PORT there."""
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % USER_PORT
-
-    def target(self):
-        return qemu.Target("127.0.0.1", USER_PORT, ns_path=self.ns_path)
-
-    def start(self, timeout_s=qemu.BOOT_TIMEOUT_S):
-        qemu.make_flash(self.flash, self.files)
-        with qemu.netns.in_home_ns():
-            self._ip("netns", "add", self.ns)
-            self._made_ns = True
-            self._ip("-n", self.ns, "link", "set", "lo", "up")
-            env = dict(os.environ, FLASH=self.flash, NET="user", SERIAL="stdio",
-                       HOSTFWD="tcp:127.0.0.1:%d-:80" % USER_PORT)
-            t0 = time.monotonic()
-            with open(self.log, "ab") as out:
-                self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, os.path.join(qemu.QEMU_DIR, "run")],
-                                             env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                             preexec_fn=qemu.netns._die_with_parent)
-        try:
-            self.wait_serving(timeout_s)
-        except BaseException:
-            self.close()
-            raise
-        self.boot_s = time.monotonic() - t0
-        return self
 
 
 def _answer(s, buf):
@@ -187,8 +153,7 @@ def board_files(server, net, limits):
 def measure(server, net, limits, seconds, loads, n, timeout=5.0):
     files = board_files(server, net, limits)
     ns = "qload-%d-%d" % (os.getpid(), n)
-    cls = qemu.QemuBoard if net == "tap" else UserNetBoard
-    with cls(ns=ns, files=files) as qb:
+    with qemu.QemuBoard(ns=ns, files=files, user_port=None if net == "tap" else USER_PORT) as qb:
         t = qb.target()
         out = {}
         for name, clients, keep in loads:

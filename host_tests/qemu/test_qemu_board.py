@@ -35,9 +35,17 @@ NEGATIVE_STALL_S = (8.0, 16.0)  # 2 * MSL 6000 = 12 s, with the client's SYN bac
 PORTS = iter(range(43500, 43600))  # pinned source ports
 
 
-def figures(what, **kw):
-    # on the terminal and in CI's log, whatever the capture: the real port's own figures
-    print("\nqemu: %s: %s" % (what, ", ".join("%s %s" % kv for kv in kw.items())), flush=True)
+@pytest.fixture
+def figures(request):
+    """figures(what, **values): printed on the terminal and in CI's log, whatever the capture (the
+    real port's own figures)."""
+    capman = request.config.pluginmanager.get_plugin("capturemanager")
+
+    def say(what, **kw):
+        with capman.global_and_fixture_disabled():
+            print("\nqemu: %s: %s" % (what, ", ".join("%s %s" % kv for kv in kw.items())), flush=True)
+
+    return say
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +56,7 @@ def qb(make_qemu):
     return qb
 
 
-def test_boots_to_serving_on_the_real_port(qb):
+def test_boots_to_serving_on_the_real_port(qb, figures):
     t = qb.target()
     st = t.status(gc=True)
     figures("after start-up", boot_s=round(qb.boot_s, 1), heap_alloc=st["heap_alloc"], heap_free=st["heap_free"],
@@ -60,7 +68,7 @@ def test_boots_to_serving_on_the_real_port(qb):
     assert "nostall: Ethernet (OPENETH) up, IP %s" % qb.addr in qb.console()
 
 
-def test_soak_per_request_pinned_port_and_kept_alive(qb):
+def test_soak_per_request_pinned_port_and_kept_alive(qb, figures):
     """Side by side: SOAK_COUNT requests each on a new connection (Connection: close, as curl and
     scripts send it), SOAK_COUNT on one kept-alive connection, PINNED_COUNT each on a new
     connection from one pinned source port at the maintainers' pacing (0.15 s), and a kept-alive
@@ -130,13 +138,14 @@ def test_soak_per_request_pinned_port_and_kept_alive(qb):
     assert s1["idf_heap_free"] > s0["idf_heap_free"] - 4096, (s0["idf_heap_free"], s1["idf_heap_free"])
 
 
-def test_the_seeds_stall_on_real_esp_lwip(make_qemu, qb):
+def test_the_seeds_stall_on_real_esp_lwip(make_qemu, qb, figures):
     """The negative control: a server that closes first, and a client that reuses its source
     port, stall for about 2*MSL on the board's own lwIP; the same client against this firmware
     (the soak above, and here once more) never does."""
     files = qemu.stage()
-    with open(os.path.join(HOST_TESTS, "apps_qemu", "naive_main.py"), "rb") as f:
-        files["main.py"] = f.read()
+    for name, path in (("main.py", "apps_qemu/naive_main.py"), ("naive_server.py", "apps_emu/naive_server.py")):
+        with open(os.path.join(HOST_TESTS, path), "rb") as f:
+            files[name] = f.read()
     naive = make_qemu(files=files)
     subprocess.run(["ip", "netns", "exec", naive.ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"], check=True)
     port = next(PORTS)
@@ -174,7 +183,7 @@ def _park(t, port):
     return s
 
 
-def test_eviction_resets_and_the_port_is_free_at_once(small):
+def test_eviction_resets_and_the_port_is_free_at_once(small, figures):
     """At the cap a newcomer takes the least recently used idle connection's slot: the board
     closes it first, with _nostall_tcp's tcp_abort, so lwIP keeps nothing and the evicted client
     connects again from the same port at once."""
@@ -205,7 +214,7 @@ def test_eviction_resets_and_the_port_is_free_at_once(small):
 
 
 @pytest.mark.parametrize("kind", ["silent", "slowloris"])
-def test_silent_and_trickling_sockets(small, kind):
+def test_silent_and_trickling_sockets(small, kind, figures):
     """8 sockets that never send (or trickle a head a byte at a time) against 2 slots: a
     well-behaved client is still answered within its budget, and the board drops them by itself."""
     t = small.target()
