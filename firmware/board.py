@@ -1,5 +1,6 @@
-# Board glue: the only module that imports network, machine and esp32. The sim board runs it as
-# it is, on fakes of those modules (host_tests/sim/).
+# Board glue: the only module that imports network, machine and esp32 (with ethernet.py, which it
+# loads for a "lan" section). The sim board runs it as it is, on fakes of those modules
+# (host_tests/sim/).
 
 import sys
 
@@ -7,7 +8,6 @@ import asyncio
 import esp32
 import machine
 import network
-from nostall.settings import SettingsError
 
 SETTINGS_PATH = "/settings.json"
 NEEDS_WIFI = True
@@ -19,7 +19,6 @@ _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy ne
 _JOIN_RETRY_FIRST_S = 1  # the first wait after a failed join; it doubles up to wifi_retry_max_s
 _WDT_FEEDS = 3  # feeds per watchdog period: one late feed is no reset
 _LINK_CHECK_S = 2  # how often the link is checked once up
-_SPI_BAUD = 20_000_000  # an SPI Ethernet chip's clock, when "lan": {"spi": {"baudrate": ...}} does not say
 
 # what a failed join says in the log; the statuses with a fix end the attempt at once (the port
 # goes on re-trying by itself meanwhile), and their fix is printed the first time they are seen
@@ -121,7 +120,11 @@ class Board:
         up Ethernet when the settings have a "lan" section; returns the IP."""
         s = self.settings
         if s.lan is not None:
-            return await self._lan_up(s.lan)
+            import ethernet  # loaded only here: a Wi-Fi board's heap does not hold it
+
+            self.lan, ip = await ethernet.up(s.lan, SETTINGS_PATH)
+            self.joined = True
+            return ip
         network.hostname(s.hostname)
         wlan = network.WLAN(network.STA_IF)
         wlan.active(True)
@@ -161,34 +164,6 @@ class Board:
             await asyncio.sleep(delay)
             delay = min(delay * 2, s.wifi_retry_max_s)
 
-    async def _lan_up(self, c):
-        try:
-            # getattr: the stubs' LAN has active() only; the port's has the NIC methods used below
-            lan = getattr(network, "LAN")(**_lan_args(c))
-            lan.active(True)
-        except (ValueError, TypeError, OSError) as e:  # a pin or a PHY this chip does not have
-            raise SettingsError('Ethernet %s refused (%r): check "lan" in %s (an RMII PHY needs an ESP32; the C3 takes '
-                                'SPI ones)' % (c["phy"], e, SETTINGS_PATH))
-        if c["ipv4"] is not None:
-            lan.ipconfig(dhcp4=False)
-            if c["gateway"] is not None:
-                lan.ipconfig(addr4=c["ipv4"], gw4=c["gateway"])
-            else:
-                lan.ipconfig(addr4=c["ipv4"])
-        if c["dns"] is not None:
-            network.ipconfig(dns=c["dns"])
-        self.lan = lan
-        told = False
-        while not lan.isconnected():  # the link, then DHCP's answer (a static address: at once)
-            if not told:
-                print("nostall: Ethernet (%s): waiting for the link%s" % (c["phy"], "" if c["ipv4"] else " and DHCP"))
-                told = True
-            await asyncio.sleep_ms(_JOIN_POLL_MS)
-        ip = lan.ipconfig("addr4")[0]
-        print("nostall: Ethernet (%s) up, IP %s" % (c["phy"], ip))
-        self.joined = True
-        return ip
-
     async def _keep_wifi(self):
         if self.wlan is None:
             return  # Ethernet: link changes are ESP-IDF's Ethernet driver's (not tested here)
@@ -210,19 +185,3 @@ class Board:
         if self.settings.watchdog_ms:
             self.wdt = machine.WDT(timeout=self.settings.watchdog_ms)
             asyncio.create_task(self._feed_watchdog())
-
-
-def _lan_args(c):
-    # network.LAN's arguments as the esp32 port takes them: pins as Pin objects, an SPI bus for SPI PHYs
-    Pin = machine.Pin
-    kw = {"phy_type": getattr(network, "PHY_" + c["phy"]), "phy_addr": c["phy_addr"]}
-    for k in ("mdc", "mdio", "power", "ref_clk", "cs", "int"):
-        if c[k] is not None:
-            kw[k] = Pin(c[k])
-    if c["ref_clk_mode"] is not None:
-        kw["ref_clk_mode"] = Pin.OUT if c["ref_clk_mode"] == "out" else Pin.IN
-    spi = c["spi"]
-    if spi is not None:
-        kw["spi"] = machine.SPI(spi["id"] if spi["id"] is not None else 1, baudrate=spi["baudrate"] or _SPI_BAUD,
-                                sck=Pin(spi["sck"]), mosi=Pin(spi["mosi"]), miso=Pin(spi["miso"]))
-    return kw

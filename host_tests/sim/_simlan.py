@@ -1,4 +1,5 @@
-"""The sim board's fake of the ESP32 port's network.LAN (Ethernet), loaded on first use: after
+"""The sim board's fake of the ESP32 port's network.LAN (Ethernet) and machine.SPI (the bus of an
+SPI Ethernet chip), loaded on first use: after
 MicroPython's ports/esp32/network_lan.c (phy_addr required, an SPI PHY needs spi and cs, no RMII
 PHY on a chip without an EMAC: OSError, one object per board) and network_common.c's ipconfig. The link
 comes up LINK_MS after active(True); DHCP answers DHCP_MS later with the sim's loopback address,
@@ -7,6 +8,7 @@ a static address (ipconfig(dhcp4=False) then addr4=) holds at once. MicroPython 
 import time
 
 import _simlink
+import machine
 import network
 
 LINK_MS = 50
@@ -104,3 +106,18 @@ class LAN:
         if self._phase() < 2:
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
         return self._static if not self._dhcp else ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
+
+
+class SPI:
+    """The hardware SPI bus as network.LAN takes it for an SPI Ethernet chip (W5500, DM9051,
+    KSZ8851SNL): the port's machine_hw_spi.c checks the bus id and the pins; nothing is sent."""
+
+    CONTROLLER = 0
+    MSB = 0
+    LSB = 1
+
+    def __init__(self, id, baudrate=500000, *, polarity=0, phase=0, bits=8, firstbit=0, sck=None, mosi=None, miso=None):
+        if id not in ((1,) if _simlink.CHIP != "esp32" else (1, 2)):  # SPI2 (and SPI3 on the ESP32): id 1 (and 2)
+            raise ValueError("SPI(%s) doesn't exist" % id)
+        self.pins = tuple(p if p is None or isinstance(p, machine.Pin) else machine.Pin(p) for p in (sck, mosi, miso))
+        self.baudrate = baudrate

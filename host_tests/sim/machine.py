@@ -186,16 +186,7 @@ class Pin:
         return "Pin(%d)" % self._id
 
 
-class SPI:
-    """The hardware SPI bus as network.LAN takes it for an SPI Ethernet chip (W5500, DM9051,
-    KSZ8851SNL): the port's machine_hw_spi.c checks the bus id and the pins; nothing is sent."""
+def SPI(*args, **kw):  # noqa: N802 - the port's name; only Ethernet's SPI chips use it: loaded then
+    import _simlan
 
-    CONTROLLER = 0
-    MSB = 0
-    LSB = 1
-
-    def __init__(self, id, baudrate=500000, *, polarity=0, phase=0, bits=8, firstbit=0, sck=None, mosi=None, miso=None):
-        if id not in ((1,) if _C3 else (1, 2)):  # SPI2 (and SPI3 on the ESP32): id 1 (and 2)
-            raise ValueError("SPI(%s) doesn't exist" % id)
-        self.pins = tuple(p if p is None or isinstance(p, Pin) else Pin(p) for p in (sck, mosi, miso))
-        self.baudrate = baudrate
+    return _simlan.SPI(*args, **kw)
