@@ -43,10 +43,10 @@ class Config:
     # connections lwIP holds for accept(), each from its SYN on; a SYN beyond them is dropped and
     # the client waits for its retransmission (Linux: 1 s; QEMU's slirp: 6 s). Clients connect in
     # bursts (browsers open up to 6 at once) that land before the event loop runs, so 2 made
-    # 4 clients stall (issue 17, host_tests/harness/qemu_load.py). 6 is lwIP's accept mailbox
-    # (CONFIG_LWIP_TCP_ACCEPTMBOX_SIZE): past it lwIP resets. Past the 12 pcbs a SYN is dropped,
-    # no open connection is killed (tcp_kill_prio spares pcbs of the listener's priority)
-    listen_backlog = 6
+    # 4 clients stall (issue 17, host_tests/harness/qemu_load.py). 4 fills lwIP's 12 pcbs with
+    # the 6 slots and the 2 turn-aways (6 did not: through lwIP floods then took pcbs the slots
+    # and turn-aways needed); on the QEMU C3 a burst of 4 fared as at 6 (0 stalls kept alive)
+    listen_backlog = 4
     # then "Connection: close" and wait for the client's EOF; 0: no cap. A board has no use for
     # one (a connection holds nothing that grows, and at the cap idle ones are evicted anyway),
     # and each forced reconnect costs the client a handshake and leaves it a TIME_WAIT

@@ -131,8 +131,10 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1, holds_pcbs
     assert set(st["closes_by_server"]) <= set(reasons), st["closes_by_server"]
     assert st["connections_peak"] <= cap
     # slots (a socket, and a file for a static download) + two waiting for a slot + one just
-    # accepted, over the resting count (listener, stdio...)
-    assert max_fds <= base.fds + cap * fds_per_slot + 3, (max_fds, base.fds)
+    # accepted + one evicted whose task has not closed it yet (claim() yields once for that; with
+    # listen_backlog 4 newcomers come often enough through lwIP to meet one), over the resting
+    # count (listener, stdio...). Afterwards every one is closed: back["fds"] below
+    assert max_fds <= base.fds + cap * fds_per_slot + 4, (max_fds, base.fds)
     assert back["open_ok"] and back["fds"] <= base.fds and back["heap_ok"], back
     return st
 

@@ -19,7 +19,9 @@ The abusive clients are harness/wsclient.py's (websockets' protocol objects and 
 frame checks skipped where a frame must break the rules) and the `websockets` asyncio client for
 the 64 at once. ws_max_message_bytes is 4096 here: the sim compiles the firmware into its 256K
 heap, where a 16 KB message and its copies do not fit in one piece (test_websocket.py runs the
-default limit on a larger heap).
+default limit on a larger heap). The sims here get HEAP (288K): through lwIP at 256K, 2 KB
+allocations failed now and then (a 1011 instead of the 1009 asked for, "memory" handler errors)
+once the firmware and the fakes had grown about 2 KB; what is tested is the abuse, not the heap.
 """
 
 import asyncio
@@ -49,6 +51,7 @@ GOOD_MAX_S_STORM_EMU = 3.5
 # README's promise under overload: an answer or a 503 with Retry-After within 2 s)
 GOOD_MAX_S_STORM = 2.0
 MAX_MSG = 4096
+HEAP = "288K"
 LIMITS = {"ws_max_message_bytes": MAX_MSG, "ws_ping_interval_ms": 400, "ws_pong_timeout_ms": 400,
           "ws_close_wait_ms": 200, "write_timeout_ms": 500, "linger_timeout_ms": 1000,
           "header_timeout_ms": 1000, "first_request_timeout_ms": 1000, "tick_ms": 50}
@@ -60,7 +63,7 @@ WS_ENDS = ("ws_close_timeout", "linger_overflow", "linger_timeout")
 
 @pytest.fixture(scope="module")
 def t(make_module_sim):
-    t = make_module_sim(LIMITS, app_dir=APPS_WS)
+    t = make_module_sim(LIMITS, app_dir=APPS_WS, heap=HEAP)
     # every slot busy at once, WebSockets and requests, once: the tables that grow with them
     # (asyncio's poll set, the close reasons) reach their high-water mark before any baseline
     ws = [opened(t) for _ in range(3)]

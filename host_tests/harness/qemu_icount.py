@@ -25,7 +25,7 @@ import tempfile
 import time
 
 from harness import qemu
-from harness.paths import ROOT
+from harness.paths import HOST_TESTS, ROOT
 from harness.target import RawConn
 
 MHZ = 160
@@ -66,49 +66,6 @@ def make_app(hw):
     return app
 '''
 
-BARE = '''# the bare asyncio bound (apps_bench/bound.py) on the board: read a head, write a canned answer.
-# ONE_READ (set above): the head in one read(512) instead of readline()s (one recv a byte on a socket)
-import asyncio
-
-import board
-import qprobe
-from nostall.settings import load
-
-HELLO = b"HTTP/1.1 200 OK\\r\\nContent-Type: text/plain\\r\\nContent-Length: 5\\r\\n\\r\\nhello"
-
-
-async def serve(r, w):
-    try:
-        while True:
-            line = await (r.read(512) if ONE_READ else r.readline())
-            if not line:
-                break
-            while not ONE_READ:
-                h = await r.readline()
-                if not h or h == b"\\r\\n":
-                    break
-            if line.startswith(b"GET / "):
-                w.write(HELLO)
-            else:  # the harness's: the probe (/_icount) and /status
-                body = (qprobe.answer() if line.startswith(b"GET /_icount") else "{}").encode()
-                w.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n" % len(body) + body)
-            await w.drain()
-    except OSError:
-        pass
-    w.close()
-    await w.wait_closed()
-
-
-async def main():
-    await board.Board(load(board.SETTINGS_PATH, board.NEEDS_WIFI)).connect()  # the firmware's LAN bring-up
-    await asyncio.start_server(serve, "0.0.0.0", 80)
-    while True:
-        await asyncio.sleep(3600)
-
-
-asyncio.run(main())
-'''
-
 LOAD_CONST = bytes.fromhex("3725010013055534")  # lui a0, 0x12; addi a0, a0, 0x345
 READ_INSTRET = bytes.fromhex("7325 20c0 1305 0500")  # csrrs a0, instret (0xc02), zero; addi a0, a0, 0
 SERVERS = ("bare", "nostall", "bare-read")  # bare: bound.py's readline()s; bare-read: one read(512) a head
@@ -123,7 +80,8 @@ def staged(which, tmp):
     files = qemu.stage(app_dir=tmp)
     files["qprobe.mpy"] = probe_mpy(tmp)
     if which != "nostall":
-        files["main.py"] = ("ONE_READ = %s\n" % (which == "bare-read")).encode() + BARE.encode()
+        with open(os.path.join(HOST_TESTS, "apps_qemu", "bare_main.py"), "rb") as f:
+            files["main.py"] = ("ONE_READ = %s\n" % (which == "bare-read")).encode() + f.read()
     return files
 
 

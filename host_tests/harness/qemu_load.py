@@ -20,7 +20,7 @@ import threading
 import time
 
 from harness import qemu
-from harness.paths import ROOT
+from harness.paths import HOST_TESTS, ROOT
 
 LOADS = (("1 client, kept-alive", 1, True), ("1 client, new connection each", 1, False),
          ("2 clients, new connection each", 2, False), ("4 clients, kept-alive", 4, True),
@@ -28,38 +28,6 @@ LOADS = (("1 client, kept-alive", 1, True), ("1 client, new connection each", 1,
 PATH = "/api/temperature"  # a small JSON answer from the default app
 STALL_S = 0.9
 USER_ADDR, USER_GW, USER_PORT = "10.0.2.15", "10.0.2.2", 8080
-
-# the bare server: asyncio streams, keep-alive, a canned answer (host_tests/apps_bench/bound.py
-# without its /big and bench_app's environment), on the firmware's own Ethernet bring-up
-BARE_MAIN = b'''import asyncio
-import board
-from nostall.settings import load
-ANSWER = b"HTTP/1.1 200 OK\\r\\nContent-Type: application/json\\r\\nContent-Length: 2\\r\\n\\r\\n{}"
-async def serve(r, w):
-    try:
-        while True:
-            line = await r.readline()
-            if not line:
-                break
-            while True:
-                h = await r.readline()
-                if not h or h == b"\\r\\n":
-                    break
-            w.write(ANSWER)
-            await w.drain()
-    except OSError:
-        pass
-    w.close()
-    await w.wait_closed()
-async def run(hw):
-    await hw.connect()
-    await asyncio.start_server(serve, "0.0.0.0", 80)
-    print("bare server up")
-    while True:
-        await asyncio.sleep(3600)
-asyncio.run(run(board.Board(load(board.SETTINGS_PATH, board.NEEDS_WIFI))))
-'''
-
 
 def _answer(s, buf):
     """Read one answer (head + Content-Length body) from s; buf carries bytes past it."""
@@ -146,7 +114,8 @@ def board_files(server, net, limits):
     addr, gw = (qemu.ADDR, qemu.HOST_ADDR) if net == "tap" else (USER_ADDR, USER_GW)
     files = qemu.stage(settings=qemu.board_settings(addr, gw, limits=limits or None))
     if server == "bare":
-        files["main.py"] = BARE_MAIN
+        with open(os.path.join(HOST_TESTS, "apps_qemu", "bare_main.py"), "rb") as f:
+            files["main.py"] = f.read()
     return files
 
 
