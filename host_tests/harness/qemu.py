@@ -187,23 +187,24 @@ class QemuBoard:
     def target(self):
         return Target(*self.where(), ns_path=self.ns_path)
 
-    def _ip(self, *args):
-        subprocess.run(["ip"] + list(args), check=True, capture_output=True)
+    def sysctl(self, key, value):
+        """A net.* sysctl in the board's namespace only (e.g. the client's own TIME_WAIT off)."""
+        netns.Emulator.sysctl_in(self.ns, key, value)
 
     def start(self, timeout_s=BOOT_TIMEOUT_S):
         files = self.files if self.files is not None else stage(settings=board_settings(self.addr, self.host_addr))
         make_flash(self.flash, files)
         with netns.in_home_ns():
             if not os.path.exists(self.ns_path):
-                self._ip("netns", "add", self.ns)
+                netns.ip("netns", "add", self.ns)
                 self._made_ns = True
-                self._ip("-n", self.ns, "link", "set", "lo", "up")
+                netns.ip("-n", self.ns, "link", "set", "lo", "up")
             if self.user_port:
                 net = {"NET": "user", "HOSTFWD": "tcp:127.0.0.1:%d-:80" % self.user_port}
             else:
-                self._ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
-                self._ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
-                self._ip("-n", self.ns, "link", "set", self.tap, "up")
+                netns.ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
+                netns.ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
+                netns.ip("-n", self.ns, "link", "set", self.tap, "up")
                 net = {"NET": "tap", "TAP": self.tap}
             env = dict(os.environ, FLASH=self.flash, SERIAL="stdio", **net, **self.env)
             t0 = time.monotonic()
@@ -251,9 +252,9 @@ class QemuBoard:
                 self.proc.wait(5)
         with netns.in_home_ns():
             if self._made_ns:
-                subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+                netns.delete_namespace(self.ns)
             elif not self.user_port:
-                subprocess.run(["ip", "-n", self.ns, "link", "del", self.tap], capture_output=True)
+                netns.ip("-n", self.ns, "link", "del", self.tap, check=False)
 
     def __enter__(self):
         return self.start()

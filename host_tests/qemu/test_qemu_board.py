@@ -52,7 +52,7 @@ def figures(request):
 def qb(make_qemu):
     qb = make_qemu()
     # pinned source ports: the client's own TIME_WAIT off, only in the board's namespace
-    subprocess.run(["ip", "netns", "exec", qb.ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"], check=True)
+    qb.sysctl("net.ipv4.tcp_max_tw_buckets", 0)
     return qb
 
 
@@ -147,7 +147,7 @@ def test_the_seeds_stall_on_real_esp_lwip(make_qemu, qb, figures):
         with open(os.path.join(HOST_TESTS, path), "rb") as f:
             files[name] = f.read()
     naive = make_qemu(files=files)
-    subprocess.run(["ip", "netns", "exec", naive.ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"], check=True)
+    naive.sysctl("net.ipv4.tcp_max_tw_buckets", 0)
     port = next(PORTS)
     with naive.target().client():
         res = paced.paced_requests(naive.addr, 80, count=10, pacing_s=0.15, timeout_s=5.0, source_port=port,
@@ -168,7 +168,7 @@ def small(make_qemu):
     """A board with two slots and short timeouts: eviction and floods in seconds."""
     qb = make_qemu(limits={"max_connections": 2, "idle_timeout_ms": 3000, "header_timeout_ms": 2000,
                            "first_request_timeout_ms": 2000, "stall_evict_ms": 500, "tick_ms": 50})
-    subprocess.run(["ip", "netns", "exec", qb.ns, "sysctl", "-qw", "net.ipv4.tcp_max_tw_buckets=0"], check=True)
+    qb.sysctl("net.ipv4.tcp_max_tw_buckets", 0)
     return qb
 
 

@@ -8,6 +8,7 @@ a static address (ipconfig(dhcp4=False) then addr4=) holds at once. MicroPython 
 import time
 
 import _simlink
+import _simwlan
 import machine
 import network
 
@@ -86,11 +87,8 @@ class LAN:
             if k == "dhcp4":
                 self._dhcp = bool(v)
             elif k == "addr4":
-                ip, _, bits = v.partition("/")
-                n = (0xFFFFFFFF << (32 - int(bits or 24))) & 0xFFFFFFFF
-                mask = ".".join(str(n >> s & 255) for s in (24, 16, 8, 0))
-                gw = self._static[2] if self._static else "0.0.0.0"
-                self._static = (ip, mask, gw, "0.0.0.0")
+                cur = self._static or ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
+                self._static = _simwlan.addr4(v, cur[1]) + cur[2:]  # as WLAN's: the port's one ipconfig
                 self._dhcp = False
             elif k == "gw4":
                 s = self._static or ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")

@@ -18,6 +18,18 @@ def country(code):
     _country[0] = code
 
 
+def addr4(v, mask):
+    # ipconfig(addr4=...)'s value as network_common.c takes it for every interface: "a.b.c.d/bits"
+    # (the mask from the bits), "a.b.c.d" (the mask kept) or (address, mask); -> (address, mask)
+    if not isinstance(v, str):
+        return tuple(v)
+    ip, _, bits = v.partition("/")
+    if bits:
+        m = (0xFFFFFFFF << (32 - int(bits))) & 0xFFFFFFFF
+        mask = ".".join([str((m >> s) & 255) for s in (24, 16, 8, 0)])
+    return ip, mask
+
+
 def ipconfig(wlan, args, kw):
     """network.ipconfig() (wlan None: the DNS server) and WLAN.ipconfig()."""
     if not kw:
@@ -48,13 +60,7 @@ def ipconfig(wlan, args, kw):
         if k == "dhcp4" and wlan._if == network.STA_IF:
             _R.dhcp[1] = bool(v)
         elif k == "addr4":
-            if isinstance(v, str):
-                ip, _, bits = v.partition("/")
-                if bits:
-                    m = (0xFFFFFFFF << (32 - int(bits))) & 0xFFFFFFFF
-                    mask = ".".join([str((m >> s) & 255) for s in (24, 16, 8, 0)])
-            else:
-                ip, mask = v
+            ip, mask = addr4(v, mask)
             _R.static[wlan._if] = (ip, mask, gw, dns)
         elif k == "gw4":
             _R.static[wlan._if] = (ip, mask, v, dns)

@@ -161,7 +161,8 @@ def available(msl_ms=None):
     return (True, "") if ok else (False, why)
 
 
-def _ip(*args, check=True):
+def ip(*args, check=True):
+    """Run `ip ARGS`; RuntimeError with its stderr when it fails (unless not check)."""
     r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
     if check and r.returncode != 0:
         raise RuntimeError("ip %s: %s" % (" ".join(args), r.stderr.strip()))
@@ -177,7 +178,7 @@ def cleanup_stale(name_prefix):
     for entry in NETNS_DIR.iterdir():
         m = pat.match(entry.name)
         if m and int(m.group(1)) != os.getpid() and not Path("/proc", m.group(1)).exists():
-            _ip("netns", "del", entry.name, check=False)
+            ip("netns", "del", entry.name, check=False)
 
 
 def _setns(fd):
@@ -236,14 +237,14 @@ def new_namespace(name_prefix="nsh", tag="c"):
         cleanup_stale(name_prefix)
     name = "%s-%d-%s" % (name_prefix, os.getpid(), tag)
     with in_home_ns():
-        _ip("netns", "add", name)
-        _ip("-n", name, "link", "set", "lo", "up")
+        ip("netns", "add", name)
+        ip("-n", name, "link", "set", "lo", "up")
     return name
 
 
 def delete_namespace(name):
     with in_home_ns():
-        _ip("netns", "del", name, check=False)
+        ip("netns", "del", name, check=False)
 
 
 def _die_with_parent():
@@ -347,9 +348,9 @@ class Emulator:
         self._wait_ready(5.0)
 
         # The TAP exists once READY is printed; hand it to the namespace.
-        _ip("link", "set", self.tap, "netns", self.netns)
-        _ip("-n", self.netns, "addr", "add", self.peer_ip + "/24", "dev", self.tap)
-        _ip("-n", self.netns, "link", "set", self.tap, "up")
+        ip("link", "set", self.tap, "netns", self.netns)
+        ip("-n", self.netns, "addr", "add", self.peer_ip + "/24", "dev", self.tap)
+        ip("-n", self.netns, "link", "set", self.tap, "up")
         return self
 
     def _wait_ready(self, timeout_s):
@@ -379,8 +380,8 @@ class Emulator:
             delete_namespace(self.netns)
             self._ns_made = False
         # The TAP dies with the gateway's fd; this only matters if the move failed.
-        if _ip("link", "show", self.tap, check=False).returncode == 0:
-            _ip("link", "del", self.tap, check=False)
+        if ip("link", "show", self.tap, check=False).returncode == 0:
+            ip("link", "del", self.tap, check=False)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
