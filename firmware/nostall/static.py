@@ -16,7 +16,9 @@
 # from its gzip trailer (computed when it was built), and its size; another file's tag is its
 # size and modification time (os.stat). A one-character edit to the dashboard gives a .gz of the
 # same size, and a board without a clock may write it at the same second after a reset as the
-# last one: its size and mtime would not tell the two apart, its CRC does.
+# last one: its size and mtime would not tell the two apart, its CRC does. A tag sent with
+# Content-Encoding: gzip ends in "-gz", which no identity tag does: the two representations of
+# one URL never share a tag (RFC 9110 8.8.3), so a cache never takes one for the other.
 
 import os
 
@@ -152,9 +154,7 @@ def send_file(root, path, req=None, max_age=None):
             raise HTTPError(404, "no such file")
         served, encoding, gz = full, None, None
     size = st[6]
-    etag = _gzip_tag(served, size) if encoding else None
-    if etag is None:
-        etag = '"%x-%x"' % (st[8], size)
+    etag = _gzip_tag(served, st) if encoding else '"%x-%x"' % (st[8], size)
     cache = NO_CACHE if max_age is None else "max-age=%d" % max_age
     inm = headers.get("if-none-match")
     if inm is not None and etag_matches(inm, etag):
@@ -207,19 +207,21 @@ def _stat(path):
     return st
 
 
-def _gzip_tag(path, size):
-    # '"<CRC-32>-<size>"' from the gzip trailer (RFC 1952: CRC-32, then the length, little-endian)
-    if size < _GZ_SMALLEST:  # not gzip: tagged like any other file
-        return None
+def _gzip_tag(path, st):
+    # '"<CRC-32>-<size>-gz"' from the gzip trailer (RFC 1952: CRC-32, then the length,
+    # little-endian); "-gz": never the tag of the identity representation
+    size = st[6]
+    if size < _GZ_SMALLEST:  # not gzip: its size and mtime, still marked as the gzip one
+        return '"%x-%x-gz"' % (st[8], size)
     try:
         with open(path, "rb") as f:
             f.seek(size - len(_TRAILER))
             if f.readinto(_TRAILER) != len(_TRAILER):
-                return None
+                return '"%x-%x-gz"' % (st[8], size)
     except OSError:
         raise HTTPError(404, "no such file")
     t = _TRAILER
-    return '"%02x%02x%02x%02x-%x"' % (t[3], t[2], t[1], t[0], size)
+    return '"%02x%02x%02x%02x-%x-gz"' % (t[3], t[2], t[1], t[0], size)
 
 
 def file_pieces(path, size):

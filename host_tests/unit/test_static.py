@@ -95,8 +95,8 @@ def test_gzip_twin_to_a_client_that_takes_it():
     assert header(r, "Content-Type") == "text/css"  # the type of what was asked for, not of a .gz
     assert header(r, "Vary") == "Accept-Encoding"
     assert header(r, "Cache-Control") == "no-cache"
-    # the tag is the CRC-32 of the content (from the gzip trailer) and the .gz file's size
-    want = '"%08x-%x"' % (binascii.crc32(read(ROOT + "/both.css")) & 0xFFFFFFFF, len(read(gz)))
+    # the tag is the CRC-32 of the content (from the gzip trailer) and the .gz file's size, marked gzip
+    want = '"%08x-%x-gz"' % (binascii.crc32(read(ROOT + "/both.css")) & 0xFFFFFFFF, len(read(gz)))
     assert header(r, "ETag") == want, (header(r, "ETag"), want)
 
 
@@ -112,7 +112,7 @@ def test_plain_twin_to_a_client_that_refuses_gzip_or_says_nothing():
 
 def test_gzip_only_file():
     gz = ROOT + "/only.js.gz"
-    want = '"%08x-%x"' % (binascii.crc32(read(ROOT + "/only.js.src")) & 0xFFFFFFFF, len(read(gz)))
+    want = '"%08x-%x-gz"' % (binascii.crc32(read(ROOT + "/only.js.src")) & 0xFFFFFFFF, len(read(gz)))
     # no Accept-Encoding: any coding is acceptable (RFC 9110 12.5.3), and there is nothing else
     for headers in ({}, {"Accept-Encoding": "gzip"}, {"Accept-Encoding": "*"}):
         r = send_file(ROOT, "only.js", req(headers))
@@ -144,7 +144,21 @@ def test_a_gz_asked_for_by_name_is_a_download():
 def test_a_twin_too_short_for_gzip_is_tagged_by_size_and_mtime():
     r = send_file(ROOT, "short.bin", req({"Accept-Encoding": "gzip"}))
     st = os.stat(ROOT + "/short.bin.gz")
-    assert r.status == 200 and header(r, "ETag") == '"%x-%x"' % (st[8], st[6])
+    assert r.status == 200 and header(r, "ETag") == '"%x-%x-gz"' % (st[8], st[6])
+
+
+def test_gzip_and_identity_representations_never_share_a_tag():
+    # RFC 9110 8.8.3: the gzip-encoded and the plain copy of one URL are two representations; a
+    # shared tag would let a cache answer a client that refuses gzip with the compressed one.
+    # Every gzip tag ends in -gz and no identity tag does, whatever sizes and mtimes say
+    gz = send_file(ROOT, "both.css", req({"Accept-Encoding": "gzip"}))
+    plain = send_file(ROOT, "both.css", req({"Accept-Encoding": "identity"}))
+    assert header(gz, "Content-Encoding") == "gzip" and header(plain, "Content-Encoding") is None
+    assert header(gz, "ETag").endswith('-gz"') and not header(plain, "ETag").endswith('-gz"')
+    assert header(gz, "ETag") != header(plain, "ETag")
+    for name in ("only.js", "short.bin"):  # from the trailer, and from size and mtime
+        assert header(send_file(ROOT, name, req({"Accept-Encoding": "gzip"})), "ETag").endswith('-gz"'), name
+    assert not header(send_file(ROOT, "plain.txt", req({"Accept-Encoding": "gzip"})), "ETag").endswith('-gz"')
 
 
 def test_not_modified():

@@ -119,3 +119,30 @@ def test_twins_and_tags_in_a_root_of_its_own(make_sim, tmp_path):
         tag3, _ = _tag(c, "/pic.png", {"If-None-Match": tag2})
         assert tag3 != tag2
         assert c.request("GET", "/nothing.txt", GZ).status == 404
+
+
+def test_gzip_and_plain_copies_have_tags_of_their_own(make_sim, tmp_path):
+    """RFC 9110 8.8.3: the gzip-encoded and the plain copy of one URL are two representations and
+    never share a tag, even where the tag comes from size and mtime and those are equal; each
+    answers If-None-Match with a 304 only for its own tag, and both say Vary: Accept-Encoding."""
+    www = tmp_path / "www"
+    www.mkdir()
+    (www / "twin.txt").write_bytes(b"0123456789")  # the same size as its .gz, too short for a trailer
+    (www / "twin.txt.gz").write_bytes(b"not gzip!!")
+    (www / "page.txt").write_bytes(b"the plain copy\n")
+    (www / "page.txt.gz").write_bytes(gzip.compress(b"the plain copy\n", mtime=0))
+    for name in ("twin.txt", "twin.txt.gz"):
+        os.utime(www / name, (1_700_000_000, 1_700_000_000))
+    t = make_sim(www=str(www))
+    with t.connect() as c:
+        for path in ("/twin.txt", "/page.txt"):
+            g = c.request("GET", path, GZ)
+            p = c.request("GET", path, {"Accept-Encoding": "identity"})
+            assert g.headers["content-encoding"] == "gzip" and "content-encoding" not in p.headers, path
+            gtag, ptag = g.headers["etag"], p.headers["etag"]
+            assert gtag != ptag and gtag.endswith('-gz"') and not ptag.endswith('-gz"'), (path, gtag, ptag)
+            for headers, own, other in ((GZ, gtag, ptag), ({"Accept-Encoding": "identity"}, ptag, gtag)):
+                r = c.request("GET", path, dict(headers, **{"If-None-Match": own}))
+                assert r.status == 304 and r.headers["etag"] == own and r.headers["vary"] == "Accept-Encoding"
+                r = c.request("GET", path, dict(headers, **{"If-None-Match": other}))
+                assert r.status == 200 and r.headers["etag"] == own and r.headers["vary"] == "Accept-Encoding"
