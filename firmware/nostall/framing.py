@@ -5,8 +5,16 @@
 # it returns the head to send, how the body goes out (the body modes below) and whether the
 # connection stays open. The shell only follows it. closing(resp) is the same for a response that
 # ends its connection whatever was asked (a refused request, a 503 when busy).
+#
+# Date (RFC 9110 6.6.1): plan() and closing() put the time the answer was made in its head once
+# the board's clock is set, and none before (a server without a clock must send none). A board
+# has one after NTP set it (board.py); the sim's is the host's. plan() runs per response, so the
+# line is built at most once a second: between, it costs two calls and no allocation.
+
+import time
 
 from nostall.request import CTL, NOT_TOKEN
+from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 
 REASONS = {
     100: "Continue",
@@ -58,6 +66,13 @@ _STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses 
 # that change (ETag, Location) fill at most this many entries, then are built each time.
 _HEADER_LINES = {}
 _HEADER_LINES_MAX = 16  # a few dozen bytes each: room for every fixed header an app sends, and a cap
+# 2024-01-01 in this port's epoch (an ESP32's starts at 2000-01-01, the unix port's and CPython's
+# at 1970): a clock before it was never set (an ESP32 wakes at 2000-01-01 until NTP sets it)
+CLOCK_SET_AFTER_S = 1704067200 - (946684800 if time.gmtime(0)[0] == 2000 else 0)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # gmtime's weekday: Monday is 0
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_wall_ns = time.time_ns  # the wall clock, read once a second (unit tests put a fake here)
+_date = [b"", ticks_ms()]  # the Date line (b"": no clock) and the tick it goes stale at
 # A head and a body (or a WebSocket frame head and its payload) up to one TCP segment
 # (Ethernet/Wi-Fi MSS 1460) go out in one write: one segment, no wait on the client's delayed
 # ACK between the two; a longer body is written on its own, not copied to join its head
@@ -120,23 +135,53 @@ def plan(req, resp, left, idle_s):
     ka = None
     if keep:
         ka = (idle_s, left)
-    return response_head(status, resp.headers, length, mode, keep, ka, version), mode, keep
+    date = _date  # date_line(), inlined: this runs per response
+    if ticks_diff(date[1], ticks_ms()) <= 0:
+        _new_date()
+    return response_head(status, resp.headers, length, mode, keep, ka, version, date[0]), mode, keep
 
 
 def closing(resp):
     """Head and body of a response after which the server closes (waiting for the client's EOF):
-    a refused request, a 503 when busy."""
-    return response_head(resp.status, resp.headers, len(resp.body), FIXED, False, None, "HTTP/1.1") + resp.body
+    a refused request, a 503 when busy. A 5xx gets no Date (RFC 9110 6.6.1 leaves it optional
+    there): the server builds its 503 for when it is busy once, at start-up."""
+    date = date_line() if resp.status < 500 else b""
+    return response_head(resp.status, resp.headers, len(resp.body), FIXED, False, None, "HTTP/1.1", date) + resp.body
 
 
-def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1"):
+def date_line():
+    """b"Date: Sun, 06 Nov 1994 08:49:37 GMT\\r\\n" (IMF-fixdate) for now, or b"" while the
+    clock is not set; the same bytes object until the clock's second changes."""
+    d = _date
+    if ticks_diff(d[1], ticks_ms()) > 0:
+        return d[0]
+    return _new_date()
+
+
+def _new_date():
+    d = _date
+    ns = _wall_ns()
+    s = ns // 1000000000
+    if s < CLOCK_SET_AFTER_S:
+        d[0] = b""
+        d[1] = ticks_add(ticks_ms(), 1000)  # looked at again in a second: NTP may set it meanwhile
+        return d[0]
+    t = time.gmtime(s)
+    d[0] = ("Date: %s, %02d %s %d %02d:%02d:%02d GMT\r\n"
+            % (_DAYS[t[6]], t[2], _MONTHS[t[1] - 1], t[0], t[3], t[4], t[5])).encode()
+    d[1] = ticks_add(ticks_ms(), 1000 - ns // 1000000 % 1000)  # stale when the next second starts
+    return d[0]
+
+
+def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1", date=b""):
     """Status line and header block as bytes.
 
     headers: (name, value) pairs already checked by check_header; length: body bytes, or None
     when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive:
-    (timeout s, requests left or None) for the Keep-Alive field when the connection stays open.
+    (timeout s, requests left or None) for the Keep-Alive field when the connection stays open;
+    date: the Date line (date_line(); plan() and closing() give it, a 101 goes without).
     """
-    parts = [status_line(status)]
+    parts = [status_line(status), date]
     for h in headers:
         line = _HEADER_LINES.get(h) if type(h) is tuple else None  # a handler may append lists
         if line is None:

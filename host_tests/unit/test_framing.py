@@ -1,13 +1,45 @@
 # Response framing (firmware/nostall/framing.py) as a table: request bytes + the handler's
-# response + requests left on the connection -> the exact head, the body mode, keep-alive.
-# Runs on CPython and on MicroPython.
+# response + requests left on the connection -> the exact head, the body mode, keep-alive; the
+# Date line (only with a clock that was set, built once a second). Runs on CPython and on MicroPython.
+
+import time
 
 from unitcheck import raises
 
+from nostall import framing
 from nostall.config import Config
-from nostall.framing import CHUNKED, EOF, FIXED, NONE, check_header, chunk, closing, plan, status_line
+from nostall.framing import CHUNKED, EOF, FIXED, NONE, check_header, chunk, closing, date_line, plan, response_head, status_line
 from nostall.proto import RequestReader
 from nostall.response import Response, error_response
+from nostall.ticks import ticks_diff, ticks_ms
+
+# seconds from the port's epoch to 1970 (an ESP32's epoch is 2000, the unix port's and CPython's 1970)
+EPOCH_1970 = 946684800 if time.gmtime(0)[0] == 2000 else 0
+PINNED_S = 1709197507 - EPOCH_1970
+DATE = "Date: Thu, 29 Feb 2024 09:05:07 GMT"
+
+
+class pinned:
+    """with pinned(s, ns=0): the framing's wall clock stands at s seconds (of the port's epoch)
+    plus ns; its Date line is built anew on entry and on exit. calls: how often it was read."""
+
+    def __init__(self, s, ns=0):
+        self.ns = s * 1000000000 + ns
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.ns
+
+    def __enter__(self):
+        self.saved = framing._wall_ns
+        framing._wall_ns = self
+        framing._date[1] = ticks_ms()  # stale now
+        return self
+
+    def __exit__(self, *exc):
+        framing._wall_ns = self.saved
+        framing._date[1] = ticks_ms()
 
 
 def request(raw, error=None):
@@ -76,12 +108,71 @@ CASES = [
 
 
 def test_framing_table():
-    for name, raw, resp, left, lines, mode, keep in CASES:
-        r = resp()
-        head, got_mode, got_keep = plan(request(raw), r, left, 5)
-        want = "\r\n".join([status_line(r.status).decode().rstrip()] + lines) + "\r\n\r\n"
-        assert head.decode() == want, (name, head)
-        assert (got_mode, got_keep) == (mode, keep), (name, got_mode, got_keep)
+    with pinned(PINNED_S):
+        for name, raw, resp, left, lines, mode, keep in CASES:
+            r = resp()
+            head, got_mode, got_keep = plan(request(raw), r, left, 5)
+            want = "\r\n".join([status_line(r.status).decode().rstrip(), DATE] + lines) + "\r\n\r\n"
+            assert head.decode() == want, (name, head)
+            assert (got_mode, got_keep) == (mode, keep), (name, got_mode, got_keep)
+
+
+def test_date_is_imf_fixdate_in_gmt():
+    # RFC 9110 5.6.7: day name, 2-digit day, month name, 4-digit year, 2-digit time fields, GMT
+    for s, want in ((1709197507, "Thu, 29 Feb 2024 09:05:07 GMT"), (1704067200, "Mon, 01 Jan 2024 00:00:00 GMT"),
+                    (1956527999, "Wed, 31 Dec 2031 23:59:59 GMT"), (1780835401, "Sun, 07 Jun 2026 12:30:01 GMT"),
+                    (2147483648, "Tue, 19 Jan 2038 03:14:08 GMT")):
+        with pinned(s - EPOCH_1970):
+            assert date_line() == b"Date: %s\r\n" % want.encode(), (s, date_line())
+
+
+def test_no_date_while_the_clock_was_never_set():
+    # an ESP32 starts at 2000-01-01 until NTP sets its clock: a server without a clock sends no
+    # Date (RFC 9110 6.6.1); once set (NTP at start-up), the next answer has one
+    for s in (0, 800000000 - EPOCH_1970, framing.CLOCK_SET_AFTER_S - 1):
+        with pinned(s):
+            head, _, _ = plan(request(GET11), text(), 9, 5)
+            assert b"Date:" not in head and date_line() == b"", (s, head)
+            assert b"Date:" not in closing(error_response(400, "bad"))
+    with pinned(framing.CLOCK_SET_AFTER_S):
+        head, _, _ = plan(request(GET11), text(), 9, 5)
+        assert b"\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\n" in head, head
+
+
+def test_date_is_built_once_a_second():
+    with pinned(PINNED_S) as clock:  # at a second's start: good for the whole second
+        first = date_line()
+        assert 900 <= ticks_diff(framing._date[1], ticks_ms()) <= 1000  # (900: a busy host may pause us)
+        for _ in range(50):
+            head, _, _ = plan(request(GET11), text(), 9, 5)
+            assert date_line() is first  # no allocation: the same bytes
+        assert clock.calls == 1 and (DATE + "\r\n").encode() in head
+    with pinned(PINNED_S, 999000000) as clock:  # 1 ms before the next second
+        date_line()
+        # stale when the clock's next second starts (1 ms on), not a whole second after the build
+        assert ticks_diff(framing._date[1], ticks_ms()) <= 1
+        clock.ns += 1000000
+        framing._date[1] = ticks_ms()  # what 1 ms of ticks does
+        assert date_line() == b"Date: Thu, 29 Feb 2024 09:05:08 GMT\r\n" and clock.calls == 2
+
+
+def test_date_from_the_real_clock():
+    line = date_line()
+    assert len(line) == len("Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n") and line.endswith(b" GMT\r\n"), line
+    now = time.gmtime()
+    assert b" %d " % now[0] in line or b" %d " % (now[0] - 1) in line, (line, now)  # a new year may start between
+
+
+def test_date_on_closing_answers_but_a_5xx_and_never_on_a_101():
+    # the server builds its busy 503 once at start-up: a Date there would be as old as the board's
+    # uptime, and RFC 9110 6.6.1 leaves Date optional on 5xx
+    with pinned(PINNED_S):
+        assert (DATE + "\r\n").encode() in closing(error_response(400, "bad request line"))
+        assert (DATE + "\r\n").encode() in closing(error_response(431, "too many header fields"))
+        assert b"Date:" not in closing(error_response(503, "server busy, retry"))
+        assert b"Date:" not in response_head(101, [("Upgrade", "websocket")], None, NONE, True)
+        head, _, _ = plan(request(GET11), error_response(500, "boom"), 9, 5)
+        assert (DATE + "\r\n").encode() in head  # a 500 from plan() is made now: it has one
 
 
 def test_a_failed_handler_ends_the_connection():
