@@ -9,6 +9,8 @@ from nostall.web import App, Response, tokens_equal
 
 MAX_SAMPLES = 200  # /api/samples?n= cap: one request may not hold its slot streaming for long
 DEFAULT_SAMPLES = "10"  # without ?n=: a few, quick to stream
+# live readings: no cache (a browser's, a proxy's) may keep one and show it as now (RFC 9111 5.2.2.5)
+NO_STORE = (("Cache-Control", "no-store"),)
 
 
 def make_app(hw):
@@ -21,14 +23,14 @@ def make_app(hw):
         if req.method == "PUT" or req.method == "POST":  # not HEAD: it is served by GET, token-free
             on = _parse_on(req)
             hw.set_led(on)
-        return {"on": hw.led()}
+        return {"on": hw.led()}, 200, NO_STORE
 
     @app.get("/api/temperature")
     def temperature(req):
         t = hw.temperature_c()
         if t is None:
             raise HTTPError(404, "this chip has no temperature sensor")
-        return {"celsius": t}
+        return {"celsius": t}, 200, NO_STORE
 
     @app.get("/api/samples")
     def samples(req):
@@ -39,7 +41,7 @@ def make_app(hw):
             raise HTTPError(400, "n must be an integer")
         if not 1 <= n <= MAX_SAMPLES:
             raise HTTPError(400, "n must be 1..%d" % MAX_SAMPLES)
-        return Response(stream=_samples(hw, n), content_type="application/x-ndjson")
+        return Response(stream=_samples(hw, n), headers=NO_STORE, content_type="application/x-ndjson")
 
     @app.websocket("/ws/echo")
     async def echo(req, ws):
