@@ -1,5 +1,5 @@
 # The settings file on flash (JSON): Wi-Fi or Ethernet, hostname, port, limits, watchdog, LED pin,
-# API token.
+# API token, NTP server.
 # Validated at start-up; every problem becomes one SettingsError line saying how to fix it.
 
 import json
@@ -18,6 +18,7 @@ _KNOWN = (
     "tx_power_dbm",
     "wifi_retry_max_s",
     "api_token",
+    "ntp",
 )
 # the api_token: RFC 6750's b64token characters, long enough not to be guessed over HTTP
 _TOKEN_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/="
@@ -28,6 +29,9 @@ _TOKEN_MAX = 128  # a header field of its own stays far below max_header_bytes
 _WATCHDOG_MIN_MS = 1000
 # Wi-Fi retries back off to this: an access point that restarts is back within a minute
 _WIFI_RETRY_MAX_S = 30
+# "ntp": a host name (RFC 1123: letters, digits, hyphens; dots between labels) or an IPv4 address
+_HOST_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
+_HOST_MAX = 253
 
 
 class SettingsError(ValueError):
@@ -67,6 +71,7 @@ class Settings:
         self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
         self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, _WIFI_RETRY_MAX_S)
         self.api_token = _token(d)
+        self.ntp = _ntp(d)
         limits = d.get("limits")
         if limits is None:
             limits = {}
@@ -92,6 +97,21 @@ def _token(d):
         if c not in _TOKEN_CHARS:
             raise SettingsError("api_token may hold only letters, digits and - . _ ~ + / =, not %r" % c)
     return t
+
+
+def _ntp(d):
+    h = d.get("ntp")
+    if h is None:
+        return None  # no NTP: the clock is never set, and answers carry no Date header
+    fix = 'set "ntp" to an NTP server\'s host name or IPv4 address, e.g. "pool.ntp.org" (or null for none)'
+    if type(h) is not str or not 0 < len(h) <= _HOST_MAX:
+        raise SettingsError("%s, not %r" % (fix, h))
+    for c in h:
+        if c not in _HOST_CHARS:
+            raise SettingsError("%s: %r has %r" % (fix, h, c))
+    if h[0] == "." or h[-1] == "." or ".." in h:
+        raise SettingsError("%s: %r has an empty label" % (fix, h))
+    return h
 
 
 def _get(d, key, typ, default):

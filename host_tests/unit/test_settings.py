@@ -19,15 +19,32 @@ def write(text):
 def test_a_full_file():
     s = load(write({"wifi": {"ssid": "home", "password": "pw"}, "hostname": "porch", "http_port": 8080,
                     "limits": {"max_connections": 4}, "watchdog_ms": 8000, "led_pin": 5, "led_active_low": True,
-                    "tx_power_dbm": 8, "wifi_retry_max_s": 60, "api_token": "abcdefghij012345"}))
+                    "tx_power_dbm": 8, "wifi_retry_max_s": 60, "api_token": "abcdefghij012345", "ntp": "pool.ntp.org"}))
     assert (s.ssid, s.password, s.hostname, s.http_port) == ("home", "pw", "porch", 8080)
     assert s.config.max_connections == 4 and s.watchdog_ms == 8000 and s.led_pin == 5 and s.led_active_low
     assert s.tx_power_dbm == 8 and s.wifi_retry_max_s == 60 and s.api_token == "abcdefghij012345"
+    assert s.ntp == "pool.ntp.org"
+
+
+def test_ntp_server():
+    # optional: without it the board never sets its clock and sends no Date header
+    for value in (None, "pool.ntp.org", "192.168.1.1", "time-a.example.net", "ntp"):
+        d = {"wifi": {"ssid": "a"}}
+        if value is not None:
+            d["ntp"] = value
+        assert load(write(d)).ntp == value, value
+    for value, msg in ((123, "not 123"), ("", "not ''"), (["pool.ntp.org"], "not ["), ("a" * 254, "not 'aaa"),
+                       ("pool.ntp.org:123", "has ':'"), ("ntp server", "has ' '"), ("http://x", "has ':'"),
+                       (".pool.ntp.org", "an empty label"), ("pool..org", "an empty label"), ("pool.org.", "empty label")):
+        with raises(SettingsError, 'set "ntp" to an NTP server\'s host name or IPv4 address') as e:
+            load(write({"wifi": {"ssid": "a"}, "ntp": value}))
+        assert msg in str(e.value) and "\n" not in str(e.value), (value, str(e.value))
 
 
 def test_defaults_without_wifi_on_the_sim():
     s = load(write({}), need_wifi=False)
     assert s.http_port == 80 and s.hostname == "nostall" and s.api_token is None and s.watchdog_ms == 0
+    assert s.ntp is None
     assert s.config.max_connections == 6
 
 
