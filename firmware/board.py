@@ -3,6 +3,7 @@
 # (host_tests/sim/).
 
 import sys
+import time
 
 import asyncio
 import esp32
@@ -19,6 +20,13 @@ _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy ne
 _JOIN_RETRY_FIRST_S = 1  # the first wait after a failed join; it doubles up to wifi_retry_max_s
 _WDT_FEEDS = 3  # feeds per watchdog period: one late feed is no reset
 _LINK_CHECK_S = 2  # how often the link is checked once up
+# NTP at start-up ("ntp" in the settings), for the Date header: ntptime blocks the event loop on
+# each query, so it runs before the server listens and before the watchdog starts, a few short
+# tries: with no answer start-up waits _NTP_TRIES * _NTP_TIMEOUT_S plus the pauses (and the name
+# lookups: an IPv4 address in "ntp" has none), then the board serves without a Date
+_NTP_TRIES = 3
+_NTP_TIMEOUT_S = 1  # ntptime.timeout: an answer from a server on the Internet takes well under it
+_NTP_PAUSE_MS = 500
 
 # what a failed join says in the log; the statuses with a fix end the attempt at once (the port
 # goes on re-trying by itself meanwhile), and their fix is printed the first time they are seen
@@ -117,7 +125,36 @@ class Board:
 
     async def connect(self):
         """Join the Wi-Fi network (power save off), retrying with backoff until it works, or bring
-        up Ethernet when the settings have a "lan" section; returns the IP."""
+        up Ethernet when the settings have a "lan" section; then set the clock by NTP when the
+        settings name a server. Returns the IP."""
+        ip = await self._network()
+        if self.settings.ntp is not None:
+            await self.set_clock(self.settings.ntp)
+        return ip
+
+    async def set_clock(self, host):
+        """Set the clock from the NTP server host (a few tries of at most _NTP_TIMEOUT_S, each
+        blocking the event loop); True when it was set. Until then the clock is the chip's own
+        (2000-01-01 at power-on) and answers carry no Date header (nostall/framing.py)."""
+        import ntptime  # loaded only here: a board without "ntp" does not hold it
+
+        ntptime.host = host
+        ntptime.timeout = _NTP_TIMEOUT_S
+        for attempt in range(1, _NTP_TRIES + 1):
+            try:
+                ntptime.settime()
+            except Exception as e:  # OSError: no answer or no such name; a short answer: another error
+                print("nostall: NTP %r: try %d of %d failed (%r)" % (host, attempt, _NTP_TRIES, e))
+                if attempt < _NTP_TRIES:
+                    await asyncio.sleep_ms(_NTP_PAUSE_MS)
+                continue
+            t = time.gmtime()
+            print("nostall: clock set by NTP %r: %04d-%02d-%02d %02d:%02d:%02d UTC" % ((host,) + tuple(t[:6])))
+            return True
+        print("nostall: NTP %r: no answer; serving without a Date header until the next start" % host)
+        return False
+
+    async def _network(self):
         s = self.settings
         if s.lan is not None:
             import ethernet  # loaded only here: a Wi-Fi board's heap does not hold it

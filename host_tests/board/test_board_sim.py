@@ -1,8 +1,10 @@
 """firmware/board.py as it is, on the sim's fakes of the ESP32 port's modules (host_tests/sim/),
 with the radio scripted (sim/_simlink.py): the Wi-Fi join with its retries and backoff, a wrong
 password told once with its fix, a link that drops and comes back while the server keeps
-listening, the watchdog resetting a board whose event loop is blocked, machine.reset(), and what
-/status says about each. Every board here is a dedicated sim (home namespace, 127.0.0.1)."""
+listening, the clock set by NTP at start-up (and a server that never answers: a bounded wait,
+then the board serves), the watchdog resetting a board whose event loop is blocked,
+machine.reset(), and what /status says about each. Every board here is a dedicated sim (home
+namespace, 127.0.0.1)."""
 
 import json
 import os
@@ -131,6 +133,45 @@ def test_ethernet_from_the_lan_settings(sims):
     bad = sims(settings={"lan": {"phy": "LAN8720", "mdc": 23, "mdio": 18}}, wait=False)
     assert wait_for(lambda: "nostall: settings: Ethernet LAN8720 refused" in log(bad), 10, 0.1), log(bad)
     assert "an RMII PHY needs an ESP32" in log(bad) and "serving" not in log(bad)
+
+
+def ntp_queries(sim):
+    return [(t, a) for t, kind, a in sim.events if kind == "ntp"]
+
+
+def test_ntp_sets_the_clock_after_the_network_is_up(sims):
+    sim = sims(settings={"ntp": "pool.ntp.org"})
+    text = log(sim)
+    assert re.search(r"nostall: clock set by NTP 'pool.ntp.org': 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC", text), text
+    # once, after the join and before the server listens
+    assert text.index("connected, IP") < text.index("clock set by NTP") < text.index("serving http://"), text
+    q = ntp_queries(sim)
+    assert [a for _, a in q] == [["pool.ntp.org"]] and connects(sim)[-1] < q[0][0], sim.events
+    r = requests.get(sim.url + "/api/led", timeout=5)
+    assert r.status_code == 200 and r.headers["date"].endswith(" GMT"), r.headers
+    # without "ntp" no query at all (ntptime is not even imported)
+    plain = sims()
+    assert not ntp_queries(plain) and "NTP" not in log(plain), log(plain)
+
+
+def test_ntp_without_an_answer_delays_start_up_a_bounded_time_then_the_board_serves(sims):
+    sim = sims(settings={"ntp": "192.0.2.123"}, radio={"ntp_fail": True}, timeout=20)
+    text = log(sim)
+    fails = re.findall(r"nostall: NTP '192.0.2.123': try (\d) of 3 failed \(OSError\((\d+)", text)
+    assert [n for n, _ in fails] == ["1", "2", "3"], text
+    assert "NTP '192.0.2.123': no answer; serving without a Date header until the next start" in text, text
+    assert "clock set" not in text and "Traceback" not in text and text.count("serving http://") == 1, text
+    # three queries of ntptime.timeout (1 s) each, 0.5 s apart: start-up waits about 4 s, no more
+    t = [t for t, _ in ntp_queries(sim)]
+    assert len(t) == 3, sim.events
+    for gap in (b - a for a, b in zip(t, t[1:])):
+        assert 1.4 < gap < 2.5, t
+    assert get_status(sim.url)["requests"] >= 0 and sim.restarts == []
+    # a server that answers the third query: the clock is set then
+    late = sims(settings={"ntp": "pool.ntp.org"}, radio={"ntp_fail": 2}, timeout=20)
+    text = log(late)
+    assert "try 1 of 3 failed" in text and "try 2 of 3 failed" in text and "try 3 of 3" not in text, text
+    assert "clock set by NTP 'pool.ntp.org'" in text and len(ntp_queries(late)) == 3, text
 
 
 def test_blocked_event_loop_watchdog_resets_the_board(sims):

@@ -22,6 +22,8 @@ t0_ns). Keys, all optional but the access point's:
     ip_after        the address DHCP hands out after that (default: ip)
     ap_stations     stations joined to the board's own access point (AP_IF), default 0
     scan_ms         how long wlan.scan() blocks (default 1500, as a scan of every channel)
+    ntp_fail        the first N NTP queries (ntptime.py) get no answer; true: none ever does
+                    (default 0)
     t0_ns           when the script was written, time.time_ns() (the runner sets it)
 
 Out: events, one line each, "<kind> <args>", on the pipe whose fd is $SIM_EVENTS_FD:
@@ -30,6 +32,7 @@ Out: events, one line each, "<kind> <args>", on the pipe whose fd is $SIM_EVENTS
     reset <cause> <sleep_ms>  machine.reset()/soft_reset()/deepsleep(): see restart()
     connect <ssid>     wlan.connect() was called;  up <ip> / down <status>  the link
     pin <id> <value>   an output pin changed (the LED)
+    ntp <host>         an NTP query (ntptime.time())
 
 Resets: restart() ends the process with exit code 64 + the cause machine.reset_cause() gives
 after it (the port's values: HARD_RESET 2 after machine.reset(), ...). The runner starts the
