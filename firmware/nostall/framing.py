@@ -69,8 +69,8 @@ _HEADER_LINES_MAX = 16  # a few dozen bytes each: room for every fixed header an
 # 2024-01-01 in this port's epoch (an ESP32's starts at 2000-01-01, the unix port's and CPython's
 # at 1970): a clock before it was never set (an ESP32 wakes at 2000-01-01 until NTP sets it)
 CLOCK_SET_AFTER_S = 1704067200 - (946684800 if time.gmtime(0)[0] == 2000 else 0)
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # gmtime's weekday: Monday is 0
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_DAYS = "MonTueWedThuFriSatSun"  # by gmtime's weekday (Monday is 0); one string: no tuple of 7 in the heap
+_MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"
 _wall_ns = time.time_ns  # the wall clock, read once a second (unit tests put a fake here)
 _date = [b"", ticks_ms()]  # the Date line (b"": no clock) and the tick it goes stale at
 # A head and a body (or a WebSocket frame head and its payload) up to one TCP segment
@@ -167,8 +167,9 @@ def _new_date():
         d[1] = ticks_add(ticks_ms(), 1000)  # looked at again in a second: NTP may set it meanwhile
         return d[0]
     t = time.gmtime(s)
+    w, m = 3 * t[6], 3 * t[1] - 3
     d[0] = ("Date: %s, %02d %s %d %02d:%02d:%02d GMT\r\n"
-            % (_DAYS[t[6]], t[2], _MONTHS[t[1] - 1], t[0], t[3], t[4], t[5])).encode()
+            % (_DAYS[w : w + 3], t[2], _MONTHS[m : m + 3], t[0], t[3], t[4], t[5])).encode()
     d[1] = ticks_add(ticks_ms(), 1000 - ns // 1000000 % 1000)  # stale when the next second starts
     return d[0]
 

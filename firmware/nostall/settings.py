@@ -103,14 +103,10 @@ def _ntp(d):
     h = d.get("ntp")
     if h is None:
         return None  # no NTP: the clock is never set, and answers carry no Date header
-    fix = 'set "ntp" to an NTP server\'s host name or IPv4 address, e.g. "pool.ntp.org" (or null for none)'
-    if type(h) is not str or not 0 < len(h) <= _HOST_MAX:
-        raise SettingsError("%s, not %r" % (fix, h))
-    for c in h:
-        if c not in _HOST_CHARS:
-            raise SettingsError("%s: %r has %r" % (fix, h, c))
-    if h[0] == "." or h[-1] == "." or ".." in h:
-        raise SettingsError("%s: %r has an empty label" % (fix, h))
+    # only host name characters (strip() leaves nothing), no empty label ("", ".x", "x..y", "x.")
+    if type(h) is not str or len(h) > _HOST_MAX or h.strip(_HOST_CHARS) or "" in h.split("."):
+        raise SettingsError('"ntp" must be an NTP server\'s host name or IPv4 address, e.g. "pool.ntp.org" '
+                            "(or null for none), not %r" % (h,))
     return h
 
 

@@ -33,12 +33,11 @@ def test_ntp_server():
         if value is not None:
             d["ntp"] = value
         assert load(write(d)).ntp == value, value
-    for value, msg in ((123, "not 123"), ("", "not ''"), (["pool.ntp.org"], "not ["), ("a" * 254, "not 'aaa"),
-                       ("pool.ntp.org:123", "has ':'"), ("ntp server", "has ' '"), ("http://x", "has ':'"),
-                       (".pool.ntp.org", "an empty label"), ("pool..org", "an empty label"), ("pool.org.", "empty label")):
-        with raises(SettingsError, 'set "ntp" to an NTP server\'s host name or IPv4 address') as e:
+    for value in (123, "", ["pool.ntp.org"], "a" * 254, "pool.ntp.org:123", "ntp server", "http://x", ".pool.ntp.org",
+                  "pool..org", "pool.org.", "."):
+        with raises(SettingsError, '"ntp" must be an NTP server\'s host name or IPv4 address, e.g. "pool.ntp.org"') as e:
             load(write({"wifi": {"ssid": "a"}, "ntp": value}))
-        assert msg in str(e.value) and "\n" not in str(e.value), (value, str(e.value))
+        assert ("not %r" % (value,)) in str(e.value) and "\n" not in str(e.value), (value, str(e.value))
 
 
 def test_defaults_without_wifi_on_the_sim():
