@@ -10,11 +10,15 @@ every round: these machines are noisy, ratios from one run hold where absolute n
   heap         - heap after start-up and per idle keep-alive connection (this server)
   scrape       - heap a GET /api/led and a GET /metrics allocate (this server)
   minheap      - the smallest -X heapsize a 1000-request soak passes at, from source and .mpy
+  phases       - where a kept-alive request's instructions go (valgrind): parse, dispatch, framing,
+                 allocator, GC, scheduler, socket I/O, ticker, the shell; and by kind of C function
+                 (harness.bench_phases; it measures the instructions figure too)
 
 --base REV adds this server as it was at git revision REV (its firmware and sim glue), with
-this/base ratios. Writes reports/bench.json and reports/bench.png.
+this/base ratios; --firmware DIR measures the firmware in DIR as this server (a copy with a change
+to try). Writes reports/bench.json and reports/bench.png.
 
-    PYTHONPATH=host_tests:firmware python -m harness.bench [--base REV] [--peers NAME,..] [WHAT ...]
+    PYTHONPATH=host_tests:firmware python -m harness.bench [--base REV] [--firmware DIR] [--peers NAME,..] [WHAT ...]
 """
 
 import argparse
@@ -28,12 +32,12 @@ import tarfile
 import tempfile
 from contextlib import ExitStack
 
-from harness import benchmem, contestants, loads
+from harness import bench_phases, benchmem, contestants, loads
 from harness.emu import netns
 from harness.paths import CACHE, REPORTS, ROOT
 from harness.simboard import DEFAULT_HEAP
 
-WHAT = ("throughput", "emu", "instructions", "heap", "scrape", "minheap")
+WHAT = ("throughput", "emu", "instructions", "heap", "scrape", "minheap", "phases")
 # the issue's targets, against the bound (see README "How fast")
 TARGET_KA_RATIO = 0.90
 TARGET_P99_RATIO = 1.5
@@ -224,6 +228,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", nargs="*", help="what to measure: %s (default: all)" % ", ".join(WHAT))
     ap.add_argument("--base", help="a git revision of this server to run beside it (e.g. HEAD~5)")
+    ap.add_argument("--firmware", help="this server's firmware from DIR instead of firmware/ (a copy with a change)")
     ap.add_argument("--peers", help="comma-separated peers (default: all; 'none' for none)")
     ap.add_argument("--rounds", type=int, default=2, help="throughput rounds, interleaved (default %(default)s)")
     ap.add_argument("--seconds", type=int, default=5, help="each wrk run (default %(default)s)")
@@ -235,9 +240,14 @@ def main():
             sys.exit("error: cannot measure %r: choose from %s" % (w, ", ".join(WHAT)))
     if {"throughput", "emu"} & set(a.what) and not shutil.which("wrk"):
         sys.exit("error: wrk not found: apt-get install wrk (or leave throughput and emu out: BENCH=heap)")
-    if "instructions" in a.what and not shutil.which("valgrind"):
-        sys.exit("error: valgrind not found: apt-get install valgrind (or leave instructions out)")
+    if {"instructions", "phases"} & set(a.what) and not shutil.which("valgrind"):
+        sys.exit("error: valgrind not found: apt-get install valgrind (or leave instructions and phases out)")
     this = contestants.THIS
+    if a.firmware:
+        if not os.path.isdir(os.path.join(a.firmware, "nostall")):
+            sys.exit("error: --firmware %s has no nostall/ package" % a.firmware)
+        this = contestants.Contestant("nostall", this.version, sim=True, firmware=os.path.abspath(a.firmware),
+                                      notes="firmware from " + a.firmware)
     base = base_contestant(a.base) if a.base else None
     try:
         peers = [] if a.peers == "none" else [contestants.by_name(n) for n in a.peers.split(",")] if a.peers \
@@ -266,7 +276,20 @@ def main():
                 emulated(cs, handles, a.rounds, a.seconds, figures)
             stack.close()
         sims = [this] + ([base] if base else [])
-        if "instructions" in a.what:
+        phases = []
+        if "phases" in a.what:
+            print("== phases (valgrind): where a kept-alive request's instructions go")
+            for c in [contestants.BOUND] + sims:
+                bound = c is contestants.BOUND
+                try:  # the bound's own checks run beside this server's firmware
+                    m = bench_phases.measure(c, tmp, firmware=this.firmware if bound else None)
+                except Exception as e:  # a base revision may lack what a phase calls
+                    print("  %s: %s" % (c.name, e))
+                    continue
+                phases.append((c.name, m, bound))
+                figures[c.name]["instructions per keep-alive request"] = m["total"]
+                figures[c.name].update(bench_phases.figures_of(m, bound))
+        elif "instructions" in a.what:
             print("== instructions (valgrind)")
             for c in [contestants.BOUND] + sims:
                 figures[c.name].update(benchmem.instructions(c, tmp))
@@ -280,6 +303,8 @@ def main():
                     except Exception as e:  # a base revision may lack what is measured (e.g. /metrics)
                         print("  %s: %s" % (c.name, e))
     print("\n" + table(cs, figures))
+    if phases:
+        print("\n" + bench_phases.report(phases))
     print("\nratios (this server = %s):\n%s" % (this.name, ratios(cs, figures, this, base)))
     print("\ntargets:\n" + targets(figures, this))
     for c in cs:

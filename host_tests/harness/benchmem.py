@@ -168,19 +168,25 @@ def min_heap(c, out=print, lo=32, hi=256):
     return figures
 
 
-def _counted(argv, env, cwd, port, requests, tmp):
-    out = os.path.join(tmp, "callgrind.out")
+def _counted(argv, env, cwd, port, requests, tmp, out=None, timing=None, idle_s=0):
+    # out: where callgrind writes its profile (kept for harness.bench_phases); timing: a list that
+    # gets the seconds the requests took; idle_s: seconds to wait, idle, after them
+    out = out or os.path.join(tmp, "callgrind.out")
     p = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv, env=env,
                          cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_listening("127.0.0.1", port, p, timeout=120)
         conn = RawConn("127.0.0.1", port, timeout=30)
+        t0 = time.monotonic()
         for _ in range(requests):
             r = conn.request("GET", "/")
             assert r.status == 200, r
             if r.headers.get("connection") == "close":  # a server that ends every connection
                 conn.close()
                 conn = RawConn("127.0.0.1", port, timeout=30)
+        if timing is not None:
+            timing.append(time.monotonic() - t0)
+        time.sleep(idle_s)
         conn.close()
     finally:
         p.send_signal(signal.SIGINT)
@@ -195,18 +201,26 @@ def _counted(argv, env, cwd, port, requests, tmp):
     return int(m.group(1))
 
 
-def instructions(c, tmp, few=200, many=1200):
+def instructions(c, tmp, few=200, many=1200, keep=None, heap=DEFAULT_HEAP):
     """CPU instructions per request on one keep-alive connection (GET /), counted by valgrind;
-    two runs, so start-up and shutdown cancel out."""
+    two runs, so start-up and shutdown cancel out. keep: a dict that gets each run's callgrind
+    profile and the seconds its requests took ("few", "many": (path, seconds); harness.bench_phases)."""
     def run(n):
         port = contestants.free_port()
         if c.sim:
-            board = _sim(c, port=port, settings=contestants.NOSTALL_SETTINGS, extra_path=[contestants.NOSTALL_APP])
+            board = _sim(c, port=port, heap=heap, settings=contestants.NOSTALL_SETTINGS,
+                         extra_path=[contestants.NOSTALL_APP])
             argv, env, cwd = board.argv, board.env, board.cwd
         else:
-            argv, env = c.command(port, DEFAULT_HEAP)
+            argv, env = c.command(port, heap)
             cwd = tmp
         env.update(contestants.app_env(port))
-        return _counted(argv, env, cwd, port, n, tmp)
+        if keep is None:
+            return _counted(argv, env, cwd, port, n, tmp)
+        out = os.path.join(tmp, "callgrind.%s.%d" % (c.name.replace(" ", "_"), n))
+        timing = []
+        count = _counted(argv, env, cwd, port, n, tmp, out, timing)
+        keep["few" if n == few else "many"] = (out, timing[0])
+        return count
 
     return {"instructions per keep-alive request": (run(many) - run(few)) / (many - few)}
