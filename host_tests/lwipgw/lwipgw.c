@@ -60,8 +60,8 @@
  *
  * Observability: one JSON object with all counters, rewritten atomically
  * (tmp + rename) to --stats PATH whenever a counter changes (at most every
- * 20 ms) and once a second; one line per event on stdout; a READY line on
- * stdout once listening.
+ * 20 ms) and once a second; one line per event on stdout, written once per
+ * pass of the main loop; a READY line on stdout once listening.
  *
  * Single thread, NO_SYS=1: poll() over the TAP fd and the upstream sockets,
  * sys_check_timeouts() for lwIP's timers on a monotonic clock.
@@ -749,6 +749,7 @@ static void ctl_input(void)
         buf[n] = 0;
         st.ctl_requests++;
         ctl_command(buf, out, sizeof out);
+        fflush(stdout);      /* its events are in the log before the caller has the reply */
         hio_udp_send(ctl_fd, out, (unsigned)strlen(out), &from);
     }
 }
@@ -924,7 +925,9 @@ int main(int argc, char **argv)
     char spec[2][200];
 
     parse_args(argc, argv);
-    setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Event lines are flushed once per pass of the main loop (and before a control reply), not
+     * one write() each: a new connection makes four of them. */
+    setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     signal(SIGPIPE, SIG_IGN);    /* a vanished upstream is an EPIPE, not a death */
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;   /* no SA_RESTART: poll() returns EINTR */
@@ -974,6 +977,7 @@ int main(int argc, char **argv)
            opt_tap, opt_ip, opt_listen, opt_up_host, opt_up_port, TCP_MSL, MEMP_NUM_TCP_PCB,
            opt_backlog, LWIP_VERSION_STRING, (int)getpid(), ctl_fd >= 0 ? opt_ctl_port : 0,
            spec[0], spec[1], opt_seed);
+    fflush(stdout);
 
     while (!stop) {
         int n = 2, i, timeout, wx;
@@ -1055,6 +1059,7 @@ int main(int argc, char **argv)
                 dirty = 0;
             }
         }
+        fflush(stdout);          /* this pass's events: one write(), none when there were none */
     }
     count_pcbs();
     write_stats();
