@@ -229,9 +229,26 @@ def in_home_ns():
     return in_netns("/proc/%d/fd/%d" % (os.getpid(), _HOME_FD))
 
 
-def new_namespace(name_prefix="nsh", tag="c"):
-    """Create namespace <prefix>-<pid>-<tag> with lo up; returns its name.
-    Remove it with delete_namespace(name)."""
+# The clients' ephemeral ports in a namespace made here: all of them, not Linux's 32768-60999.
+# Against this firmware the client closes first, so each of its connections leaves a TIME_WAIT
+# socket in the client namespace for 60 s (against a server that closes first too, mostly: wrk
+# closes once the answer is complete, before the server's FIN comes through lwIP), and Linux
+# cannot reuse one: tcp_tw_reuse needs TCP timestamps, which lwIP does not send (on loopback it
+# reuses them anyway). connect() takes ports of one parity first; once those towards the board's
+# address are all in TIME_WAIT (14 116 with the default range: 3 s of wrk at 4 700 new
+# connections/s), every connect() walks all of them before it tries the other parity: wrk went
+# from 60 to 2 000-3 300 us of CPU per request and the bench's second round of new connections
+# fell to 200-1 300 req/s (issue 18). With this range 32 256 fit; beyond that (e.g. two 5 s
+# runs at 4 000/s within a minute) only a namespace of its own per run helps (an Emulator
+# without shared_ns makes one, deleted with its TIME_WAIT sockets on close()). A board's
+# clients are many hosts, each with its own ports.
+CLIENT_PORTS = (1024, 65535)
+
+
+def new_namespace(name_prefix="nsh", tag="c", ports=CLIENT_PORTS):
+    """Create namespace <prefix>-<pid>-<tag> with lo up and ports (low, high) as its ephemeral
+    port range (None: Linux's default); returns its name. Remove it with delete_namespace(name):
+    its sockets, TIME_WAIT ones included, go with it."""
     if name_prefix not in _stale_checked:
         _stale_checked.add(name_prefix)
         cleanup_stale(name_prefix)
@@ -239,12 +256,20 @@ def new_namespace(name_prefix="nsh", tag="c"):
     with in_home_ns():
         ip("netns", "add", name)
         ip("-n", name, "link", "set", "lo", "up")
+        if ports:
+            Emulator.sysctl_in(name, "net.ipv4.ip_local_port_range", "%d %d" % tuple(ports))
     return name
 
 
 def delete_namespace(name):
     with in_home_ns():
         ip("netns", "del", name, check=False)
+
+
+def _scratch_dir():
+    """/dev/shm when it is a writable folder (tmpfs), else the default temporary folder."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
 
 
 def _die_with_parent():
@@ -268,13 +293,18 @@ class Emulator:
     "AT_MS:LEN_MS,..." or [(at_ms, len_ms), ...]. At run time: link_down(ms), link_up(),
     set_weather(weather), reseed(seed), weather_stats().
 
+    binary: another lwipgw build to run (None: `make emu`'s for msl_ms); scratch: the folder
+    its stats and log go in (None: /dev/shm if there is one, else the temporary folder).
+    Without shared_ns it makes a namespace of its own (deleted on close(), with the client's
+    TIME_WAIT sockets: a fresh one per run of new connections, see CLIENT_PORTS).
+
     Start and stop it from the same thread (the gateway is tied to the
     starting thread's life so a killed run leaves no process behind).
     """
 
     def __init__(self, upstream_port, msl_ms=None, name_prefix="nsh", listen_port=80,
                  upstream_host="127.0.0.1", shared_ns=None, backlog=None, weather=None, seed=None,
-                 down=None):
+                 down=None, binary=None, scratch=None):
         self.upstream = (upstream_host, int(upstream_port))
         self.ctl_addr = self.upstream  # UDP: its port space is not TCP's
         self.weather = weather_by_direction(weather)
@@ -295,6 +325,8 @@ class Emulator:
         subnet = 1 + (n - 1) % 250  # one /24 per emulator, so several can share a namespace
         self.ip = "10.77.%d.2" % subnet
         self.peer_ip = "10.77.%d.1" % subnet
+        self.binary = binary  # another lwipgw build (None: make emu's for msl_ms)
+        self.scratch = scratch  # the folder for its stats and log folder (None: tmpfs if there is one)
         self.proc = None
         self._tmp = None
         self._ns_made = False
@@ -318,12 +350,15 @@ class Emulator:
             return self._start()
 
     def _start(self):
-        binary = binary_path(self.msl_ms)
-        if not binary.exists():
+        binary = Path(self.binary) if self.binary else binary_path(self.msl_ms)
+        if not binary.exists() and not self.binary:
             ok, why = ensure_built(self.msl_ms)
             if not ok:
                 raise RuntimeError("lwipgw not built: " + why)
-        self._tmp = tempfile.mkdtemp(prefix="lwipgw-%s-" % self.netns)
+        # On tmpfs where there is one: the gateway rewrites its stats file (a new inode, then a
+        # rename) up to 50 times a second and writes a log line per event; on ext4 the inodes
+        # alone took ~6 % of its CPU under new connections (perf, issue 18).
+        self._tmp = tempfile.mkdtemp(prefix="lwipgw-%s-" % self.netns, dir=self.scratch or _scratch_dir())
         self.stats_path = os.path.join(self._tmp, "stats.json")
         self.log_path = os.path.join(self._tmp, "gateway.log")
 
