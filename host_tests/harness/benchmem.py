@@ -129,7 +129,9 @@ def compile_mpy(c, out_dir):
         for f in files:
             a, b = os.path.join(root, f), os.path.join(out_dir, rel, f)
             if f.endswith(".py") and f != "main.py":
-                subprocess.run([mpy_cross, "-o", b[:-3] + ".mpy", a], check=True, capture_output=True)
+                # -march=host: a module with @micropython.native/viper functions needs an arch
+                # (without one mpy-cross stops: "invalid arch"); bytecode alone loads as before
+                subprocess.run([mpy_cross, "-march=host", "-o", b[:-3] + ".mpy", a], check=True, capture_output=True)
             elif not f.endswith(".pyc"):
                 shutil.copyfile(a, b)
     return out_dir
