@@ -120,6 +120,12 @@ class Slot:
         slot has none."""
         return False
 
+    def input_waiting(self):  # type: () -> bool
+        """True while bytes the client sent wait unread in the socket: its task has not run
+        since they came (an event loop held up by a long step). The connection asks its
+        socket; a bare slot has none."""
+        return False
+
     def cancel(self, reason):
         """End this slot's connection for reason: its task is cancelled and closes the socket."""
         self.cancelled = reason
@@ -149,6 +155,9 @@ class Pool:
         self.ack_wait_ms = cfg.write_timeout_ms  # the longest wait for an acknowledgement
         self.tick_ms = cfg.tick_ms  # how often an awaited acknowledgement is looked for
         self.slots = []
+        # newcomers waiting without a slot, then lingering after their busy 503 (turnaway.py):
+        # never evicted, but timed by expire() on this clock as the slots are
+        self.turned_away = []
         self.in_use = 0
         self.peak = 0
         self._lru = 0
@@ -190,8 +199,9 @@ class Pool:
     def evict(self, request_waiting=False):
         """Cancel the connection a newcomer may take the place of, True if there was one: the
         least recently used IDLE one; else, for a newcomer whose request is already waiting,
-        the one silent longest (NEW: nothing received for SILENT_GRACE_MS at least); else the one
-        stalled longest (>= stall_evict_ms) on its client."""
+        the one silent longest (NEW: nothing received for SILENT_GRACE_MS at least, nothing
+        unread in its socket: slot.input_waiting()); else the one stalled longest
+        (>= stall_evict_ms) on its client."""
         victim = None
         for slot in self.slots:
             if slot.state == IDLE and slot.cancelled is None:
@@ -219,8 +229,10 @@ class Pool:
         for slot in self.slots:
             s = slot.state
             # not one whose last bytes are in flight: it waits on the link, not on its client,
-            # and a close now would leave a TIME_WAIT (no reset with bytes unacknowledged)
-            if (s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None and slot.acked:
+            # and a close now would leave a TIME_WAIT (no reset with bytes unacknowledged); not
+            # a NEW one whose request is in its socket, unread yet: it is not silent
+            if ((s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None and slot.acked
+                    and not (s == NEW and slot.input_waiting())):
                 waited = ticks_diff(now, slot.since)
                 if waited > longest:
                     victim = slot
@@ -228,11 +240,19 @@ class Pool:
         return victim
 
     def expire(self):
-        """Cancel every connection whose state's deadline has passed (the ticker's job)."""
+        """Cancel every connection whose state's deadline has passed (the ticker's job); the
+        turned-away newcomers too: one waiting for a slot (NEW) is woken at its deadline (its
+        wait is over: the busy 503), one in WRITE or LINGER is timed as a slot would be."""
         now = self.clock()
         for slot in self.slots:
             if slot.state != FREE and slot.cancelled is None and ticks_diff(now, slot.deadline) >= 0:
                 self._overdue(slot, now)
+        for t in self.turned_away:
+            if t.cancelled is None and ticks_diff(now, t.deadline) >= 0:
+                if t.state == NEW:
+                    t.wake()
+                else:
+                    self._overdue(t, now)
 
     def _overdue(self, slot, now):
         s = slot.state

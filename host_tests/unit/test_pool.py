@@ -368,3 +368,107 @@ def test_a_close_wait_with_its_bytes_in_flight_is_not_evicted_as_stalled():
     clock.advance(100)
     pool.expire()
     assert pool.evict() and slot.cancelled == "evicted_stalled"
+
+
+class Newcomer(Unacked):
+    """A turned-away newcomer as turnaway.py makes one: not a slot of the pool, but timed by it
+    (pool.turned_away): NEW with stall_evict_ms to wait for a slot, then WRITE and LINGER."""
+
+    def __init__(self, pool):
+        Unacked.__init__(self, pool)
+        self.due = 0
+        self.enter(NEW)
+        self.deadline = self.since + pool.stall_ms
+        self.task = Task()
+        self.started = True
+        pool.turned_away.append(self)
+
+    def wake(self):
+        self.due += 1
+
+
+def test_a_turned_away_newcomer_is_woken_for_its_503_at_its_deadline_on_the_pools_clock():
+    clock = Clock()
+    pool = make(1, clock, stall_evict_ms=1000, first_request_timeout_ms=300)
+    t = Newcomer(pool)
+    clock.advance(999)
+    pool.expire()  # not at NEW's own timeout: its wait for a slot is stall_evict_ms
+    assert t.due == 0 and t.cancelled is None
+    clock.advance(1)
+    pool.expire()
+    assert t.due == 1 and t.cancelled is None and t.task.cancelled == 0
+
+
+def test_a_turned_away_newcomer_is_neither_evicted_nor_counted_as_a_slot():
+    clock = Clock()
+    pool = make(1, clock, stall_evict_ms=100)
+    t = Newcomer(pool)
+    clock.advance(5000)
+    assert not pool.evict(request_waiting=True) and t.cancelled is None
+    assert pool.in_use == 0 and pool.free() is not None and pool.waiting(NEW) == []
+
+
+def test_a_turned_away_503s_linger_counts_from_its_acknowledgement():
+    clock = Clock()
+    pool = make(1, clock, stall_evict_ms=1000, linger_timeout_ms=2000, write_timeout_ms=10000, tick_ms=100)
+    t = Newcomer(pool)
+    clock.advance(1000)
+    pool.expire()
+    assert t.due == 1
+    put(t, WRITE, LINGER)  # the 503 went out
+    t.unacked = True
+    for _ in range(15):  # retransmitted 1.5 s later
+        clock.advance(100)
+        pool.expire()
+        assert t.cancelled is None
+    t.unacked = False
+    clock.advance(100)
+    pool.expire()
+    assert t.acked and t.deadline == clock() + 2000 and t.cancelled is None
+    clock.advance(2000)
+    pool.expire()
+    assert t.cancelled == "linger_timeout" and t.task.cancelled == 1  # turnaway.py: busy_linger_timeout
+
+
+def test_a_turned_away_503_never_acknowledged_or_never_sent_ends_at_write_timeout():
+    clock = Clock()
+    pool = make(1, clock, stall_evict_ms=100, write_timeout_ms=3000, tick_ms=100)
+    lingering, writing = Newcomer(pool), Newcomer(pool)
+    put(lingering, WRITE, LINGER)
+    lingering.unacked = True
+    put(writing, WRITE)  # the client takes nothing: the 503 stays in the socket's buffer
+    clock.advance(2900)
+    pool.expire()
+    assert lingering.cancelled is None and writing.cancelled is None
+    clock.advance(100)
+    pool.expire()
+    assert lingering.cancelled == "write_timeout" and writing.cancelled == "write_timeout"
+
+
+class Unread(Slot):
+    """A slot whose client's bytes wait unread in its socket while .unread is True."""
+
+    def __init__(self, pool):
+        Slot.__init__(self, pool)
+        self.unread = False
+
+    def input_waiting(self):
+        return self.unread
+
+
+def test_a_new_connection_with_its_request_unread_is_not_silent():
+    # its task has not run since the request came (the event loop was held up): a newcomer with
+    # a request must not take its place as if it had sent nothing, nor as stalled
+    clock = Clock()
+    pool = Pool(Config(stall_evict_ms=1000), clock)
+    late, quiet = Unread(pool), Unread(pool)
+    for slot in (late, quiet):
+        pool.add(slot)
+        pool.open(slot, Task())
+        slot.started = True
+    late.unread = True
+    clock.advance(1000)
+    assert pool.evict(request_waiting=True) and quiet.cancelled == "evicted_silent"
+    assert not pool.evict(request_waiting=True) and late.cancelled is None
+    late.unread = False  # read, and still nothing of a request: silent after all
+    assert pool.evict(request_waiting=True) and late.cancelled == "evicted_silent"
