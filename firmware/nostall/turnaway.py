@@ -2,13 +2,24 @@
 # stall_evict_ms for one, then gets a 503 with Retry-After, after which the server again waits
 # (bounded) for the client to close.
 #
-# A request beats silence. A newcomer whose request is already waiting may take the slot of the
-# connection silent longest at once (pool.evict); one without takes a slot only from an idle
-# connection or one stalled for stall_evict_ms. A full queue makes room for a newcomer by dropping
-# its oldest silent entry (silent for SILENT_GRACE_MS at least); when there is none the newcomer
-# is closed instead.
-# So sockets that connect and send nothing (preconnects, scans, floods) cannot keep a client
-# with a request waiting from being answered.
+# Every newcomer gets an answer, a slot or the busy 503, never a close without one: its request
+# may be in its socket already, or still on its way. A request beats silence: a newcomer whose
+# request is already waiting may take the slot of the connection silent longest at once
+# (pool.evict); one without takes a slot only from an idle connection or one stalled for
+# stall_evict_ms. A full queue makes room for a newcomer by dropping (a reset) its oldest entry
+# silent for SILENT_GRACE_MS, else its oldest one whose 503 is acknowledged (its client has its
+# answer; it lingers only for the client's EOF). With neither (every entry waits with a request,
+# and a trickler's first byte looks like one, or for its 503's acknowledgement), the newcomer
+# still waits, and if max_turnaways already wait, the one waiting longest gets its 503 now: up
+# to max_turnaways entries answered may linger beside those waiting until their 503 is
+# acknowledged. Past that the newcomer gets the 503 and the close at once (a board's 10 sockets
+# run out before).
+# So sockets that connect and send nothing (preconnects, scans, floods) and sockets that trickle
+# a head (slowloris) cannot keep a client's request from its answer.
+#
+# The entries' deadlines are the pool's: a TurnAway is timed by pool.expire() on pool.clock,
+# as a slot is (NEW while it waits for a slot, WRITE while its 503 goes out, LINGER after it,
+# its time counted from the 503's acknowledgement: pool.py's "after acks").
 
 # pyright: reportGeneralTypeIssues=false
 # (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
@@ -17,66 +28,133 @@ import asyncio
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall import sockets
-from nostall.pool import SILENT_GRACE_MS, WRITE_TIMEOUT
+from nostall.pool import LINGER, NEW, SILENT_GRACE_MS, WRITE, WRITE_TIMEOUT, Slot
 from nostall.stats import CLIENT, RESET
-from nostall.ticks import ticks_add, ticks_diff, ticks_ms
+from nostall.ticks import ticks_add, ticks_diff
 from nostall.waiter import Waiter, drain
 
 CancelledError = core.CancelledError
 
-_CLAIM_RETRY_MS = 20  # how often a waiting newcomer looks for a slot (it has no deadline task)
+_CLAIM_RETRY_MS = 20  # how often a waiting newcomer looks for a slot (its deadline is the pool's)
 _DRAIN_BUF_BYTES = 64  # what a turned-away client still sends is read into this and dropped
 
+OVERFLOW = "overflow"  # dropped from a full queue, or answered at once and closed there
+BUSY_LINGER_TIMEOUT = "busy_linger_timeout"  # LINGER's deadline after the busy 503
+_SHUTDOWN = "shutdown"
+_LINGER_TIMEOUT = "linger_timeout"  # pool.py's reason at LINGER's deadline
 
-class TurnAway:
-    """One newcomer without a slot."""
 
-    def __init__(self, sock):
+class TurnAway(Slot):
+    """One newcomer without a slot. Not one of the pool's slots (never evicted, never counted
+    in use), but timed by pool.expire() like one: NEW while it waits for a slot, with
+    stall_evict_ms for that (then wake(): its 503 is due); WRITE while the 503 goes out; LINGER
+    while it waits for the client's EOF."""
+
+    def __init__(self, pool, sock):
+        Slot.__init__(self, pool)
         self.sock = sock
         self.task = None  # type: asyncio.Task | None
-        self.answered = False  # the 503 went out: lingering for the client's EOF
-        self.since = ticks_ms()
+        self.enter(NEW)
+        self.deadline = ticks_add(pool.clock(), pool.stall_ms)
+        self.due = False  # its wait for a slot is over: the busy 503 now
 
-    def silent(self, now):
-        # silent for a while: a client that just connected may have its request still on the way
-        return (not self.answered and self.sock is not None and ticks_diff(now, self.since) >= SILENT_GRACE_MS
-                and not sockets.readable(self.sock))
+    def wake(self):
+        # pool.expire(), at the end of its wait for a slot
+        self.due = True
+
+    def in_flight(self):
+        return sockets.unacked(self.sock)
+
+    def input_waiting(self):
+        return sockets.readable(self.sock)
+
+    def droppable(self, now, silent_only):
+        """Its socket may be closed for a newcomer: it has sent nothing for SILENT_GRACE_MS
+        while waiting for a slot, or (not silent_only) it lingers after its 503 and the pool
+        has seen the 503 acknowledged (a tick after it went out at the earliest): its client
+        has its answer, and the close is a reset."""
+        if self.sock is None or self.cancelled is not None:
+            return False
+        if self.state == NEW:
+            return not self.due and ticks_diff(now, self.since) >= SILENT_GRACE_MS and not self.input_waiting()
+        return not silent_only and self.state == LINGER and self.acked
 
 
 class TurnAways:
     def __init__(self, server):
         self.server = server
-        self.queue = []  # oldest first
+        self.queue = server.pool.turned_away  # oldest first; the pool times them
+        self._scratch = bytearray(_DRAIN_BUF_BYTES)  # what a newcomer answered at once sent
 
     def __len__(self):
         return len(self.queue)
 
     def add(self, cs):
-        """Queue cs (the server found no slot for it); a full queue drops its oldest silent entry
-        for it. False when it cannot: then cs is closed (a plain close: a client whose request
-        already came sees the stack's reset; one still sending sees the close, EOF)."""
-        if len(self.queue) >= self.server.cfg.max_turnaways and not self.shed():
-            self.server.stats.ended("overflow", sockets.close(cs))
+        """Take in cs (the server found no slot for it) to wait for one, while fewer than
+        twice max_turnaways entries are queued (see the module comment); a full queue first
+        drops what it may, and max_turnaways waiting already makes the longest waiting one's
+        503 due. False if cs was not taken in (answered and closed at once)."""
+        server = self.server
+        limit = server.cfg.max_turnaways
+        queue = self.queue
+        while len(queue) >= limit and self._drop():
+            pass
+        if len(queue) >= 2 * limit:
+            self._refuse(cs)
             return False
-        t = TurnAway(cs)
+        t = TurnAway(server.pool, cs)
         t.task = asyncio.create_task(self._wait(t))  # first: it may raise MemoryError
-        self.queue.append(t)
+        waiting = [w for w in queue if w.state == NEW and not w.due]
+        if len(waiting) >= limit:
+            # no room to wait: the entry waiting longest gets its 503 now and cs waits in its
+            # stead (the newest request is the likeliest still wanted)
+            waiting[0].due = True
+        queue.append(t)
         return True
 
     def shed(self):
-        """Drop the oldest entry that has sent nothing for SILENT_GRACE_MS; True if there was one."""
-        now = ticks_ms()
-        for t in self.queue:
-            if t.silent(now):
-                self._close(t, "overflow", True)
-                t.task.cancel()  # if it never ran, its finally will not: _close did its part
-                return True
+        """Out of sockets: drop the oldest entry that may go for a newcomer; True if there was
+        one."""
+        return self._drop()
+
+    def _drop(self):
+        # the oldest silent entry, else the oldest answered one
+        now = self.server.pool.clock()
+        for silent_only in (True, False):
+            for t in self.queue:
+                if t.droppable(now, silent_only):
+                    self._close(t, OVERFLOW, True)
+                    t.cancel(OVERFLOW)  # its task ends (never started: it sees .cancelled)
+                    return True
         return False
+
+    def _refuse(self, cs):
+        # Past twice max_turnaways, with nothing to drop (a board runs out of sockets before:
+        # this is for a host's burst of connects): the busy 503 and the close at once. What came
+        # of the request is read first (a close with unread bytes is a reset, which may destroy
+        # the answer), and the close is a FIN, the 503 being in flight (a reset right behind it
+        # can reach a client before it has seen its own connect complete).
+        server = self.server
+        stats = server.stats
+        stats.rejected_busy += 1
+        stats.answered(503)
+        try:
+            buf = self._scratch
+            budget = server.cfg.linger_drain_bytes
+            while budget > 0:
+                n = cs.readinto(buf)
+                if not n:  # None: nothing more yet; 0: the client's EOF
+                    break
+                budget -= n
+            cs.write(server.busy_answer)
+        except OSError:
+            pass
+        stats.ended(OVERFLOW, sockets.close(cs))
 
     def cancel(self):
         """At shutdown, once they have had shutdown_timeout_ms: they close their own sockets."""
         for t in self.queue:
-            t.task.cancel()
+            t.cancel(_SHUTDOWN)
 
     def _close(self, t, reason, abortive):
         if t in self.queue:
@@ -91,11 +169,13 @@ class TurnAways:
         server = self.server
         cfg = server.cfg
         cs = t.sock
-        reason = "shutdown"
+        reason = _SHUTDOWN
         abortive = True
         try:
-            deadline = ticks_add(ticks_ms(), cfg.stall_evict_ms)
-            while ticks_diff(deadline, ticks_ms()) > 0 and not server.stopping:
+            t.started = True
+            if t.cancelled is not None:  # dropped or shut down before this task first ran
+                return
+            while not t.due and not server.stopping:
                 await asyncio.sleep_ms(_CLAIM_RETRY_MS)
                 if t.sock is None:
                     return  # dropped for a newcomer
@@ -106,15 +186,17 @@ class TurnAways:
                 return
             server.stats.rejected_busy += 1
             server.stats.answered(503)
-            t.answered = True
-            reason = "busy_linger_timeout"
-            await Waiter().send(cs, server.busy_answer)
-            reason = await self._linger(cs, cfg)
-            abortive = reason != CLIENT
-        except asyncio.TimeoutError:
-            pass
-        except CancelledError:  # shutdown, or dropped for a newcomer (then already closed)
-            reason = "shutdown"
+            io = Waiter()
+            t.enter(WRITE)
+            await io.send(cs, server.busy_answer)
+            # the client's EOF, linger_timeout_ms from the 503's acknowledgement (pool.expire)
+            t.enter(LINGER)
+            eof = await drain(io, cs, bytearray(_DRAIN_BUF_BYTES), cfg.linger_drain_bytes)
+            reason = CLIENT if eof else "linger_overflow"
+            abortive = not eof
+        except CancelledError:  # the pool's deadline, shutdown, or dropped (then already closed)
+            r = t.cancelled
+            reason = BUSY_LINGER_TIMEOUT if r == _LINGER_TIMEOUT else (r or _SHUTDOWN)
             raise
         except OSError:
             reason = RESET
@@ -123,22 +205,3 @@ class TurnAways:
             reason = "memory"
         finally:
             self._close(t, reason, abortive)
-
-    async def _linger(self, cs, cfg):
-        # the 503 went out: wait for the client's EOF, linger_timeout_ms from the 503's
-        # acknowledgement, as a connection's LINGER does (pool.py, "after acks"): looked for every
-        # tick_ms (the client cannot close before it has the 503), for at most write_timeout_ms
-        since = ticks_ms()
-        buf = bytearray(_DRAIN_BUF_BYTES)
-        acked = False
-        while True:
-            eof = drain(Waiter(), cs, buf, cfg.linger_drain_bytes)
-            try:
-                wait = cfg.linger_timeout_ms if acked else cfg.tick_ms
-                return CLIENT if await asyncio.wait_for_ms(eof, wait) else "linger_overflow"
-            except asyncio.TimeoutError:
-                if acked:
-                    raise
-                acked = not sockets.unacked(cs)
-                if not acked and ticks_diff(ticks_ms(), since) >= cfg.write_timeout_ms:
-                    return WRITE_TIMEOUT

@@ -5,8 +5,8 @@ harness/abuse.py for the flood and the good client's retry policy.
 
 Every flood checks the same things:
 - during: every request of the good client is answered within its budget (5 s, retries included)
-  the server never holds more than max_connections sockets, nor more fds than its slots, the two
-  503 turn-aways and the listener allow;
+  the server never holds more than max_connections sockets, nor more fds than its slots, the
+  turn-aways (two waiting, two answered beside them) and the listener allow;
 - after the flood stops (its sockets still open, silent): within 2 s a request is answered with
   normal latency (5x the worst resting latency, at least 100 ms), and the server drops the stalled
   sockets by itself within its timeouts;
@@ -24,7 +24,8 @@ where a second one was needed).
 
 What the server does at the cap (see server.py): evict the least recently used idle keep-alive
 connection, else the one stalled longest on its client (stall_evict_ms, 250 here), else let the
-newcomer wait up to stall_evict_ms for that (two at a time), else close it at once ("overflow").
+newcomer wait up to stall_evict_ms for that (two at a time; a third makes the one waiting longest
+get its 503 at once), dropping ("overflow") a silent one or one whose 503 is acknowledged for it.
 """
 
 import threading
@@ -43,8 +44,9 @@ FLOOD_S = 4.0
 FAST = {"idle_timeout_ms": 1000, "header_timeout_ms": 1000, "linger_timeout_ms": 1000,
         "write_timeout_ms": 500, "stall_evict_ms": 250, "tick_ms": 50}
 
-# what the server does at the cap: evict an idle or a stalled connection, close a third waiting
-# newcomer at once, or drop a 503'd one that does not close
+# what the server does at the cap: evict an idle or a stalled connection, drop a silent waiting
+# newcomer or a 503'd one for another (or answer a newcomer past them all and close it), or drop
+# a 503'd one that does not close
 AT_CAP = ("evicted", "evicted_stalled", "evicted_silent", "overflow", "busy_linger_timeout")
 
 
@@ -130,11 +132,13 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1, holds_pcbs
     assert rec is not None, "no answer with normal latency within 2 s after the flood"
     assert set(st["closes_by_server"]) <= set(reasons), st["closes_by_server"]
     assert st["connections_peak"] <= cap
-    # slots (a socket, and a file for a static download) + two waiting for a slot + one just
-    # accepted + one evicted whose task has not closed it yet (claim() yields once for that; with
+    # slots (a socket, and a file for a static download) + two waiting for a slot and two
+    # answered beside them until their 503 is acknowledged (turnaway.py) + one just accepted +
+    # one evicted whose task has not closed it yet (claim() yields once for that; with
     # listen_backlog 4 newcomers come often enough through lwIP to meet one), over the resting
     # count (listener, stdio...). Afterwards every one is closed: back["fds"] below
-    assert max_fds <= base.fds + cap * fds_per_slot + 4, (max_fds, base.fds)
+    turnaways = 2 * st["limits"]["max_turnaways"]
+    assert max_fds <= base.fds + cap * fds_per_slot + turnaways + 2, (max_fds, base.fds)
     assert back["open_ok"] and back["fds"] <= base.fds and back["heap_ok"], back
     return st
 
