@@ -6,12 +6,28 @@ import asyncio
 import board
 from nostall import VERSION
 from nostall.server import Server
-from nostall.settings import SettingsError, load
+from nostall.config import SettingsError
+
+
+def _settings():
+    # settings.py runs once: dropped once it has read the file (a Settings is a record), so its
+    # code (its checks) leaves the heap
+    import sys
+
+    import nostall
+    from nostall.settings import load
+
+    try:
+        return load(board.SETTINGS_PATH, board.NEEDS_WIFI)
+    finally:
+        sys.modules.pop("nostall.settings", None)
+        if hasattr(nostall, "settings"):
+            del nostall.settings
 
 
 def main():
     try:
-        settings = load(board.SETTINGS_PATH, board.NEEDS_WIFI)
+        settings = _settings()
     except SettingsError as e:
         print("nostall: settings: %s" % e)
         return

@@ -72,9 +72,10 @@ FW_OUT := $(B_OUT)/firmware-$(BOARD)
 # FW_BIN=<file> flashes another image, e.g. a stock MicroPython .bin downloaded for the board.
 FW_BIN := $(FW_OUT)/firmware.bin
 
-# MPY_ARCH=host compiles for this machine (the sim board); otherwise the board's CPU.
+# MPY_ARCH=host compiles for this machine (the sim board); otherwise the board's CPU. The arch is
+# always named: modules with @micropython.native carry machine code for it
 MPY_ARCH ?= $(BOARD_MPY_ARCH)
-MPY_MARCH := $(if $(filter host,$(MPY_ARCH)),,-march=$(MPY_ARCH))
+MPY_MARCH := -march=$(MPY_ARCH)
 MPY_OUT := $(B_OUT)/mpy-$(MPY_ARCH)
 DEPLOY_OUT := $(B_OUT)/deploy-$(BOARD)
 STUBS_DIR := $(CURDIR)/$(VENV)/stubs/$(BOARD)

@@ -1,10 +1,7 @@
-# The API token: which requests need it, how it is read from the request, how it is compared.
-# web.App wraps a route's handler with guard(); everything else here is plain functions.
+# The API token: how it is read from the request, how it is compared, the 401. web.guard()
+# (which requests need it) imports this module at the first request that must show a token.
 
 from nostall.response import error_response
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even when the app has a token
-
 
 def tokens_equal(a, b):
     """a == b for two secrets (str or bytes), in a time that does not depend on where they differ:
@@ -35,22 +32,12 @@ def bearer_token(req):
     return cred.strip() if scheme.lower() == "bearer" else None
 
 
-def guard(app, handler, all_methods):
-    """handler, behind app.token: every method when all_methods, else all but SAFE_METHODS.
-    A request without the right token gets a 401 with WWW-Authenticate; the handler never runs."""
-
-    def guarded(req, **params):
-        token = app.token
-        if token and (all_methods or req.method not in SAFE_METHODS):
-            sent = bearer_token(req)
-            if sent is None or not tokens_equal(sent, token):
-                r = error_response(
-                    401,
-                    ("no token" if sent is None else "wrong token")
-                    + ": send the header Authorization: Bearer <token>",
-                )
-                r.set_header("WWW-Authenticate", 'Bearer realm="%s"' % app.realm)
-                return r
-        return handler(req, **params)
-
-    return guarded
+def refusal(app, req):
+    """The 401 for req when it lacks app.token (web.guard asks, only while a token is set),
+    else None."""
+    sent = bearer_token(req)
+    if sent is not None and tokens_equal(sent, app.token):
+        return None
+    r = error_response(401, ("no token" if sent is None else "wrong token") + ": send the header Authorization: Bearer <token>")
+    r.set_header("WWW-Authenticate", 'Bearer realm="%s"' % app.realm)
+    return r

@@ -29,6 +29,10 @@ class ConfigError(ValueError):
     pass
 
 
+class SettingsError(ValueError):
+    """A setting in the settings file is wrong (settings.py, lan.py; raised at start-up)."""
+
+
 class Config:
     """Server limits: each a class attribute with its unit in its name and its one default.
     Unknown names and impossible values raise ConfigError with a fix.

@@ -9,39 +9,40 @@
 
 from nostall.framing import CHUNKED, chunk, plan
 from nostall.pool import STREAM
-from nostall.ticks import ticks_diff
 
 _RETRY_MS = 3000  # an EventSource that lost its connection comes back after this
 
 
 async def serve_events(conn, req, resp):
-    """Send resp.events (a Channel) on conn until the client goes (then it returns)."""
-    head, mode, _ = plan(req, resp, None, conn.server.idle_s)
+    """Send resp.channel's messages on conn until the client goes (then it returns True: the
+    client closed)."""
+    session = conn.session
+    head, mode, _ = plan(req, resp, None, session.server.idle_s)
     chunked = mode == CHUNKED
-    await conn.send_long(head)
-    channel = resp.events
+    await conn.send(head)
+    channel = resp.channel
     # a client coming back says what it saw last; a new one gets the newest message
     seen = _int(req.headers.get("last-event-id"), channel.last_id - 1)
-    conn.enter(STREAM)
-    channel.follow(conn)
+    session.opened(STREAM)
+    channel.follow(session)
     try:
         await _send(conn, b"retry: %d\n\n" % _RETRY_MS, chunked)
         while True:
             for mid, event, data in channel.since(seen):
                 seen = mid
                 await _send(conn, event_bytes(mid, event, data), chunked)
-            if ticks_diff(conn.pool.clock(), conn.deadline) >= 0:  # STREAM's timeout: a heartbeat
+            if session.overdue():  # STREAM's deadline: a heartbeat is due
                 await _send(conn, b": \n\n", chunked)
-            conn.reader.reset()  # what a client sends on an event stream is read and dropped
-            if await conn.io.recv(conn.sock, conn.reader.space()) == 0:
-                return
+            session.drop()  # what a client sends on an event stream is read and dropped
+            if await conn.recv() == 0:
+                return True
     finally:
-        channel.unfollow(conn)
+        channel.unfollow(session)
 
 
 async def _send(conn, data, chunked):
-    await conn.send_long(chunk(data) if chunked else data)
-    conn.enter(STREAM)  # sent: the next heartbeat is due sse_heartbeat_ms from now
+    await conn.send(chunk(data) if chunked else data)
+    conn.session.opened(STREAM)  # sent: the next heartbeat is due sse_heartbeat_ms from now
 
 
 def event_bytes(mid, event, data):

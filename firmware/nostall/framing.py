@@ -11,6 +11,7 @@
 # has one after NTP set it (board.py); the sim's is the host's. plan() runs per response, so the
 # line is built at most once a second: between, it costs two calls and no allocation.
 
+import micropython
 import time
 
 from nostall.request import CTL, NOT_TOKEN
@@ -66,6 +67,10 @@ _STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses 
 # that change (ETag, Location) fill at most this many entries, then are built each time.
 _HEADER_LINES = {}
 _HEADER_LINES_MAX = 16  # a few dozen bytes each: room for every fixed header an app sends, and a cap
+# Content-Length lines by length, the first few lengths answered (a poller's answers repeat theirs)
+_LENGTH_LINES = {}
+_LENGTH_LINES_MAX = 4
+_KEEP_ALIVE_LINES = {}  # by idle timeout (one: the server's)
 # 2024-01-01 in this port's epoch (an ESP32's starts at 2000-01-01, the unix port's and CPython's
 # at 1970): a clock before it was never set (an ESP32 wakes at 2000-01-01 until NTP sets it)
 CLOCK_SET_AFTER_S = 1704067200 - (946684800 if time.gmtime(0)[0] == 2000 else 0)
@@ -94,7 +99,8 @@ def status_line(status):
 def check_header(name, value):
     """Header name and value as str, refusing anything that could split the response: a name
     that is not a token, a value with CR, LF, NUL or another control character (HTAB is allowed)."""
-    h = (str(name), str(value))
+    # str() of a str is a new str on MicroPython, and every new str a search of the interned ones
+    h = (name, value) if type(name) is str and type(value) is str else (str(name), str(value))
     if h in _HEADER_LINES:  # built into a head before, so checked before
         return h
     name, value = h
@@ -104,6 +110,7 @@ def check_header(name, value):
     return h
 
 
+@micropython.native
 def plan(req, resp, left, idle_s):
     """(head, body mode, keep) for resp answering req.
 
@@ -174,6 +181,7 @@ def _new_date():
     return d[0]
 
 
+@micropython.native
 def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1", date=b""):
     """Status line and header block as bytes.
 
@@ -193,7 +201,12 @@ def response_head(status, headers, length, mode, keep, keep_alive=None, version=
     if status < 200 or status == 204 or status == 304:
         pass  # RFC 9110 8.6, 9112 6.1: neither length field on these
     elif length is not None:
-        parts.append(b"Content-Length: %d\r\n" % length)
+        line = _LENGTH_LINES.get(length)
+        if line is None:
+            line = b"Content-Length: %d\r\n" % length
+            if len(_LENGTH_LINES) < _LENGTH_LINES_MAX:
+                _LENGTH_LINES[length] = line
+        parts.append(line)
     elif mode == CHUNKED or (mode == NONE and version == "HTTP/1.1"):
         parts.append(b"Transfer-Encoding: chunked\r\n")
     if keep:
@@ -201,7 +214,10 @@ def response_head(status, headers, length, mode, keep, keep_alive=None, version=
             parts.append(b"Connection: keep-alive\r\n")  # HTTP/1.0 closes unless told
         if keep_alive:
             if keep_alive[1] is None:
-                parts.append(b"Keep-Alive: timeout=%d\r\n" % keep_alive[0])
+                line = _KEEP_ALIVE_LINES.get(keep_alive[0])
+                if line is None:
+                    line = _KEEP_ALIVE_LINES[keep_alive[0]] = b"Keep-Alive: timeout=%d\r\n" % keep_alive[0]
+                parts.append(line)
             else:
                 parts.append(b"Keep-Alive: timeout=%d, max=%d\r\n" % keep_alive)
     else:

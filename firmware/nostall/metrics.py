@@ -54,7 +54,7 @@ def families(server, vitals=None):
                   [(b"", gc.mem_free())])
     yield _family(b"nostall_heap_alloc_bytes", _GAUGE, b"MicroPython heap in use.", [(b"", gc.mem_alloc())])
     yield _family(b"nostall_connection_slots", _GAUGE, b"Connections served at once (max_connections).",
-                  [(b"", len(pool.slots))])
+                  [(b"", pool.cap)])
     yield _family(b"nostall_connections_open", _GAUGE, b"Connections open now.", [(b"", pool.in_use)])
     yield _family(b"nostall_connections_peak", _GAUGE, b"Most connections open at once since start.",
                   [(b"", pool.peak)])

@@ -27,6 +27,7 @@ LINGER = 7  # sent "Connection: close": waiting for the client's EOF
 WS = 8  # an open WebSocket: waiting for the client's frames (and sending the app's)
 STREAM = 9  # an event stream: waiting for something to send
 WS_CLOSED = 10  # a WebSocket's close handshake done: waiting (briefly) for the client's TCP close
+WS_PING = 11  # a WebSocket pinged its silent client: waiting for any frame back
 
 # A connection that has sent nothing this long counts as silent, so a newcomer whose request is
 # waiting may take its place: a client's request follows its connect by one round trip (ms on a
@@ -55,11 +56,12 @@ _TABLE = (
     (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, False, False, (BODY, HANDLER, WRITE)),
     (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, False, (HANDLER, WRITE)),
     (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, False, (WRITE,)),
-    (WRITE, "write", "write_timeout_ms", WRITE_TIMEOUT, True, False, False, False, (WRITE, IDLE, LINGER, WS, STREAM)),
+    (WRITE, "write", "write_timeout_ms", WRITE_TIMEOUT, True, False, False, False, (WRITE, IDLE, LINGER, WS, STREAM, WS_PING)),
     (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, True, (WS_CLOSED,)),
-    (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, False, (WS, WRITE, LINGER, WS_CLOSED)),
+    (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, False, (WS, WRITE, LINGER, WS_CLOSED, WS_PING)),
     (STREAM, "stream", "sse_heartbeat_ms", "stream_timeout", False, True, True, False, (STREAM, WRITE)),
     (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, ()),
+    (WS_PING, "ws_ping", "ws_pong_timeout_ms", "ws_timeout", False, True, False, False, (WS, WRITE, LINGER, WS_CLOSED, WS_PING)),
 )
 NAMES = tuple(row[1] for row in _TABLE)
 TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
@@ -158,6 +160,10 @@ class Pool:
         # newcomers waiting without a slot, then lingering after their busy 503 (turnaway.py):
         # never evicted, but timed by expire() on this clock as the slots are
         self.turned_away = []
+        self.cap = cfg.max_connections
+        # makes a slot when none is free and there are fewer than cap (the server's: a slot and
+        # its receive buffer cost heap only once connections first need them, then stay)
+        self.make = None
         self.in_use = 0
         self.peak = 0
         self._lru = 0
@@ -170,6 +176,10 @@ class Pool:
         for slot in self.slots:
             if slot.state == FREE:
                 return slot
+        if self.make is not None and len(self.slots) < self.cap:
+            slot = self.make()
+            self.slots.append(slot)
+            return slot
         return None
 
     def open(self, slot, task):

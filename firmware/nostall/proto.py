@@ -12,32 +12,48 @@
 # Bodies are read by the steps in body.py; responses are framing.py's job; what a Request is,
 # request.py's.
 
-from nostall import body as _body
-from nostall.body import AGAIN, BROKEN, EXPECT_BODY, EXPECT_CHUNK_SIZE, EXPECT_HEAD
-from nostall.request import CTL_BYTES, METHODS, NOT_DIGIT, NOT_TOKEN, HTTPError, Request
+import micropython
+from nostall.request import METHODS, NOT_TOKEN, HTTPError, Request
+
+# Reader states: what the reader expects next. (The connection's own states, pool.py's, say
+# what the connection waits for; the session asks the reader waiting(), never its state.)
+EXPECT_HEAD = 0
+EXPECT_BODY = 1  # Content-Length body
+EXPECT_CHUNK_SIZE = 2
+EXPECT_CHUNK_DATA = 3
+EXPECT_CHUNK_END = 4  # the CRLF after a chunk's data
+EXPECT_TRAILER = 5
+BROKEN = 6  # after an error: nothing more is parsed
+
+AGAIN = object()  # a step's "moved to another state"
+_MAX_DEC_DIGITS = 10  # Content-Length up to 9 999 999 999: int() never sees a huge number
 
 
 # bytes -> str for what the request line and header names usually hold: a dict lookup instead
 # of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
 _METHODS = {m.encode(): m for m in METHODS}
 _NAMES = {}
+# the fields pollers, browsers and WebSocket clients send most, as they spell them; any other
+# name is checked and lower-cased per request (_name): this table costs heap for every entry
 for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
-           "Content-Length", "Content-Type", "Transfer-Encoding", "Expect", "Authorization",
-           "Cache-Control", "Pragma", "Cookie", "Referer", "Origin", "If-None-Match",
-           "If-Modified-Since", "Upgrade", "Upgrade-Insecure-Requests", "Keep-Alive", "Range",
-           "Last-Event-ID", "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Protocol",
-           "Sec-WebSocket-Extensions", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest",
-           "Sec-Fetch-User", "DNT", "X-Requested-With", "X-Prometheus-Scrape-Timeout-Seconds"):
-    _NAMES[_n.encode()] = _NAMES[_n.lower().encode()] = _n.lower()
+           "Content-Length", "Content-Type", "Transfer-Encoding", "Authorization", "Cache-Control",
+           "If-None-Match", "Upgrade", "Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version"):
+    _NAMES[_n.encode()] = _n.lower()
 del _n
 
 
-_USUAL_CONNECTION = {"close": ("close",), "Close": ("close",), "keep-alive": ("keep-alive",),
-                     "Keep-Alive": ("keep-alive",)}
+_USUAL_CONNECTION = {b"close": (b"close",), b"Close": (b"close",), b"keep-alive": (b"keep-alive",),
+                     b"Keep-Alive": (b"keep-alive",)}
+
+# request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
+# of every interned string; bounded (the first ones asked for stay), short ones only
+_TARGETS = {}
+_TARGETS_MAX = 4
+_TARGET_CACHED_BYTES = 48
 
 
 def _tokens(value):
-    return [t.strip().lower() for t in value.split(",")]
+    return [t.strip().lower() for t in value.split(b",")]
 
 
 def _token(raw):
@@ -59,11 +75,21 @@ class RequestReader:
         req = r.next()        # Request, or None: feed more
     """
 
-    def __init__(self, cfg, buf=None):
+    def __init__(self, cfg, buf=None, lazy=False):
         self.cfg = cfg
-        self.buf = buf if buf is not None else bytearray(cfg.recv_buffer_bytes)
-        self.mv = memoryview(self.buf)
+        self.buf = self.mv = None
+        if buf is not None:
+            self.buf = buf
+            self.mv = memoryview(buf)
+        elif not lazy:
+            self.ensure()
         self.reset()
+
+    def ensure(self):
+        """The buffer, allocated at the first need (lazy): a slot never used costs no heap."""
+        if self.buf is None:
+            self.buf = bytearray(self.cfg.recv_buffer_bytes)
+            self.mv = memoryview(self.buf)
 
     def reset(self):
         """Forget everything: the slot is being reused for a new connection."""
@@ -106,9 +132,13 @@ class RequestReader:
         self.end += n
         return n
 
-    def body_due(self):
-        """True while a request's body is being read (its head is in)."""
-        return EXPECT_HEAD < self.state < BROKEN
+    def waiting(self):
+        """What the reader waits for when next() gave None: 0 a request (nothing of one in), 1
+        the rest of a head, 2 a body (its head is in)."""
+        st = self.state
+        if st == EXPECT_HEAD:
+            return 1 if self.end > self.start else 0
+        return 2 if st < BROKEN else 1
 
     def take_continue(self):
         """True once when the head asked "Expect: 100-continue" and its body has not started:
@@ -117,10 +147,46 @@ class RequestReader:
         self.need_continue = False
         return c
 
-    def _fail(self, status, reason):
+    def fail(self, status, reason):
+        """Refuse the request: nothing more is parsed on this connection."""
         self.state = BROKEN
         raise HTTPError(status, reason)
 
+    # ---- the buffer's narrow interface, for the body steps (body.py) and WebSocket frames ----
+
+    def have(self):
+        """How many received bytes are not consumed yet."""
+        return self.end - self.start
+
+    def take(self, n):
+        """Up to n unconsumed bytes (a memoryview into the buffer: use it before the next
+        receive), consumed."""
+        s = self.start
+        e = self.end if self.end - s < n else s + n
+        self.start = e
+        return self.mv[s:e]
+
+    def peek(self, n):
+        """The next n unconsumed bytes (a memoryview), not consumed; None while fewer are in."""
+        s = self.start
+        return self.mv[s : s + n] if self.end - s >= n else None
+
+    def line(self, limit, why):
+        """The next CRLF-ended line (bytes, without its CRLF), consumed; None until its end is
+        in. A line longer than limit, or with a bare LF, is refused (400 why) as soon as seen."""
+        buf = self.buf
+        s = self.start
+        i = buf.find(b"\r\n", s, self.end)
+        if i < 0:
+            if self.end - s > limit + 1 or buf.find(b"\n", s, self.end) >= 0:
+                self.fail(400, why)
+            return None
+        if i - s > limit:
+            self.fail(400, why)
+        self.start = i + 2
+        return bytes(self.mv[s:i])
+
+    @micropython.native
     def next(self):
         """The next complete Request, None when more bytes are needed; HTTPError to refuse."""
         while True:
@@ -128,6 +194,7 @@ class RequestReader:
             if r is not AGAIN:
                 return r
 
+    @micropython.native
     def _head(self):
         buf = self.buf
         cfg = self.cfg
@@ -144,37 +211,45 @@ class RequestReader:
         lf = buf.find(b"\n", start, min(end, start + cfg.max_request_line_bytes + 2))
         if lf < 0:
             if end - start > cfg.max_request_line_bytes + 1:
-                self._fail(414, "request line too long")
+                self.fail(414, "request line too long")
         elif lf == start or buf[lf - 1] != 13:
-            self._fail(400, "bare LF line ending")
+            self.fail(400, "bare LF line ending")
         i = buf.find(b"\r\n\r\n", self.scan, end)
         if i < 0:
             if buf.find(b"\n\n", self.scan, end) >= 0 or buf.find(b"\r\n\n", self.scan, end) >= 0:
-                self._fail(400, "bare LF line ending")
+                self.fail(400, "bare LF line ending")
             if end - start >= cfg.max_header_bytes:
-                self._fail(431, "request head too large")
+                self.fail(431, "request head too large")
             self.scan = max(start, end - 3)
             return None
         head = bytes(self.mv[start:i])
         self.start = i + 4
         self.scan = self.start
-        # The head stays bytes until a field is used: a str costs MicroPython a search of its
-        # interned strings, so only the target and the header values become str.
-        if b"\0" in head or CTL_BYTES.search(head):
-            self._fail(400, "control character in request head")
+        # The head stays bytes: a str costs MicroPython a search of its interned strings (every
+        # new str is looked up there first), so header values are kept as bytes and decoded only
+        # when the app first reads req.headers (request.py); the target goes through a cache.
         n = head.count(b"\r\n")  # header fields
         if head.count(b"\n") != n or head.count(b"\r") != n:
-            self._fail(400, "bare CR or LF in request head")
+            self.fail(400, "bare CR or LF in request head")
+        # a control character (CTL but HTAB): C loops (replace, min) instead of a regex per byte
+        rest = head.replace(b"\r\n", b"") if n else head
+        if b"\t" in rest:
+            rest = rest.replace(b"\t", b"")
+        if rest and (min(rest) < 32 or b"\x7f" in rest):
+            self.fail(400, "control character in request head")
         eol = head.find(b"\r\n")
         req = self._request_line(head if eol < 0 else head[:eol])
+        if rest and max(rest) > 127:  # not ASCII: decoded once, to refuse what is not UTF-8
+            try:
+                str(head, "utf-8")
+            except UnicodeError:
+                self.fail(400, "request head is not UTF-8")
         # counted before the split: a head of many short lines would cost an object per line
         # (700 in 2 KB) before its 431
         if n > cfg.max_header_count:
-            self._fail(431, "too many header fields")
-        # field by field in place: no list of lines and no copies of a value but its str (a
-        # 2 KB value cost four 2 KB blocks, and a fragmented heap may not have them)
-        headers = req.headers
-        mv = memoryview(head)
+            self.fail(431, "too many header fields")
+        # field by field in place: no list of lines, one bytes copy per value
+        raw = req.raw
         pos = eol + 2
         for _ in range(n):
             nl = head.find(b"\r\n", pos)
@@ -182,11 +257,11 @@ class RequestReader:
                 nl = len(head)
             c = head.find(b":", pos, nl)
             if c <= pos:
-                self._fail(400, "malformed header field")
-            raw = head[pos:c]
-            name = _NAMES.get(raw)
-            if name is None:
-                name = self._name(raw)
+                self.fail(400, "malformed header field")
+            name = head[pos:c]
+            key = _NAMES.get(name)
+            if key is None:
+                key = self._name(name)
             a = c + 1
             while a < nl and head[a] in b" \t":
                 a += 1
@@ -194,20 +269,17 @@ class RequestReader:
             while b > a and head[b - 1] in b" \t":
                 b -= 1
             pos = nl + 2
-            try:
-                value = str(mv[a:b], "utf-8")
-            except UnicodeError:
-                self._fail(400, "request head is not UTF-8")
-            old = headers.get(name)
+            value = head[a:b]
+            old = raw.get(key)
             if old is None:
-                headers[name] = value
-            elif name == "content-length":
+                raw[key] = value
+            elif key == "content-length":
                 if old != value:
-                    self._fail(400, "conflicting Content-Length")
-            elif name == "host":
-                self._fail(400, "more than one Host")
+                    self.fail(400, "conflicting Content-Length")
+            elif key == "host":
+                self.fail(400, "more than one Host")
             else:
-                headers[name] = old + ", " + value
+                raw[key] = old + b", " + value
         return self._framing(req)
 
     def _name(self, raw):
@@ -215,19 +287,19 @@ class RequestReader:
         # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
         name = _token(raw)
         if name is None:
-            self._fail(400, "malformed header field")
+            self.fail(400, "malformed header field")
         return name.lower()
 
     def _request_line(self, line):
         parts = line.split(b" ")
         if len(parts) != 3:
-            self._fail(400, "malformed request line")
+            self.fail(400, "malformed request line")
         raw_method, raw_target, raw_version = parts
         method = _METHODS.get(raw_method)
         if method is None:
             if _token(raw_method) is None:
-                self._fail(400, "malformed method")
-            self._fail(501, "method not implemented")
+                self.fail(400, "malformed method")
+            self.fail(501, "method not implemented")
         if raw_version == b"HTTP/1.1":
             version = "HTTP/1.1"
         elif raw_version == b"HTTP/1.0":
@@ -235,14 +307,17 @@ class RequestReader:
         else:
             v = raw_version
             if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
-                self._fail(400, "malformed HTTP version")
+                self.fail(400, "malformed HTTP version")
             if v[5] != 49:
-                self._fail(505, "HTTP version not supported")
+                self.fail(505, "HTTP version not supported")
             version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
+        target = _TARGETS.get(raw_target)
+        if target is not None:  # a path this board was asked for before: no new str
+            return Request(method, target, version, None)
         try:
             target = str(raw_target, "utf-8")
         except UnicodeError:
-            self._fail(400, "request target is not UTF-8")
+            self.fail(400, "request target is not UTF-8")
         if not target.startswith("/"):
             if target == "*" and method == "OPTIONS":
                 pass
@@ -257,34 +332,35 @@ class RequestReader:
                 rest = rest[p:]
                 target = rest if rest.startswith("/") else "/" + rest
             else:
-                self._fail(400, "malformed request target")
-        return Request(method, target, version, {})
+                self.fail(400, "malformed request target")
+        elif len(_TARGETS) < _TARGETS_MAX and len(raw_target) <= _TARGET_CACHED_BYTES:
+            _TARGETS[raw_target] = target
+        return Request(method, target, version, None)
 
     def _framing(self, req):
-        headers = req.headers
-        conn = headers.get("connection")
+        raw = req.raw
+        conn = raw.get("connection")
         if conn is not None:
-            # the usual values as sent, else split into tokens (each a new str: an interned-string search)
             tokens = _USUAL_CONNECTION.get(conn) or _tokens(conn)
             if req.version == "HTTP/1.1":
-                req.keep_alive = "close" not in tokens
+                req.keep_alive = b"close" not in tokens
             else:
-                req.keep_alive = "keep-alive" in tokens
-        if req.version == "HTTP/1.1" and "host" not in headers:
-            self._fail(400, "HTTP/1.1 request without Host")
-        te = headers.get("transfer-encoding")
-        cl = headers.get("content-length")
+                req.keep_alive = b"keep-alive" in tokens
+        if req.version == "HTTP/1.1" and "host" not in raw:
+            self.fail(400, "HTTP/1.1 request without Host")
+        te = raw.get("transfer-encoding")
+        cl = raw.get("content-length")
         if te is not None:
             if cl is not None:
-                self._fail(400, "both Content-Length and Transfer-Encoding")
+                self.fail(400, "both Content-Length and Transfer-Encoding")
             if req.version != "HTTP/1.1":
-                self._fail(400, "Transfer-Encoding in HTTP/1.0")
+                self.fail(400, "Transfer-Encoding in HTTP/1.0")
             codings = _tokens(te)
-            if codings != ["chunked"]:
+            if codings != [b"chunked"]:
                 # RFC 9112 6.3: chunked must be the last coding, once; other codings: not here
-                if "" in codings or "chunked" in codings[:-1]:
-                    self._fail(400, "malformed Transfer-Encoding")
-                self._fail(501, "transfer coding not implemented")
+                if b"" in codings or b"chunked" in codings[:-1]:
+                    self.fail(400, "malformed Transfer-Encoding")
+                self.fail(501, "transfer coding not implemented")
             self.req = req
             self.body = bytearray()
             self.body_len = 0
@@ -292,11 +368,11 @@ class RequestReader:
             self.need_continue = self._expects(req)
             return AGAIN
         if cl is not None:
-            if not cl or NOT_DIGIT.search(cl):
-                self._fail(400, "malformed Content-Length")
-            cl = cl.lstrip("0") or "0"
-            if len(cl) > _body.MAX_DEC_DIGITS or int(cl) > self.cfg.max_body_bytes:
-                self._fail(413, "body too large")
+            if not cl or not cl.isdigit():  # bytes: ASCII digits only
+                self.fail(400, "malformed Content-Length")
+            cl = cl.lstrip(b"0") or b"0"
+            if len(cl) > _MAX_DEC_DIGITS or int(cl) > self.cfg.max_body_bytes:
+                self.fail(413, "body too large")
             n = int(cl)
             if n:
                 self.req = req
@@ -307,19 +383,26 @@ class RequestReader:
         return req
 
     def _expects(self, req):
-        e = req.headers.get("expect")
+        e = req.raw.get("expect")
         if e is None:
             return False
-        if e.lower() != "100-continue":
-            self._fail(400, "unsupported Expect")
+        if e.lower() != b"100-continue":
+            self.fail(400, "unsupported Expect")
         return req.version == "HTTP/1.1" and self.end == self.start
 
-_STEPS = (
-    RequestReader._head,  # EXPECT_HEAD
-    _body.content_length,  # EXPECT_BODY
-    _body.chunk_size,  # EXPECT_CHUNK_SIZE
-    _body.chunk_data,  # EXPECT_CHUNK_DATA
-    _body.chunk_end,  # EXPECT_CHUNK_END
-    _body.trailer,  # EXPECT_TRAILER
-    _body.broken,  # BROKEN
-)
+
+def _body(r):
+    # the first request with a body: body.py's steps take the body states' places in the table
+    from nostall.body import STEPS
+
+    _STEPS[EXPECT_BODY : EXPECT_TRAILER + 1] = STEPS
+    return AGAIN
+
+
+def _broken(r):
+    raise HTTPError(400, "connection is in error")
+
+
+# What next() runs in each reader state: a step returns a Request, None (needs more bytes) or
+# AGAIN (it moved to another state: run that one), or raises HTTPError.
+_STEPS = [RequestReader._head, _body, _body, _body, _body, _body, _broken]

@@ -1,6 +1,7 @@
 # What a request is once read: Request, HTTPError (a request to refuse, with its status), the
 # character classes HTTP/1.1 defines, and URL decoding. Pure: no sockets, no asyncio.
 
+import micropython
 import re
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
@@ -9,8 +10,6 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # head (controls other than HTAB; CR and LF are checked separately as line ends).
 NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
 CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
-CTL_BYTES = re.compile(b"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
-NOT_DIGIT = re.compile("[^0-9]")  # str.isdigit() takes other scripts' digits on CPython
 HEX = "0123456789abcdefABCDEF"
 
 
@@ -31,24 +30,43 @@ class HTTPError(Exception):
 
 
 class Request:
-    """One parsed request. Headers are a dict of lower-case names to str values."""
+    """One parsed request. Headers are a dict of lower-case names to str values: the reader
+    keeps them as bytes (raw) and they are decoded at the first use of req.headers."""
 
-    def __init__(self, method, target, version, headers):
+    # what most requests keep as it is: class attributes, not stored per request (each attribute
+    # an instance stores costs MicroPython a slot in its map, and growing the map an allocation)
+    body = b""
+    query = ""
+    keep_alive = True  # settled by the reader once headers are in (HTTP/1.0: False to start)
+    _args = None
+    error = None  # the exception a handler raised, for the server's accounting
+
+    @micropython.native
+    def __init__(self, method, target, version, headers=None):
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
-        self.body = b""
+        if headers is not None:
+            self.headers = headers
+        self.raw = {}  # lower-case name -> the value's bytes, as received (proto.py fills it)
         p = target.find("?")
         if p < 0:
             self.path = target
-            self.query = ""
         else:
             self.path = target[:p]
             self.query = target[p + 1 :]
-        self.keep_alive = version == "HTTP/1.1"  # settled by the reader once headers are in
-        self._args = None
-        self.error = None  # the exception a handler raised, for the server's accounting
+        if version != "HTTP/1.1":
+            self.keep_alive = False
+
+    def __getattr__(self, name):
+        # req.headers, at its first use: the values decoded once (one new str each)
+        if name != "headers":
+            raise AttributeError(name)
+        h = {}
+        for k, v in self.raw.items():
+            h[k] = str(v, "utf-8")
+        self.headers = h
+        return h
 
     @property
     def args(self):

@@ -2,6 +2,7 @@
 # nothing here touches a socket (a Response naming a file is opened by the server when it sends it;
 # static.py builds those).
 
+import micropython
 import json
 
 from nostall.framing import check_header, error_body
@@ -21,6 +22,9 @@ _INF = float("inf")
 MAX_JSON_DEPTH = 20
 
 
+_CONTENT_TYPES = {t: ("Content-Type", t) for t in (TEXT, JSON, HTML, "application/octet-stream")}
+
+
 class BadResponse(TypeError):
     """A handler returned something that cannot be sent; its request gets a 500."""
 
@@ -38,6 +42,12 @@ class Response:
         return Response(stream=(b"%d\\n" % i for i in range(10)))
     """
 
+    # what most responses keep as it is: class attributes, not stored per response
+    stream = None
+    file = None
+    streamed = False
+
+    @micropython.native
     def __init__(self, body=b"", status=200, headers=None, content_type=None, stream=None, length=None, file=None):
         if isinstance(body, str):
             body = body.encode()
@@ -47,27 +57,34 @@ class Response:
             raise BadResponse("a Response body is str or bytes, not %s" % type(body).__name__)
         self.body = body
         self.status = status
-        self.stream = stream
-        self.file = file
-        self.streamed = stream is not None or file is not None
-        self.length = length if self.streamed else len(body)
-        self.headers = []
+        if stream is not None or file is not None:
+            self.stream = stream
+            self.file = file
+            self.streamed = True
+            self.length = length
+        else:
+            self.length = len(body)
         if content_type is None:
             content_type = "application/octet-stream" if (body or self.streamed) else None
         if content_type:
-            self.set_header("Content-Type", content_type)
+            ct = _CONTENT_TYPES.get(content_type)  # the usual ones: checked once, at import
+            self.headers = [ct or check_header("Content-Type", content_type)]
+        else:
+            self.headers = []
         if headers:
             for name, value in headers.items() if isinstance(headers, dict) else headers:
                 self.set_header(name, value)
 
+    @micropython.native
     def set_header(self, name, value):
         try:
             self.headers.append(check_header(name, value))
         except ValueError as e:  # CR/LF in it could split the response
             raise BadResponse(str(e))
 
-    websocket = None  # an Upgrade's handler (a WebSocket route)
-    events = None  # an EventStream's channel
+    # a long-lived protocol that takes the connection after this head: an async
+    # protocol(conn, req, resp) -> True when the client closed TCP (session.py's LONG)
+    protocol = None
 
     @staticmethod
     def json(obj, status=200):
@@ -78,12 +95,26 @@ class Response:
         return Response(b"", status, {"Location": location})
 
 
+async def _websocket(conn, req, resp):
+    from nostall.websocket import serve_websocket  # imported by the first WebSocket: RAM only then
+
+    return await serve_websocket(conn, req, resp)
+
+
+async def _events(conn, req, resp):
+    from nostall.events import serve_events  # imported by the first event stream
+
+    return await serve_events(conn, req, resp)
+
+
 class Upgrade(Response):
     """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
 
+    protocol = staticmethod(_websocket)
+
     def __init__(self, handler, params, headers):
         Response.__init__(self, b"", 101, headers)
-        self.websocket = handler
+        self.handler = handler
         self.params = params
 
 
@@ -97,9 +128,11 @@ class EventStream(Response):
             return EventStream(my_channel)
     """
 
+    protocol = staticmethod(_events)
+
     def __init__(self, channel):
         Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
-        self.events = channel
+        self.channel = channel
 
 
 _NO_CACHE = (("Cache-Control", "no-cache"),)
@@ -124,15 +157,17 @@ def error_response(status, reason="", headers=None):
 _NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
 
 
+@micropython.native
 def make_response(rv):
     """The Response for what a handler returned, checked: BadResponse (so a 500) for a status
     outside 200..599 or a header that could split the response, however it got there."""
     r = _make_response(rv)
     s = r.status
-    if type(s) is not int or not (200 <= s <= 599 or (s == 101 and r.websocket is not None)):
+    if type(s) is not int or not (200 <= s <= 599 or (s == 101 and r.protocol is not None)):
         raise BadResponse("bad response status %r" % (s,))
-    for name, value in r.headers:  # a handler may have appended to r.headers directly
-        check_header(name, value)
+    if r is rv or type(rv) is tuple:  # the handler's own Response: it may have appended to r.headers
+        for name, value in r.headers:
+            check_header(name, value)
     return r
 
 

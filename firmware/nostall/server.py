@@ -33,6 +33,7 @@ from nostall.connection import Connection
 from nostall.framing import closing
 from nostall.pool import IDLE, NEW, Pool
 from nostall.response import Response, error_response
+from nostall.session import MEMORY, SHUTDOWN
 from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.turnaway import TurnAways
@@ -46,6 +47,7 @@ _STATUS_EVERY_MS = 1000  # the live figures (channel.STATUS) go out this often w
 # the 503 after a turn-away waited stall_evict_ms in vain: slots free as requests end, so a
 # second later one is likely free
 _BUSY_RETRY_AFTER = (("Retry-After", "1"),)
+_NO_STORE = (("Cache-Control", "no-store"),)
 
 
 class Server:
@@ -66,8 +68,7 @@ class Server:
         self.vitals = vitals  # a callable: the board's health for /status and /metrics (board.py)
         self.stats = Stats()
         self.pool = pool = Pool(cfg)
-        for _ in range(cfg.max_connections):
-            pool.add(Connection(self, pool))
+        pool.make = lambda: Connection(self, pool).session  # slots made as connections first need them
         self.idle_s = max(1, cfg.idle_timeout_ms // 1000)  # Keep-Alive: timeout= is whole seconds
         self.sock = None
         self.stopping = False
@@ -148,7 +149,7 @@ class Server:
                     self.turnaways.add(cs)
             except MemoryError:
                 stats.accept_errors += 1
-                stats.ended("memory", sockets.close(cs, True))
+                stats.ended(MEMORY, sockets.close(cs, True))
                 gc.collect()
 
     async def claim(self, cs):
@@ -164,12 +165,17 @@ class Server:
 
     def _open(self, cs):
         """cs in a free slot, served by a task of its own; False if no slot is free."""
-        conn = self.pool.free()
-        if conn is None:
+        slot = self.pool.free()
+        if slot is None:
             return False
-        task = asyncio.create_task(conn.serve())  # first: it may raise MemoryError
-        conn.attach(cs)
-        self.pool.open(conn, task)
+        conn = slot.conn
+        conn.attach(cs)  # first, then the task: either may raise MemoryError
+        try:
+            task = asyncio.create_task(conn.serve())
+        except MemoryError:
+            conn.sock = None
+            raise
+        self.pool.open(slot, task)
         return True
 
     async def _ticker(self):
@@ -211,26 +217,27 @@ class Server:
         pool = self.pool
         deadline = ticks_add(ticks_ms(), self.cfg.shutdown_timeout_ms)
         while ticks_diff(deadline, ticks_ms()) > 0:
-            for conn in pool.waiting(NEW) + pool.waiting(IDLE):
-                if conn.cancelled is None:
-                    conn.cancel("shutdown")
+            for slot in pool.waiting(NEW) + pool.waiting(IDLE):
+                if slot.cancelled is None:
+                    slot.cancel(SHUTDOWN)
             if not pool.in_use and not len(self.turnaways):
                 break
             await asyncio.sleep_ms(_SHUTDOWN_POLL_MS)
-        for conn in pool.slots:
-            if conn.sock is not None:
-                conn.cancel("shutdown")
-                conn.close("shutdown")
+        for slot in pool.slots:
+            if slot.conn.sock is not None:
+                slot.cancel(SHUTDOWN)
+                slot.conn.close(SHUTDOWN)
         # turn-aways still lingering have run for shutdown_timeout_ms: cancelled, they close
         # their sockets themselves (a task cancelled before it first ran would not)
         self.turnaways.cancel()
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
     def _status(self, req):
-        return self.stats.document(self.pool, self.cfg.as_dict(), self.info, self.vitals, req.args.get("gc") == "1")
+        # live figures: no cache may show them later as now
+        return self.stats.document(self.pool, self.cfg.as_dict(), self.info, self.vitals, req.args.get("gc") == "1"), 200, _NO_STORE
 
     def _metrics(self, req):
         # imported at the first scrape: a board nobody scrapes keeps its 6 KB (from source or .mpy)
         from nostall import metrics
 
-        return Response(stream=metrics.families(self, self.vitals), content_type=metrics.CONTENT_TYPE)
+        return Response(stream=metrics.families(self, self.vitals), headers=_NO_STORE, content_type=metrics.CONTENT_TYPE)

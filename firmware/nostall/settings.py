@@ -4,7 +4,7 @@
 
 import json
 
-from nostall.config import Config, ConfigError
+from nostall.config import Config, ConfigError, SettingsError  # noqa: F401 - SettingsError: this module's
 
 _KNOWN = (
     "wifi",
@@ -34,53 +34,53 @@ _HOST_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-."
 _HOST_MAX = 253
 
 
-class SettingsError(ValueError):
-    pass
-
-
 class Settings:
-    def __init__(self, d, need_wifi):
-        for k in d:
-            if k not in _KNOWN:
-                raise SettingsError("unknown setting %r; known: %s" % (k, ", ".join(_KNOWN)))
-        wifi = d.get("wifi")
-        if wifi is None:
-            wifi = {}
-        if not isinstance(wifi, dict):
-            raise SettingsError('"wifi" must be an object: {"ssid": "...", "password": "..."}')
-        self.ssid = wifi.get("ssid", "")
-        self.password = wifi.get("password", "")
-        if not isinstance(self.ssid, str) or not isinstance(self.password, str):
-            raise SettingsError("wifi ssid and password must be strings")
-        self.lan = None
-        if d.get("lan") is not None:  # Ethernet: its checks load only on boards that use it
-            from nostall.lan import check
+    """The settings, checked: a record (no methods), so a board keeps nothing of this module's
+    code once it has loaded them (main.py drops the module)."""
 
-            self.lan = check(d["lan"])
-        if need_wifi and not self.ssid and self.lan is None:
-            raise SettingsError('no network: set "wifi": {"ssid": ..., "password": ...} (or "lan": {"phy": ...} for Ethernet)')
-        self.hostname = _get(d, "hostname", str, "nostall")
-        self.http_port = _get(d, "http_port", int, 80)
-        if not 1 <= self.http_port <= 65535:
-            raise SettingsError("http_port must be 1..65535, got %d" % self.http_port)
-        self.watchdog_ms = _get(d, "watchdog_ms", int, 0)
-        if self.watchdog_ms and self.watchdog_ms < _WATCHDOG_MIN_MS:
-            raise SettingsError("watchdog_ms must be 0 (off) or at least %d" % _WATCHDOG_MIN_MS)
-        self.led_pin = _get(d, "led_pin", int, None)
-        self.led_active_low = _get(d, "led_active_low", bool, False)
-        self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
-        self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, _WIFI_RETRY_MAX_S)
-        self.api_token = _token(d)
-        self.ntp = _ntp(d)
-        limits = d.get("limits")
-        if limits is None:
-            limits = {}
-        if not isinstance(limits, dict):
-            raise SettingsError('"limits" must be an object of limit names to integers')
-        try:
-            self.config = Config(**limits)
-        except ConfigError as e:
-            raise SettingsError("limits: %s" % e)
+
+def _fill(self, d, need_wifi):
+    for k in d:
+        if k not in _KNOWN:
+            raise SettingsError("unknown setting %r; known: %s" % (k, ", ".join(_KNOWN)))
+    wifi = d.get("wifi")
+    if wifi is None:
+        wifi = {}
+    if not isinstance(wifi, dict):
+        raise SettingsError('"wifi" must be an object: {"ssid": "...", "password": "..."}')
+    self.ssid = wifi.get("ssid", "")
+    self.password = wifi.get("password", "")
+    if not isinstance(self.ssid, str) or not isinstance(self.password, str):
+        raise SettingsError("wifi ssid and password must be strings")
+    self.lan = None
+    if d.get("lan") is not None:  # Ethernet: its checks load only on boards that use it
+        from nostall.lan import check
+
+        self.lan = check(d["lan"])
+    if need_wifi and not self.ssid and self.lan is None:
+        raise SettingsError('no network: set "wifi": {"ssid": ..., "password": ...} (or "lan": {"phy": ...} for Ethernet)')
+    self.hostname = _get(d, "hostname", str, "nostall")
+    self.http_port = _get(d, "http_port", int, 80)
+    if not 1 <= self.http_port <= 65535:
+        raise SettingsError("http_port must be 1..65535, got %d" % self.http_port)
+    self.watchdog_ms = _get(d, "watchdog_ms", int, 0)
+    if self.watchdog_ms and self.watchdog_ms < _WATCHDOG_MIN_MS:
+        raise SettingsError("watchdog_ms must be 0 (off) or at least %d" % _WATCHDOG_MIN_MS)
+    self.led_pin = _get(d, "led_pin", int, None)
+    self.led_active_low = _get(d, "led_active_low", bool, False)
+    self.tx_power_dbm = _get(d, "tx_power_dbm", int, None)
+    self.wifi_retry_max_s = _get(d, "wifi_retry_max_s", int, _WIFI_RETRY_MAX_S)
+    self.api_token = _token(d)
+    self.ntp = _ntp(d)
+    limits = d.get("limits")
+    if limits is None:
+        limits = {}
+    if not isinstance(limits, dict):
+        raise SettingsError('"limits" must be an object of limit names to integers')
+    try:
+        self.config = Config(**limits)
+    except ConfigError as e:
+        raise SettingsError("limits: %s" % e)
 
 
 def _token(d):
@@ -134,4 +134,6 @@ def load(path, need_wifi=True):
         raise SettingsError("%s is not valid JSON" % path)
     if not isinstance(d, dict):
         raise SettingsError("%s must hold a JSON object" % path)
-    return Settings(d, need_wifi)
+    settings = Settings()
+    _fill(settings, d, need_wifi)
+    return settings

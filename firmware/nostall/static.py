@@ -170,18 +170,6 @@ def send_file(root, path, req=None, max_age=None):
     return r
 
 
-def mount(app, prefix, root, index="index.html", max_age=None):
-    """Serve the files under the directory root at URL prefix (App.static calls this)."""
-    prefix = prefix.rstrip("/")
-    root = root.rstrip("/")
-
-    def serve(req, path=""):
-        return send_file(root, path or index, req, max_age)
-
-    app.route(prefix + "/<path:path>", ("GET",))(serve)
-    app.route(prefix or "/", ("GET",))(serve)
-
-
 def _dot_segment(path):
     # a "." or ".." segment anywhere in path, found without splitting it: a request line of 300
     # "../" would cost a list of 300 strings, and on a fragmented heap a MemoryError (a 500)

@@ -16,3 +16,4 @@ except ImportError:  # CPython
 
     def ticks_diff(a, b):
         return a - b
+

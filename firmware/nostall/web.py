@@ -16,8 +16,42 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     error_response,
     make_response,
 )
-from nostall.auth import SAFE_METHODS, bearer_token, guard, tokens_equal  # noqa: F401 - the app API
-from nostall.static import mount, send_file  # noqa: F401 - send_file: part of the app API
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token
+
+# What an app does not use costs no heap: auth.py, static.py and wsproto.py are imported by the
+# first request that needs them (a token checked, a file served, a WebSocket's handshake).
+
+
+def guard(app, handler, all_methods):
+    """handler, behind app.token: every method when all_methods, else all but SAFE_METHODS. A
+    request without the right token gets a 401 (auth.refusal); the handler never runs."""
+
+    def guarded(req, **params):
+        if app.token and (all_methods or req.method not in SAFE_METHODS):
+            from nostall.auth import refusal
+
+            r = refusal(app, req)
+            if r is not None:
+                return r
+        return handler(req, **params)
+
+    return guarded
+
+
+def tokens_equal(a, b):
+    """nostall.auth.tokens_equal: a == b for two secrets, in constant time (the app API)."""
+    from nostall.auth import tokens_equal as equal
+
+    return equal(a, b)
+
+
+def send_file(root, path, req=None, max_age=None):
+    """nostall.static.send_file: a file under root as a Response (the app API)."""
+    from nostall.static import send_file as send
+
+    return send(root, path, req, max_age)
+
 
 # what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
 _PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
@@ -176,9 +210,9 @@ class App:
         """
 
         def register(handler):
-            from nostall.wsproto import handshake
-
             def upgrade(req, **params):
+                from nostall.wsproto import handshake  # the first upgrade imports it
+
                 return Upgrade(handler, params, handshake(req))
 
             self.route(pattern, ("GET",))(upgrade)
@@ -218,7 +252,14 @@ class App:
     def static(self, prefix, root, index="index.html", max_age=None):
         """Serve the files under the directory root at URL prefix ("/" serves root/index.html),
         with their .gz twins, ETags and 304s (nostall.static)."""
-        mount(self, prefix, root, index, max_age)
+        prefix = prefix.rstrip("/")
+        root = root.rstrip("/")
+
+        def serve(req, path=""):
+            return send_file(root, path or index, req, max_age)
+
+        self.route(prefix + "/<path:path>", ("GET",))(serve)
+        self.route(prefix or "/", ("GET",))(serve)
 
     def _find(self, method, path):
         """(handler, params) or raise HTTPError 404/405."""
@@ -244,8 +285,10 @@ class App:
             raise _NotAllowed(allowed)
         raise HTTPError(404, "no route for " + path)
 
-    async def dispatch(self, req):
-        """The Response for req; never raises (an exception becomes a 500)."""
+    def call(self, req):
+        """The Response for req, or (for an async handler or error handler) an awaitable that
+        gives it: the server awaits only what must be awaited. Never raises (an exception
+        becomes a 500)."""
         try:
             path = req.path
             if "%" in path:
@@ -265,43 +308,76 @@ class App:
                 return r
             rv = handler(req, **params) if params else handler(req)
             if type(rv) not in _PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
-                rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
+                return self._finish(req, rv)
         except HTTPError as e:
-            r = await self._error(req, e.status, e.reason, None)
-            for name, value in e.headers or ():
-                r.set_header(name, value)  # what the refusal must say, whoever wrote its page
-            return r
+            return self._error(req, e.status, e.reason, None, e.headers)
         except Exception as e:  # the handler's fault: 500 for this request only
             req.error = e
-            return await self._error(req, 500, "handler failed", e)
+            return self._error(req, 500, "handler failed", e)
+        return self._made(req, rv)
+
+    async def dispatch(self, req):
+        """The Response for req (call(), awaited where it must be)."""
+        r = self.call(req)
+        if not isinstance(r, Response):
+            r = await r
+        return r
+
+    def _made(self, req, rv):
         try:
             return make_response(rv)
         except Exception as e:  # what it returned cannot be sent: 500 for this request only
             if not isinstance(e, (BadResponse, MemoryError)):
                 e = BadResponse(repr(e))  # e.g. a header value with CR/LF in it
             req.error = e
-            return await self._error(req, 500, "handler returned a bad response", e)
+            return self._error(req, 500, "handler returned a bad response", e)
 
-    async def _error(self, req, status, reason, exc):
+    async def _finish(self, req, coro):
+        # an async handler, awaited, checked as call() checks a plain one's return
+        try:
+            rv = await _awaited(coro)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
+        except HTTPError as e:
+            r = self._error(req, e.status, e.reason, None, e.headers)
+        except Exception as e:
+            req.error = e
+            r = self._error(req, 500, "handler failed", e)
+        else:
+            r = self._made(req, rv)
+        if not isinstance(r, Response):
+            r = await r
+        return r
+
+    def _error(self, req, status, reason, exc, headers=None):
+        # the error page: the app's handler for exc's class or the status (an awaitable when
+        # it has one), else error_response(); headers: what a refusal must say, whoever wrote it
         h = None
         if exc is not None:
             h = self._error_handlers.get(type(exc))
         if h is None:
             h = self._error_handlers.get(status)
             exc = None
-        if h is not None:
-            try:
-                rv = h(req, exc) if exc is not None else h(req)
-                if type(rv) not in _PLAIN and hasattr(rv, "send"):
-                    rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in dispatch
-                r = make_response(rv)
-                if status >= 500 and r.status < 500 and exc is None:
-                    r.status = status  # an error page must not turn a failure into a success
-                return r
-            except Exception as e:
-                req.error = e
-                status = 500
-        return error_response(status, reason)
+        if h is None:
+            return _with(error_response(status, reason), headers)
+        return self._handled(req, h, status, reason, exc, headers)
+
+    async def _handled(self, req, h, status, reason, exc, headers):
+        try:
+            rv = h(req, exc) if exc is not None else h(req)
+            if type(rv) not in _PLAIN and hasattr(rv, "send"):
+                rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in call
+            r = make_response(rv)
+            if status >= 500 and r.status < 500 and exc is None:
+                r.status = status  # an error page must not turn a failure into a success
+        except Exception as e:
+            req.error = e
+            r = error_response(500, reason)
+        return _with(r, headers)
+
+
+def _with(r, headers):
+    for name, value in headers or ():
+        r.set_header(name, value)
+    return r
 
 
 class _NotAllowed(Exception):

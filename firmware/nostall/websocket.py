@@ -12,11 +12,28 @@
 # pyright: reportGeneralTypeIssues=false
 # (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
-from nostall.framing import COALESCE_BYTES
-from nostall.pool import LINGER, WS, WS_CLOSED
-from nostall.ticks import ticks_add, ticks_ms
+from nostall.framing import COALESCE_BYTES, NONE, response_head
+from nostall.pool import WS
+from nostall.response import error_kind
 from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, close_frame, frame, frame_head
 
+
+async def serve_websocket(conn, req, resp):
+    """The 101, then the route's handler with its WebSocket, then the close handshake; True when
+    the client closed TCP (without a close frame, or after it)."""
+    session = conn.session
+    await conn.send(response_head(101, resp.headers, None, NONE, True))
+    ws = WebSocket(conn, req)
+    session.opened(WS, ws)
+    try:
+        await resp.handler(req, ws, **resp.params)
+    except OSError:
+        raise
+    except Exception as e:  # the app's fault: 1011, and the connection ends as usual
+        session.server.stats.handler_error(error_kind(e), req.path, e)
+        await ws.close(1011)
+    await ws.close(1000)
+    return ws.eof
 
 
 class WebSocket:
@@ -35,14 +52,15 @@ class WebSocket:
 
     def __init__(self, conn, req):
         self.conn = conn
+        self.session = session = conn.session
         self.req = req
-        self.frames = FrameReader(conn.reader, conn.server.cfg.ws_max_message_bytes)
+        self.frames = FrameReader(session.reader, session.server.cfg.ws_max_message_bytes)
         self.closed = False  # no more messages either way
         self.close_code = None  # what the client's close frame said (1005: nothing)
         self.channel = None
         self.seen = 0  # id of the channel's last message sent
         self.ping_due = False  # the ticker asked for a ping (sent from within receive())
-        self.ping_sent = None  # when it went out, until any frame comes back
+        self.ping_sent = False  # it went out, and no frame came back since
         self.eof = False  # the client closed TCP: nothing more to read (lwIP: a second recv() fails)
 
     # ---- the app's API ----
@@ -51,7 +69,6 @@ class WebSocket:
         """The next message from the client (str for text, bytes for binary), or None once the
         connection is closed. Pings are answered and a followed channel's messages sent meanwhile."""
         conn = self.conn
-        reader = conn.reader
         while not self.closed:
             try:
                 ev = self.frames.next()
@@ -63,21 +80,20 @@ class WebSocket:
                     await self._send_channel()
                 if self.ping_due:
                     self.ping_due = False
-                    self.ping_sent = ticks_ms()
-                    await self.conn.send_long(frame(PING, b""))
-                n = await conn.io.recv(conn.sock, reader.space())
+                    self.ping_sent = True
+                    await conn.send(frame(PING, b""))
+                n = await conn.recv()
                 if n == 0:
                     self.closed = self.eof = True  # the client went away without a close frame
                     return None
                 if n:
-                    reader.added(n)
                     self._alive()
                 continue
             op, data = ev
             if op == TEXT or op == BINARY:
                 return data
             if op == PING:
-                await self.conn.send_long(frame(PONG, data))
+                await self.conn.send(frame(PONG, data))
             elif op == CLOSE:
                 self.close_code = data[0]
                 await self._closing(1000 if data[0] == 1005 else data[0], answered=True)
@@ -95,13 +111,13 @@ class WebSocket:
             data = data.encode()
             op = TEXT
         if len(data) <= COALESCE_BYTES:
-            await self.conn.send_long(frame(op, data))
+            await self.conn.send(frame(op, data))
         else:  # head and payload apart: a large message is not copied once more
-            await self.conn.send_long(frame_head(op, len(data)))
-            await self.conn.send_long(data)
+            await self.conn.send(frame_head(op, len(data)))
+            await self.conn.send(data)
 
     async def ping(self, data=b""):
-        await self.conn.send_long(frame(PING, data))
+        await self.conn.send(frame(PING, data))
 
     async def close(self, code=1000, reason=""):
         """The close handshake: our close frame, then the client's answer (what it sends before
@@ -115,34 +131,38 @@ class WebSocket:
         ones too), from within receive()."""
         self.channel = channel
         self.seen = 0 if replay else channel.last_id
-        channel.follow(self.conn)  # publish() calls conn.notify()
+        channel.follow(self.session)  # publish() calls session.notify()
 
     # ---- inside ----
 
     def _alive(self):
         # any frame from the client: it is there; the ping timer starts again
-        self.ping_sent = None
-        self.conn.enter(WS)
+        self.ping_sent = False
+        self.session.alive()
 
-    def timeout(self):
-        """The ticker, at the WS deadline: a ping after ws_ping_interval_ms of silence; False
-        once the client stayed silent ws_pong_timeout_ms after it (then it is dropped)."""
-        if self.ping_sent is not None or self.ping_due:
-            return False
-        self.ping_due = True
-        self.conn.deadline = ticks_add(ticks_ms(), self.conn.server.cfg.ws_pong_timeout_ms)
-        self.conn.io.wake()
-        return True
+    def wake(self):
+        """The session, at WS's deadline (ws_ping_interval_ms of silence): a ping is due; the
+        client then has WS_PING's ws_pong_timeout_ms to send anything (the pool's deadline)."""
+        if not self.ping_sent and not self.ping_due:
+            self.ping_due = True
+            self.session.ping_due()
+
+    def ended(self):
+        """The connection ended, however (a reset, EOF, a timeout): off its channel, or the
+        channel would wake the next connection in this slot mid-request."""
+        if self.channel is not None:
+            self.channel.unfollow(self.session)
+            self.channel = None
 
     async def _send_channel(self):
         for mid, _, data in self.channel.since(self.seen):
             self.seen = mid
-            await self.conn.send_long(frame(TEXT, data.encode() if isinstance(data, str) else data))
+            await self.conn.send(frame(TEXT, data.encode() if isinstance(data, str) else data))
 
     async def _fail(self, code, reason):
         # RFC 6455 7.1.7: after a protocol error nothing more the client sends is read (not even
         # its close frame): our close frame, then ws_close_wait_ms for the client's TCP close
-        self.conn.server.stats.ws_protocol_errors += 1
+        self.session.server.stats.ws_protocol_errors += 1
         await self._closing(code, reason, True)
 
     async def _answer(self):
@@ -150,22 +170,17 @@ class WebSocket:
         # WS_CLOSED gives it ws_close_wait_ms to close TCP first. Without this a client that
         # answers and waits for the server's TCP close (as RFC 6455 7.1.1 has it: browsers and
         # websockets do) held its slot for all of linger_timeout_ms.
-        conn = self.conn
-        reader = conn.reader
         while True:
             try:
                 ev = self.frames.next()
             except WSError:
                 return  # garbage after our close frame: LINGER drains it until the client's EOF
             if ev is None:
-                n = await conn.io.recv(conn.sock, reader.space())
-                if n == 0:
+                if await self.conn.recv() == 0:
                     self.eof = True
                     return
-                if n:
-                    reader.added(n)
             elif ev[0] == CLOSE:
-                conn.enter(WS_CLOSED)
+                self.session.closing(True)
                 return
 
     async def _closing(self, code, reason="", answered=False):
@@ -177,10 +192,10 @@ class WebSocket:
         # keeps a TIME_WAIT
         self.closed = True
         if self.channel is not None:
-            self.channel.unfollow(self.conn)
+            self.channel.unfollow(self.session)
         try:
-            await self.conn.send_long(close_frame(code, reason))
+            await self.conn.send(close_frame(code, reason))
         except OSError:
             pass
-        self.conn.enter(WS_CLOSED if answered else LINGER)
+        self.session.closing(answered)
 

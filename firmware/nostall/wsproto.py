@@ -126,8 +126,8 @@ def _buffer(n):
 
 
 class FrameReader:
-    """Client frames out of a RequestReader's buffer (its space()/added() receive the bytes), put
-    together into messages of at most max_message_bytes.
+    """Client frames out of a RequestReader's buffer (its peek() and take(): the bytes arrive
+    through its space()/added()), put together into messages of at most max_message_bytes.
 
     Example::
 
@@ -160,12 +160,11 @@ class FrameReader:
                     if ev is not None:
                         return ev
                 continue
-            have = r.end - r.start
-            if have == 0:
+            piece = r.take(self.remaining)
+            take = len(piece)
+            if take == 0:
                 return None
-            take = min(have, self.remaining)
-            data = unmask(r.mv[r.start : r.start + take], self.mask, self.got)
-            r.start += take
+            data = unmask(piece, self.mask, self.got)
             self.got += take
             self.remaining -= take
             if self.control is not None:
@@ -181,23 +180,23 @@ class FrameReader:
     def _head(self):
         # the frame head, whole, or False; checks everything before the payload is read
         r = self.r
-        buf = r.buf
-        have = r.end - r.start
-        if have < 2:
+        buf = r.peek(2)
+        if buf is None:
             return False
-        b0 = buf[r.start]
-        b1 = buf[r.start + 1]
+        b0 = buf[0]
+        b1 = buf[1]
         if b0 & 0x70:
             raise WSError(1002, "reserved bits set")
         if not b1 & 0x80:
             raise WSError(1002, "client frame not masked")
         n = b1 & 0x7F
         size = 2 + (2 if n == 126 else 8 if n == 127 else 0) + 4
-        if have < size:
+        buf = r.peek(size)
+        if buf is None:
             return False
         fin = b0 & 0x80
         opcode = b0 & 0x0F
-        p = r.start + 2
+        p = 2
         if n == 126:
             n = int.from_bytes(buf[p : p + 2], "big")
             p += 2
@@ -240,7 +239,7 @@ class FrameReader:
         self.mask = bytes(buf[p : p + 4])
         self.remaining = n
         self.got = 0
-        r.start = p + 4
+        r.take(size)
         self.state = _PAYLOAD
         return True
 

@@ -3,7 +3,8 @@
 
 from unitcheck import header, request
 
-from nostall.auth import bearer_token, guard, tokens_equal
+from nostall.auth import bearer_token, tokens_equal
+from nostall.web import guard
 
 TOKEN = "0123456789abcdef"
 

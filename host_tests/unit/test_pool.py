@@ -274,14 +274,19 @@ def test_long_lived_states_are_woken_at_their_deadline_not_closed():
 
 
 class Unacked(Slot):
-    """A slot whose connection's last bytes are in flight while .unacked is True."""
+    """A slot whose connection's last bytes are in flight while .unacked is True, and whose
+    client's bytes wait unread in its socket while .unread is True."""
 
     def __init__(self, pool):
         Slot.__init__(self, pool)
         self.unacked = False
+        self.unread = False
 
     def in_flight(self):
         return self.unacked
+
+    def input_waiting(self):
+        return self.unread
 
 
 def waiting_for_close(clock, states, **limits):
@@ -445,16 +450,7 @@ def test_a_turned_away_503_never_acknowledged_or_never_sent_ends_at_write_timeou
     assert lingering.cancelled == "write_timeout" and writing.cancelled == "write_timeout"
 
 
-class Unread(Slot):
-    """A slot whose client's bytes wait unread in its socket while .unread is True."""
-
-    def __init__(self, pool):
-        Slot.__init__(self, pool)
-        self.unread = False
-
-    def input_waiting(self):
-        return self.unread
-
+Unread = Unacked  # its .unread: the client's bytes wait unread in its socket
 
 def test_a_new_connection_with_its_request_unread_is_not_silent():
     # its task has not run since the request came (the event loop was held up): a newcomer with

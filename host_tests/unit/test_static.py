@@ -9,7 +9,7 @@ import os
 from unitcheck import header, raises
 
 from nostall.request import HTTPError, Request
-from nostall.static import accepts_gzip, content_type, etag_matches, mount, send_file
+from nostall.static import accepts_gzip, content_type, etag_matches, send_file
 from nostall.web import App
 
 HERE = __file__.rpartition("/")[0] or "."
@@ -215,8 +215,8 @@ def test_content_types():
 
 def test_mounted_in_an_app():
     app = App()
-    mount(app, "/files", ROOT, index="plain.txt")
-    app.static("/", ROOT, index="both.css", max_age=5)  # App.static is mount
+    app.static("/files", ROOT, index="plain.txt")
+    app.static("/", ROOT, index="both.css", max_age=5)
     from unitcheck import run
 
     def get(target, headers=None):

@@ -265,7 +265,7 @@ async def main():
     assert await srv.claim(cs2)  # evicts the first connection
     await asyncio.sleep_ms(100)
     s = srv.pool.slots[0]
-    print(s.sock is cs2, s.cancelled, srv.pool.in_use, srv.stats.closes_by_server)
+    print(s.conn.sock is cs2, s.cancelled, srv.pool.in_use, srv.stats.closes_by_server)
 
 asyncio.run(main())
 """

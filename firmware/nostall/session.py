@@ -1,0 +1,413 @@
+# One connection's HTTP, sans-IO (h11's Connection is the model): no socket, no asyncio. A
+# Session is the connection's pool slot (pool.py): it owns the receive buffer and its request
+# reader, the framing plan of each answer and every state change, and tells the shell
+# (connection.py) what to do next:
+#
+#     RECV   receive into space(), then next(n) (n bytes came; 0: the client's EOF)
+#     SEND   send out, then ask next() again
+#     RUN    run the app: respond(app.call(req)); an async handler's awaitable is awaited after
+#            handling() (HANDLER: its deadline; timed_out() when the ticker cut it)
+#     LONG   the response's protocol (a WebSocket, an event stream) takes the connection:
+#            await protocol(conn, req, resp), then long_done(eof)
+#     CLOSE  close the socket: ended(reason) says how
+#
+# Close reasons a session gives are named here once (pool.py names the timeouts' and evictions').
+# Long-lived protocols reach the session only through opened(), alive(), ping_due(), closing()
+# and the shell's recv()/send(); the core never branches on which protocol it is.
+
+import gc
+
+import micropython
+
+from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
+from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_CLOSED, WS_PING, Slot
+from nostall.proto import RequestReader
+from nostall.request import HTTPError
+from nostall.response import close_stream, error_kind, error_response, next_piece
+from nostall.stats import CLIENT, RESET
+from nostall.ticks import ticks_diff
+
+RECV = 0
+SEND = 1
+RUN = 2
+LONG = 3
+CLOSE = 4
+
+# close reasons (stats.CLIENT and stats.RESET: the client's doing)
+ERROR = "error"  # an OSError the client did not cause
+SHUTDOWN = "shutdown"
+PROTOCOL_ERROR = "protocol_error"  # a request refused for its framing: answered, then lingered
+MEMORY = "memory"  # no heap for a request (answered with the prebuilt 503) or for the connection
+LINGER_OVERFLOW = "linger_overflow"  # the client sent linger_drain_bytes more, not its EOF
+EOF_DELIMITED_BODY = "eof_delimited_body"  # an HTTP/1.0 stream: the close ends its body
+STREAM_ERROR = "stream_error"  # a stream failed after its head: the close cuts the body short
+HANDLER_TIMEOUT = "handler_timeout"  # pool.py's reason at HANDLER's deadline: a 503, not a close
+
+_RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
+# the long-lived cap's 503: a WebSocket or stream slot frees when a tab closes, rarely within
+# a second; browsers' own reconnects then wait longer anyway
+_RETRY_LATER = (("Retry-After", "5"),)
+_FETCH = object()  # a stream's next piece is still to be taken
+
+
+class Session(Slot):
+    """One connection's protocol state in one pool slot. See the module comment.
+
+    Example (a shell that moves bytes; host_tests/unit/test_session.py has a whole one)::
+
+        s.attach()
+        a = s.next()
+        while True:
+            if a == RECV: a = s.next(sock.readinto(s.space())); continue
+            elif a == SEND: sock.write(s.out)
+            elif a == RUN: a = s.respond(app_answer(s.req)); continue
+            elif a == CLOSE: abortive, forced = s.ended(s.reason); break
+    """
+
+    def __init__(self, server, pool, conn=None):
+        Slot.__init__(self, pool)
+        self.server = server  # cfg, stats, app, stopping, idle_s, busy_answer
+        self.conn = conn  # the shell: asked in_flight(), woken by wake()/notify()
+        self.reader = r = RequestReader(server.cfg, lazy=True)  # its buffer at the first connection
+        # space(): where the next receive goes (the reader's buffer; emptied while lingering)
+        self.space = r.space
+        self.out = b""
+        self.req = None
+        self.reason = None
+        self.requests = 0
+        self.handler = None  # a long-lived protocol's object (a WebSocket): wake(), ended()
+        self.resp = None  # a long-lived protocol's response (LONG: resp.protocol runs)
+        self._body = None  # a body sent after the head
+        self._stream = None
+        self._piece = None
+        self._chunked = False
+        self._keep = False  # after this answer: IDLE (else LINGER, or the close for EOF)
+        self._budget = 0  # linger: bytes still dropped before linger_overflow
+        self._why = None  # after a refusal: the reason unless the client closes first
+
+    def attach(self):
+        """A new connection in this slot (MemoryError: no heap for its buffer; nothing changed)."""
+        self.reader.ensure()
+        self.reader.reset()
+        self.requests = 0
+        self.reason = None
+        self.handler = None
+
+    # ---- the shell's questions ----
+
+    @micropython.native
+    def next(self, n=None):
+        """What the shell does next: RECV, SEND, RUN, LONG or CLOSE. n: after a RECV, how many
+        bytes came into space() (0: the client's EOF)."""
+        if n is not None:
+            if n == 0:
+                self.reason = CLIENT  # the close we want (mid-request: the client gave up)
+                return CLOSE
+            st = self.state
+            if st == LINGER or st == WS_CLOSED:
+                self.reader.reset()  # dropped: what a client sends while it should close
+                self._budget -= n
+                if self._budget > 0:
+                    return RECV
+                self.reason = self._why or LINGER_OVERFLOW
+                return CLOSE
+            self.reader.end += n  # the reader's added(n), without the call
+            return self._read()
+        if self.reason is not None:
+            return CLOSE
+        st = self.state
+        if st == WRITE:
+            return self._write()
+        if st == LINGER or st == WS_CLOSED:
+            return RECV
+        return self._read()
+
+    def failed(self, e=None):
+        """The close reason when the shell's wait raised e (None: the task was cancelled, by the
+        pool, which said why in self.cancelled, or by the server stopping)."""
+        if e is None:
+            r = self.cancelled or SHUTDOWN
+        elif isinstance(e, MemoryError):
+            gc.collect()
+            r = MEMORY
+        else:
+            r = self.cancelled or (RESET if e.args[0] in _RESETS else ERROR)
+        self.reason = r
+        return r
+
+    # ---- reading requests ----
+
+    @micropython.native
+    def _read(self):
+        r = self.reader
+        try:
+            req = r.next()
+        except HTTPError as e:
+            # its framing is lost: answer, then end the connection as after "Connection: close"
+            return self._refuse(e.status, closing(error_response(e.status, e.reason)), PROTOCOL_ERROR)
+        except MemoryError:
+            # no room to take this head apart now: the same, with the 503 built at start-up
+            gc.collect()
+            return self._refuse(503, self.server.busy_answer, MEMORY)
+        if req is not None:
+            self.req = req
+            self.requests += 1
+            pool = self.pool
+            pool._lru += 1  # pool.touch(self), without the call: now the most recently used
+            self.used = pool._lru
+            # HANDLER (and its deadline) only for a handler that waits (handling()): a plain one
+            # runs to its end before anything else can look at this slot
+            return RUN
+        st = self.state
+        w = r.waiting()
+        if w == 2:
+            # the head may have come in the same read as the request's first byte: the body's
+            # timeout applies now, not the head's
+            if st != BODY:
+                self.enter(BODY)
+            if r.take_continue():
+                self.out = CONTINUE
+                return SEND
+        elif st == NEW or st == IDLE:
+            if w:
+                self.enter(HEAD)
+            elif self.server.stopping:
+                self.reason = SHUTDOWN
+                return CLOSE
+        # space() is never empty here: the reader refuses a head before it fills the buffer
+        return RECV
+
+    def _refuse(self, status, answer, why):
+        self.server.stats.answered(status)
+        self.enter(WRITE)
+        self._keep = False
+        self._why = why
+        self.out = answer
+        return SEND
+
+    # ---- answering ----
+
+    def handling(self):
+        """The handler waits (an async one): HANDLER, with handler_timeout_ms."""
+        self.enter(HANDLER)
+
+    def timed_out(self):
+        """The app ran past handler_timeout_ms: its 503 (the connection goes on)."""
+        self.cancelled = None
+        self.server.stats.handler_error("timeout", self.req.path, None)
+        return error_response(503, "handler took too long")
+
+    @micropython.native
+    def respond(self, resp):
+        """The app's Response to req: the head is planned, what to send is queued; returns
+        what the shell does next (SEND the head, or LONG)."""
+        server = self.server
+        stats = server.stats
+        req = self.req
+        if self.cancelled == HANDLER_TIMEOUT:  # the handler swallowed the cancellation
+            self.cancelled = None
+        if resp.protocol is not None:
+            cfg = server.cfg
+            if self.pool.long_lived() < min(cfg.max_long_lived_connections, self.pool.cap - 1):
+                stats.requests += 1
+                self.long_lived = True
+                self.resp = resp
+                self.enter(WRITE)  # its head goes out first, the protocol's
+                return LONG
+            resp = error_response(503, "too many WebSocket and event-stream clients", _RETRY_LATER)
+        stream = None
+        piece = None
+        if resp.streamed and req.method != "HEAD":
+            # the first piece before the head: a stream that fails at once still gets a 500
+            try:
+                if resp.stream is None:
+                    from nostall.static import file_pieces  # a file: static.py is loaded already
+
+                    stream = file_pieces(resp.file, server.cfg.send_chunk_bytes)
+                else:
+                    stream = iter(resp.stream)
+                piece = next_piece(stream)
+            except Exception as e:
+                close_stream(stream)
+                close_stream(resp.stream)
+                stream = None
+                req.error = e
+                resp = error_response(500, "handler's stream failed")
+        elif resp.stream is not None:
+            close_stream(resp.stream)
+        stats.requests += 1
+        if resp.status >= 400:
+            stats.answered(resp.status)
+            if req.error is not None and resp.status == 500:
+                stats.handler_error(error_kind(req.error), req.path, req.error)
+        cap = server.cfg.max_requests_per_connection
+        left = 0 if server.stopping else (cap - self.requests if cap else None)
+        head, mode, self._keep = plan(req, resp, left, server.idle_s)
+        self.enter(WRITE)
+        self._why = None
+        if mode == NONE:
+            self.out = head
+        elif stream is None:
+            body = resp.body
+            if len(body) <= COALESCE_BYTES:
+                self.out = head + body
+            else:  # a second send, not copied
+                self.out = head
+                self._body = body
+        else:
+            self.out = head
+            self._stream = stream
+            self._piece = piece
+            self._chunked = mode == CHUNKED
+            if mode == EOF:
+                self._keep = None  # the close is the end of this body
+        return SEND
+
+    @micropython.native
+    def _write(self):
+        # WRITE: the rest of the answer, piece by piece, then what follows it
+        body = self._body
+        if body is not None:
+            self._body = None
+            self.out = body
+            return SEND
+        stream = self._stream
+        if stream is not None:
+            piece = self._piece
+            try:
+                while piece is _FETCH or (piece is not None and not piece):
+                    piece = next_piece(stream)
+            except Exception as e:  # the stream's own fault after the head went out: cut it short
+                self.server.stats.handler_error("stream", "-", e)
+                self.reason = STREAM_ERROR
+                return CLOSE
+            if piece is not None:
+                self._piece = _FETCH
+                self.enter(WRITE)  # a slow client must not look like a stalled handler
+                self.out = chunk(piece) if self._chunked else piece
+                return SEND
+            self._end_stream()
+            if self._chunked:
+                self.out = LAST_CHUNK
+                return SEND
+        keep = self._keep
+        if keep is None:
+            self.reason = EOF_DELIMITED_BODY
+            return CLOSE
+        if keep:
+            self.enter(IDLE)
+            return self._read()  # a request already in the buffer (pipelining) at once
+        self.enter(LINGER)
+        self._drain()
+        return RECV
+
+    def _end_stream(self):
+        s = self._stream
+        if s is not None:
+            self._stream = None
+            self._piece = None
+            close_stream(s)
+
+    def _drain(self):
+        # LINGER (or WS_CLOSED): what the client still sends is dropped until its EOF, so it
+        # closes first; at most linger_drain_bytes
+        self.reader.reset()
+        self._budget = self.server.cfg.linger_drain_bytes
+
+    # ---- long-lived protocols (websocket.py, events.py) ----
+
+    def opened(self, state, handler=None):
+        """The protocol took over: WS or STREAM; handler: its object (wake(), ended())."""
+        self.handler = handler
+        self.enter(state)
+
+    def alive(self):
+        """A WebSocket's client sent a frame: it is there, its ping timer starts again."""
+        self.enter(WS)
+
+    def ping_due(self):
+        """A WebSocket ping goes out now: the client has ws_pong_timeout_ms to answer."""
+        self.enter(WS_PING)
+
+    def closing(self, answered):
+        """A WebSocket's close frame went out: wait for the client's (LINGER), or, the handshake
+        done or failed (answered), for its TCP close (WS_CLOSED)."""
+        self.enter(WS_CLOSED if answered else LINGER)
+
+    def long_done(self, eof):
+        """The protocol returned; eof: the client closed TCP. A close handshake lingers."""
+        self.resp = None
+        st = self.state
+        if eof or (st != LINGER and st != WS_CLOSED):
+            self.reason = CLIENT
+        else:
+            self._drain()
+
+    def buffered(self, n):
+        """A protocol's receive put n bytes into the buffer (its reader takes them from there)."""
+        self.reader.added(n)
+
+    def drop(self):
+        """What the client sent is of no use (an event stream's client): dropped."""
+        self.reader.reset()
+
+    def overdue(self):
+        """The state's deadline has passed (STREAM: a heartbeat is due)."""
+        return ticks_diff(self.pool.clock(), self.deadline) >= 0
+
+    def writing(self):
+        """A long-lived write must wait for the client: WRITE (write_timeout_ms) meanwhile;
+        returns the state to resume()."""
+        st = self.state
+        self.enter(WRITE)
+        return st
+
+    def resume(self, state):
+        self.enter(state)
+
+    def progress(self):
+        # a send that had to wait moved on: WRITE's deadline counts from the last progress
+        if self.state == WRITE:
+            self.enter(WRITE)
+
+    # ---- the pool's calls ----
+
+    def in_flight(self):
+        return self.conn.in_flight()
+
+    def input_waiting(self):
+        return self.conn.input_waiting()
+
+    def wake(self):
+        # the ticker at the deadline of a state that wakes (WS: a ping is due; STREAM: a heartbeat)
+        h = self.handler
+        if h is not None:
+            h.wake()  # a WebSocket: a ping is due (ping_due(): WS_PING has the pong's deadline)
+        self.conn.wake()
+
+    def notify(self):
+        # a channel this connection follows published a message
+        self.conn.wake()
+
+    # ---- the end ----
+
+    def ended(self, reason):
+        """The connection ends for reason: the slot is freed; returns (abortive, forced) for
+        the close. A close the server makes first with nothing of its own in flight is a reset
+        (no TIME_WAIT on the board); so is one whose client stopped reading (forced); never one
+        that ends the body or cuts it short (the client reads on and must see the end)."""
+        self.reader.reset()  # a slot at rest keeps nothing of its last connection
+        self._end_stream()
+        self._body = None
+        self.resp = None
+        self.req = None
+        self.out = b""
+        h = self.handler
+        if h is not None:
+            self.handler = None
+            h.ended()  # off its channel, its message buffer dropped
+        state = self.state
+        first = reason != CLIENT and reason != RESET and reason != EOF_DELIMITED_BODY
+        force = first and (reason == WRITE_TIMEOUT or (reason != STREAM_ERROR and (state == WRITE or state == WS or state == WS_PING or state == STREAM)))
+        self.pool.release(self)
+        return first and (ABORTIVE[state] or force), force
