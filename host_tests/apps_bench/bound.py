@@ -11,6 +11,9 @@ HELLO_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 
 BIG_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size(BIG)
 
 
+HELLO_CLOSE = HELLO_ANSWER.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n", 1)
+
+
 async def serve(r, w):
     buf = bytearray(PIECE)
     mv = memoryview(buf)
@@ -19,10 +22,19 @@ async def serve(r, w):
             line = await r.readline()
             if not line:
                 break
-            while True:  # the rest of the head, unread
+            close = False
+            while True:  # the rest of the head: only "Connection: close" is looked for
                 h = await r.readline()
                 if not h or h == b"\r\n":
                     break
+                if h.lower() == b"connection: close\r\n":
+                    close = True
+            if close:  # wrk reconnects only when the answer says so; the client closes first
+                w.write(HELLO_CLOSE)
+                await w.drain()
+                while await r.read(64):
+                    pass
+                break
             if line.startswith(b"GET /big "):
                 w.write(BIG_HEAD)
                 with open(BIG, "rb") as f:

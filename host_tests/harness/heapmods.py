@@ -143,7 +143,7 @@ def compile_tree(src, out_dir, mpy_cross, opt=None):
             a, b = os.path.join(root, f), os.path.join(out_dir, rel, f)
             relf = os.path.normpath(os.path.join(rel, f))
             if f.endswith(".py") and relf != "main.py":
-                argv = [mpy_cross, "-s", relf, "-o", b[:-3] + ".mpy"]
+                argv = [mpy_cross, "-march=host", "-s", relf, "-o", b[:-3] + ".mpy"]
                 if opt:
                     argv.append("-O%d" % opt)
                 subprocess.run(argv + [a], check=True, capture_output=True)
@@ -167,9 +167,6 @@ class _HW:  # app.py's hw: board.py's Board as the app sees it
     def set_led(self, on): pass
     def temperature_c(self): return 21.5
     def vitals(self): return {}
-'''
-
-_PROBE_MODULES = _PROBE_HEAD + r'''
 _m("empty")
 for _n in PORT:
     try:
@@ -177,6 +174,9 @@ for _n in PORT:
     except ImportError:
         pass
 _m("port modules")
+'''
+
+_PROBE_MODULES = _PROBE_HEAD + r'''
 _before = set(sys.modules)
 for _n in START:
     __import__(_n)
@@ -204,13 +204,6 @@ for _n in LATER:
 '''
 
 _PROBE_ONE_ROUTE = _PROBE_HEAD + r'''
-_m("empty")
-for _n in PORT:
-    try:
-        __import__(_n)
-    except ImportError:
-        pass
-_m("port modules")
 from nostall.web import App
 _m("import nostall.web")
 from nostall.server import Server

@@ -83,36 +83,26 @@ async def empty(n):
         pass
 
 
-async def feed(n):  # the baseline of parse: the bytes back in the buffer
-    r = reader
-    for _ in range(n):
-        r.reset()
-        r.feed(REQUEST)
+def _feeds(data):
+    async def feed(n):  # the baseline of its parse: the bytes back in the buffer
+        r = reader
+        for _ in range(n):
+            r.reset()
+            r.feed(data)
+
+    async def parse(n):  # the server's reader.next() (a Request), then next() again (None: more bytes)
+        r = reader
+        for _ in range(n):
+            r.reset()
+            r.feed(data)
+            r.next()
+            r.next()
+
+    return feed, parse
 
 
-async def parse(n):  # the server's reader.next() (a Request), then next() again (None: more bytes)
-    r = reader
-    for _ in range(n):
-        r.reset()
-        r.feed(REQUEST)
-        r.next()
-        r.next()
-
-
-async def feed_browser(n):
-    r = reader
-    for _ in range(n):
-        r.reset()
-        r.feed(BROWSER)
-
-
-async def parse_browser(n):
-    r = reader
-    for _ in range(n):
-        r.reset()
-        r.feed(BROWSER)
-        r.next()
-        r.next()
+feed, parse = _feeds(REQUEST)
+feed_browser, parse_browser = _feeds(BROWSER)
 
 
 async def dispatch(n):  # as the server awaits it: route, handler, Response, make_response
@@ -164,23 +154,31 @@ async def bound_parse(n):  # what the bound does with the lines it reads, beyond
 
 # ---- the scheduler: one readiness wait on a socket, as the server makes per kept-alive request ----
 
+class _ReadWait:
+    """One readiness wait on sock, as asyncio's streams make it; then readinto(space), if given."""
+
+    def __init__(self, sock=None, space=None):
+        self.sock, self.space, self.armed = sock, space, True
+
+    def recv(self, sock, space):
+        self.sock, self.space, self.armed = sock, space, True
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.armed:
+            self.armed = False
+            core._io_queue.queue_read(self.sock)
+            return None
+        raise StopIteration(None if self.space is None else self.sock.readinto(self.space))
+
+
 try:
     from nostall.waiter import Waiter
 except ImportError:  # a firmware without waiter.py: asyncio's own wait, as its streams make it
-    class Waiter:
-        def recv(self, sock, space):
-            self.sock, self.space, self.armed = sock, space, True
-            return self
-
-        def __iter__(self):
-            return self
-
-        def __next__(self):
-            if self.armed:
-                self.armed = False
-                core._io_queue.queue_read(self.sock)
-                return None
-            raise StopIteration(self.sock.readinto(self.space))
+    Waiter = _ReadWait
 
 
 def _pair():
@@ -202,27 +200,10 @@ space = memoryview(bytearray(2048))
 cbuf = bytearray(256)
 
 
-class _Parked:
-    # waits for a socket to be readable, once; the listener never is here
-    def __init__(self, sock):
-        self.sock = sock
-        self.armed = True
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.armed:
-            self.armed = False
-            core._io_queue.queue_read(self.sock)
-            return None
-        raise StopIteration
-
-
 async def _other_tasks():
     # what else the server's loop holds: the accept loop parked on the listener, a ticker asleep
     async def accept_wait():
-        await _Parked(listener)
+        await _ReadWait(listener)  # the listener never is readable here
 
     async def ticker():
         await asyncio.sleep(3600)
