@@ -34,7 +34,6 @@ class Connection:
         self.sock = None
 
     def attach(self, sock):
-        """sock is this slot's connection now (MemoryError: no heap for its buffer; nothing changed)."""
         self.session.attach()
         self.sock = sock
         self.io.task = None

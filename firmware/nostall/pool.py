@@ -161,9 +161,6 @@ class Pool:
         # never evicted, but timed by expire() on this clock as the slots are
         self.turned_away = []
         self.cap = cfg.max_connections
-        # makes a slot when none is free and there are fewer than cap (the server's: a slot and
-        # its receive buffer cost heap only once connections first need them, then stay)
-        self.make = None
         self.in_use = 0
         self.peak = 0
         self._lru = 0
@@ -176,10 +173,6 @@ class Pool:
         for slot in self.slots:
             if slot.state == FREE:
                 return slot
-        if self.make is not None and len(self.slots) < self.cap:
-            slot = self.make()
-            self.slots.append(slot)
-            return slot
         return None
 
     def open(self, slot, task):

@@ -75,21 +75,11 @@ class RequestReader:
         req = r.next()        # Request, or None: feed more
     """
 
-    def __init__(self, cfg, buf=None, lazy=False):
+    def __init__(self, cfg, buf=None):
         self.cfg = cfg
-        self.buf = self.mv = None
-        if buf is not None:
-            self.buf = buf
-            self.mv = memoryview(buf)
-        elif not lazy:
-            self.ensure()
+        self.buf = buf if buf is not None else bytearray(cfg.recv_buffer_bytes)
+        self.mv = memoryview(self.buf)
         self.reset()
-
-    def ensure(self):
-        """The buffer, allocated at the first need (lazy): a slot never used costs no heap."""
-        if self.buf is None:
-            self.buf = bytearray(self.cfg.recv_buffer_bytes)
-            self.mv = memoryview(self.buf)
 
     def reset(self):
         """Forget everything: the slot is being reused for a new connection."""

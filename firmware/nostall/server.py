@@ -68,7 +68,11 @@ class Server:
         self.vitals = vitals  # a callable: the board's health for /status and /metrics (board.py)
         self.stats = Stats()
         self.pool = pool = Pool(cfg)
-        pool.make = lambda: Connection(self, pool).session  # slots made as connections first need them
+        # every slot and its receive buffer at start-up: on the real port, made at a connection's
+        # first need they landed in heap areas MicroPython had just grown from ESP-IDF's heap
+        # (it doubles the GC heap when full), and kept 90 KB of it from lwIP and Wi-Fi for good
+        for _ in range(cfg.max_connections):
+            pool.add(Connection(self, pool).session)
         self.idle_s = max(1, cfg.idle_timeout_ms // 1000)  # Keep-Alive: timeout= is whole seconds
         self.sock = None
         self.stopping = False
@@ -169,12 +173,8 @@ class Server:
         if slot is None:
             return False
         conn = slot.conn
-        conn.attach(cs)  # first, then the task: either may raise MemoryError
-        try:
-            task = asyncio.create_task(conn.serve())
-        except MemoryError:
-            conn.sock = None
-            raise
+        task = asyncio.create_task(conn.serve())  # first: it may raise MemoryError
+        conn.attach(cs)
         self.pool.open(slot, task)
         return True
 

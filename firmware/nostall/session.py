@@ -68,7 +68,7 @@ class Session(Slot):
         Slot.__init__(self, pool)
         self.server = server  # cfg, stats, app, stopping, idle_s, busy_answer
         self.conn = conn  # the shell: asked in_flight(), woken by wake()/notify()
-        self.reader = r = RequestReader(server.cfg, lazy=True)  # its buffer at the first connection
+        self.reader = r = RequestReader(server.cfg)
         # space(): where the next receive goes (the reader's buffer; emptied while lingering)
         self.space = r.space
         self.out = b""
@@ -86,8 +86,7 @@ class Session(Slot):
         self._why = None  # after a refusal: the reason unless the client closes first
 
     def attach(self):
-        """A new connection in this slot (MemoryError: no heap for its buffer; nothing changed)."""
-        self.reader.ensure()
+        """A new connection in this slot."""
         self.reader.reset()
         self.requests = 0
         self.reason = None

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from harness import qemu
-from harness.abuse import Flood, GoodClient
+from harness.abuse import Flood, GoodClient, warm_slots
 from harness.emu import paced
 from harness.paths import HOST_TESTS
 from harness.pollers import KeepAlivePoller
@@ -74,6 +74,7 @@ def test_soak_per_request_pinned_port_and_kept_alive(qb, figures):
     connection from one pinned source port at the maintainers' pacing (0.15 s), and a kept-alive
     poller from a pinned port every 6 s (slower than the 5 s idle timeout this firmware once had)."""
     t = qb.target()
+    warm_slots(t)  # slots are made at their first connection and kept: all of them before the baseline
     s0 = t.status(gc=True)
     out = {}
     path = "/api/temperature"
