@@ -131,7 +131,7 @@ def mpy_cross_for(binary):
     return cand
 
 
-def compile_tree(src, out_dir, mpy_cross, opt=None):
+def compile_tree(src, out_dir, mpy_cross, opt=None, arch="host"):
     """src compiled to .mpy into out_dir (main.py and data files as they are), as `make deploy`
     does (-s: the module's own file name in its qstrs, not this machine's path)."""
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -143,7 +143,7 @@ def compile_tree(src, out_dir, mpy_cross, opt=None):
             a, b = os.path.join(root, f), os.path.join(out_dir, rel, f)
             relf = os.path.normpath(os.path.join(rel, f))
             if f.endswith(".py") and relf != "main.py":
-                argv = [mpy_cross, "-march=host", "-s", relf, "-o", b[:-3] + ".mpy"]
+                argv = [mpy_cross, "-march=" + arch, "-s", relf, "-o", b[:-3] + ".mpy"]  # native code needs one
                 if opt:
                     argv.append("-O%d" % opt)
                 subprocess.run(argv + [a], check=True, capture_output=True)
@@ -381,14 +381,15 @@ def main(argv=None):
     binary = a.micropython or (os.path.join(M32_DIR, "micropython") if a.m32 else micropython.binary())
     if not os.path.exists(binary):
         sys.exit("error: no %s (build it: ../shared/facts.md, 32-bit recipe)" % binary)
+    bits32 = "mp32" in binary or a.m32
     src = os.path.abspath(a.firmware)
     tmp = None
     fw = src
     if a.mpy:
         tmp = tempfile.mkdtemp(prefix="heapmods-")
-        fw = compile_tree(src, os.path.join(tmp, "mpy"), mpy_cross_for(binary), a.mpy_opt)
+        fw = compile_tree(src, os.path.join(tmp, "mpy"), mpy_cross_for(binary), a.mpy_opt, "x86" if bits32 else "host")
     kind = ".mpy%s" % (" -O%d" % a.mpy_opt if a.mpy_opt else "") if a.mpy else "source"
-    bits = "32-bit" if "mp32" in binary or a.m32 else "64-bit"
+    bits = "32-bit" if bits32 else "64-bit"
     report = {"firmware": src, "form": kind, "interpreter": binary}
     try:
         if not a.sim_only:
