@@ -85,7 +85,7 @@ EMU_PASS ?= host_tests/wire/test_http.py host_tests/wire/test_limits.py host_tes
 # soaks through lwIP are the lossy ones (host_tests/weather), and make test's 30 minutes are a budget.
 test: venv
 	@echo "==> pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)"
-	@EMU_SOAK_COUNT=$${EMU_SOAK_COUNT:-300} $(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
+	@EMU_SOAK_COUNT=$${EMU_SOAK_COUNT:-300} NOSTALL_BROWSER_POLL_S=$${NOSTALL_BROWSER_POLL_S:-90} $(VPY) -m pytest host_tests $(TEST_TARGET) $(PYTEST_ARGS)
 	@$(if $(BOARD_IP),true,$(MAKE) --no-print-directory test-emu-pass)
 
 test-emu-pass: venv

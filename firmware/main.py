@@ -22,7 +22,7 @@ def _settings():
     finally:
         sys.modules.pop("nostall.settings", None)
         if hasattr(nostall, "settings"):
-            del nostall.settings
+            delattr(nostall, "settings")
 
 
 def main():

@@ -36,7 +36,12 @@ _HOST_MAX = 253
 
 class Settings:
     """The settings, checked: a record (no methods), so a board keeps nothing of this module's
-    code once it has loaded them (main.py drops the module)."""
+    code once it has loaded them (main.py drops the module). Its fields, set by _fill():"""
+
+    ssid = password = hostname = api_token = ntp = lan = led_pin = None
+    http_port = watchdog_ms = tx_power_dbm = wifi_retry_max_s = 0
+    led_active_low = False
+    config = Config()
 
 
 def _fill(self, d, need_wifi):

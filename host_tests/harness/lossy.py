@@ -43,6 +43,9 @@ def run(t, ns_path, clients=4, count=1000, interval=0.02, session=False, path="/
     """count requests to target t (a sim behind an Emulator) from clients threads in the client
     namespace ns_path, each paced by interval seconds; returns the report check() judges."""
     with netns.in_netns(ns_path):
+        # the path once first: what serves it is loaded at its first use (static.py for "/"),
+        # which the baseline must not count as kept per request
+        one_request(_closing_get, t.url + path, timeout)
         s0 = get_status(t.url, gc=True, timeout=timeout, retry_s=timeout)
     e0 = t.emu.stats()
     fd0 = t.fd_count()
