@@ -58,16 +58,11 @@ class Connection:
                 if a == SEND:
                     await io.send(self.sock, s.out)
                 elif a == RUN:
-                    try:
-                        resp = self.server.app.call(s.req)
-                        if not isinstance(resp, Response):  # an async handler: awaited
-                            s.handling()
-                            resp = await resp
-                    except CancelledError:
-                        if s.cancelled != HANDLER_TIMEOUT:
-                            raise
-                        resp = s.timed_out()
+                    resp = self.server.app.call(s.req)
+                    if not isinstance(resp, Response):  # an async handler: awaited
+                        resp = await self._handler(resp)
                     a = s.respond(resp)
+                    resp = None  # this frame stays while the connection idles: it keeps nothing
                     continue
                 elif a == LONG:
                     resp = s.resp
@@ -82,6 +77,18 @@ class Connection:
             reason = s.failed(e)
         finally:
             self.close(reason or s.reason or ERROR)
+
+    async def _handler(self, pending):
+        # an async handler, in HANDLER (its deadline); a frame of its own only while one runs, so
+        # the frame every open connection keeps stays small
+        s = self.session
+        s.handling()
+        try:
+            return await pending
+        except CancelledError:
+            if s.cancelled != HANDLER_TIMEOUT:  # the ticker's, at HANDLER's deadline: a 503
+                raise
+            return s.timed_out()
 
     def close(self, reason):
         """Close the socket (the one place it is closed) as the session says, count the reason."""

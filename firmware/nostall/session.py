@@ -293,6 +293,8 @@ class Session(Slot):
         if keep is None:
             self.reason = EOF_DELIMITED_BODY
             return CLOSE
+        self.req = None  # answered: an idle connection keeps nothing of it (nor of its bytes)
+        self.out = b""
         if keep:
             self.enter(IDLE)
             return self._read()  # a request already in the buffer (pipelining) at once

@@ -63,8 +63,9 @@ def firmware_heap(c):
     binary = micropython.binary()
     tmp = tempfile.mkdtemp(prefix="bench-heap-")
     try:
-        fw = heapmods.compile_tree(c.firmware, os.path.join(tmp, "mpy"), heapmods.mpy_cross_for(binary))
-        (mods, _), (one, _) = heapmods.probe(binary, fw, c.firmware)
+        src = c.firmware or contestants.FIRMWARE
+        fw = heapmods.compile_tree(src, os.path.join(tmp, "mpy"), heapmods.mpy_cross_for(binary))
+        (mods, _), (one, _) = heapmods.probe(binary, fw, src)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     by = {m[0]: m[1] for m in mods}
