@@ -89,9 +89,9 @@ def _version_of_this():
         return re.search(r'VERSION = "([^"]+)"', f.read()).group(1)
 
 
-BOUND = Contestant("bound", "-", "bound.py", notes="bare asyncio keep-alive, canned answers, no parsing")
+BOUND = Contestant("bound", "-", "bound.py", notes="bare asyncio, canned answers, no parsing; honours Connection: close")
 THIS = Contestant("nostall", _version_of_this(), notes="the sim board; for wrk -c16 max_connections 20 (default 6); listen_backlog "
-                  "its default, 6 (the bound's is asyncio.start_server's 5)",
+                  "its default (config.py: 4; the bound's is asyncio.start_server's 5)",
                   sim=True)
 PEERS = [
     Contestant("microdot", "2.7.0", "microdot_app.py", ["microdot==2.7.0"], notes="Response.send_file for /big"),
