@@ -95,7 +95,7 @@ class RequestReader:
 
     def pending(self):
         """True when part of a request has arrived: EOF now would cut a request short."""
-        return self.state != EXPECT_HEAD or self.end > self.start
+        return self.waiting() != 0
 
     def space(self):
         """A memoryview to receive into; empty only when a head fills the whole buffer."""

@@ -41,7 +41,7 @@ class Settings:
     ssid = password = hostname = api_token = ntp = lan = led_pin = None
     http_port = watchdog_ms = tx_power_dbm = wifi_retry_max_s = 0
     led_active_low = False
-    config = Config()
+    config = None  # a Config, from "limits"
 
 
 def _fill(self, d, need_wifi):
