@@ -77,12 +77,30 @@ class RequestReader:
 
     def __init__(self, cfg, buf=None):
         self.cfg = cfg
-        self.buf = buf if buf is not None else bytearray(cfg.recv_buffer_bytes)
-        self.mv = memoryview(self.buf)
+        # the slot's own buffer, made at start-up (recv_buffer_bytes). A head that outgrows it
+        # gets one of max_header_bytes for as long as that request is read, as nginx's large
+        # header buffers: most heads are a few hundred bytes, and every slot's own buffer is
+        # heap the board holds all the time
+        self.own = buf if buf is not None else bytearray(cfg.recv_buffer_bytes)
+        self.buf = self.own
+        self.mv = memoryview(self.own)
         self.reset()
+
+    def _use(self, buf):
+        self.buf = buf
+        self.mv = memoryview(buf)
+
+    def _grow(self):
+        # the buffer is full of one unfinished head shorter than max_header_bytes: a large one
+        # for it (MemoryError: the request's 503, see Session._read)
+        big = bytearray(self.cfg.max_header_bytes)
+        big[: self.end] = self.mv[: self.end]
+        self._use(big)
 
     def reset(self):
         """Forget everything: the slot is being reused for a new connection."""
+        if self.buf is not self.own:
+            self._use(self.own)
         self.start = 0  # first unconsumed byte
         self.end = 0  # end of received bytes
         self.scan = 0  # where the search for the end of the head resumes
@@ -102,6 +120,8 @@ class RequestReader:
         if self.start == self.end:
             self.scan -= self.start
             self.start = self.end = 0
+            if self.buf is not self.own:  # the large head is read: back to the slot's own buffer
+                self._use(self.own)
         elif self.end == len(self.buf) and self.start:
             n = self.end - self.start
             # the regions may overlap: go through a copy rather than trust memmove semantics
@@ -211,6 +231,8 @@ class RequestReader:
             if end - start >= cfg.max_header_bytes:
                 self.fail(431, "request head too large")
             self.scan = max(start, end - 3)
+            if start == 0 and self.end == len(buf):  # full (space() has moved it to the front)
+                self._grow()
             return None
         head = bytes(self.mv[start:i])
         self.start = i + 4

@@ -173,7 +173,7 @@ class Session(Slot):
             elif self.server.stopping:
                 self.reason = SHUTDOWN
                 return CLOSE
-        # space() is never empty here: the reader refuses a head before it fills the buffer
+        # space() is never empty here: a head that fills the buffer gets a larger one, or its 431
         return RECV
 
     def _refuse(self, status, answer, why):

@@ -66,7 +66,7 @@ def test_every_mistake_is_one_line_with_a_fix():
         ({"wifi": {"ssid": "a"}, "http_port": 0}, "http_port must be 1..65535"),
         ({"wifi": {"ssid": "a"}, "http_port": "80"}, "must be int"),
         ({"wifi": {"ssid": "a"}, "watchdog_ms": 10}, "at least 1000"),
-        ({"wifi": {"ssid": "a"}, "limits": {"max_header_bytes": 99999}}, "limits: max_header_bytes=99999 does not fit"),
+        ({"wifi": {"ssid": "a"}, "limits": {"max_header_bytes": 99999}}, "limits: limit max_header_bytes=99999 is above its maximum 16384"),
         ({"wifi": {"ssid": "a"}, "limits": []}, '"limits" must be an object'),
         ({"wifi": {"ssid": "a"}, "colour": "red"}, "unknown setting 'colour'"),
         ({"wifi": {"ssid": "a"}, "api_token": "short"}, "api_token must be 16..128 characters"),

@@ -224,6 +224,22 @@ def test_bad_requests_get_4xx_and_the_server_goes_on(board, raw, status):
     assert after[key] > before[key]
 
 
+def test_a_long_head_is_served_and_the_connection_goes_on(board):
+    # 1.8 KB of cookies: more than a slot's own buffer (recv_buffer_bytes), within max_header_bytes
+    cookie = "; ".join("c%d=%s" % (i, "v" * 40) for i in range(40))
+    with board.connect() as c:
+        for _ in range(3):
+            r = c.request("GET", "/api/led", {"Cookie": cookie})
+            assert r.status == 200
+            assert c.request("GET", "/api/led").status == 200  # the slot's own buffer again
+    # pipelined behind a long one, split across its end
+    raw = ("GET /api/led HTTP/1.1\r\nHost: t\r\nCookie: %s\r\n\r\n" % cookie).encode()
+    with board.connect() as c:
+        c.send(raw + raw[:20])
+        c.send(raw[20:])
+        assert c.response().status == 200 and c.response().status == 200
+
+
 def test_response_headers_never_carry_request_crlf(board):
     with board.connect() as c:
         c.send(b"GET /x%0d%0aSet-Cookie:%20evil HTTP/1.1\r\nHost: t\r\n\r\n")

@@ -233,7 +233,7 @@ def test_settings_errors_are_one_clear_line(make_sim, tmp_path):
     bad.write_text(json.dumps({"limits": {"max_header_bytes": 99999}}))
     sim = SimBoard(settings=str(bad))
     out = subprocess.run(sim.argv, env=sim.env, cwd="/", capture_output=True, text=True, timeout=20)
-    assert "nostall: settings: limits: max_header_bytes=99999 does not fit" in out.stdout
+    assert "nostall: settings: limits: limit max_header_bytes=99999 is above its maximum 16384" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
 
 
