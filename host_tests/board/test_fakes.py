@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from harness import micropython, simrun
+from harness import appimage_build, micropython, simrun
 from harness.paths import ROOT, SIM_GLUE
 
 STUBS = {"esp32c3": "ESP32_GENERIC_C3", "esp32": "ESP32_GENERIC"}
@@ -90,11 +90,11 @@ print(json.dumps(out))
 """
 
 
-def _run(code, tmp_path, chip="esp32c3", radio=None):
+def _run(code, tmp_path, chip="esp32c3", radio=None, env=None):
     home = str(tmp_path)
     settings = {"wifi": dict(simrun.SIM_WIFI)}
     simrun.write_radio(home, settings, radio or {})
-    env = micropython.env([SIM_GLUE])
+    env = dict(micropython.env([SIM_GLUE]), **(env or {}))
     env.update(SIM_HOME=home, SIM_CHIP=chip)
     env.pop("SIM_EVENTS_FD", None)
     r = subprocess.run(micropython.argv(code="HOME = %r\n" % home + code), env=env, capture_output=True,
@@ -202,3 +202,207 @@ def test_names_and_values_are_the_stubs(tmp_path, chip):
         for name in fake["calls"].get(key, ()):
             assert name in s, "%s.%s() is not in the %s stubs" % (key, name, STUBS[chip])
     assert ("mcu_temperature" in fake["calls"]["esp32"]) == (chip == "esp32c3")
+
+
+# esp32.Partition over files (sim/_simflash.py): what the QEMU C3 with firmware-ota.bin answered
+# (../shared/qemu-c3/README.md "OTA variant", and a run of 2026-12-05 for the errors and otadata)
+
+PARTS = r"""
+import json, esp32
+P = esp32.Partition
+out = {}
+def t(key, f):
+    try:
+        out[key] = f()
+    except Exception as e:
+        out[key] = [type(e).__name__, list(e.args)]
+def otadata():
+    b = bytearray(32)
+    P("otadata").readblocks(0, b)
+    c = bytearray(32)
+    P("otadata").readblocks(1, c)
+    return [bytes(b).hex(), bytes(c).hex()]
+t("running", lambda: P(P.RUNNING).info())
+t("boot", lambda: P(P.BOOT).info())
+t("next", lambda: P(P.RUNNING).get_next_update().info())
+t("apps", lambda: [p.info() for p in P.find()])
+t("data", lambda: [p.info() for p in P.find(P.TYPE_DATA)])
+t("ota_1", lambda: P.find(P.TYPE_APP, label="ota_1")[0].info())
+t("by_label", lambda: P("otadata").info())
+t("bad_id", lambda: P(5))
+t("no_label", lambda: P("nosuch"))
+t("repr", lambda: repr(P(P.RUNNING)))
+t("ioctl", lambda: [P(P.RUNNING).ioctl(c, 0) for c in (1, 4, 5, 99)])
+t("consts", lambda: (P.TYPE_APP, P.TYPE_DATA, P.BOOT, P.RUNNING))
+t("otadata_at_boot", otadata)
+t("mark", lambda: P.mark_app_valid_cancel_rollback())
+t("set_boot_empty", lambda: P(P.RUNNING).get_next_update().set_boot())
+try:
+    n = P(P.RUNNING).get_next_update()
+except OSError:  # the default layout: no OTA slot
+    n = P(P.RUNNING)
+t("read_past", lambda: n.readblocks(384, bytearray(4096)))
+t("read_past_offset", lambda: n.readblocks(383, bytearray(4096), 4096))
+t("write_past", lambda: n.writeblocks(384, bytearray(4096)))
+t("erase_past", lambda: n.ioctl(6, 384))
+t("write_short", lambda: n.writeblocks(0, bytearray(100)))
+t("set_boot_running", lambda: P(P.RUNNING).set_boot())
+t("otadata_after", otadata)
+t("boot_after", lambda: P(P.BOOT).info())
+print(json.dumps(out))
+"""
+
+
+def test_partitions_answer_as_the_qemu_c3_ota_board_does(tmp_path):
+    o = _run(PARTS, tmp_path, env={"SIM_OTA": "1"})
+    ota_0, ota_1 = [0, 16, 65536, 1572864, "ota_0", False], [0, 17, 1638400, 1572864, "ota_1", False]
+    assert o["running"] == o["boot"] == ota_0 and o["next"] == ota_1 == o["ota_1"]
+    assert o["apps"] == [ota_0, ota_1]
+    assert o["data"] == [[1, 2, 36864, 16384, "nvs", False], [1, 0, 53248, 8192, "otadata", False],
+                         [1, 1, 61440, 4096, "phy_init", False], [1, 129, 3211264, 983040, "vfs", False]]
+    assert o["by_label"] == [1, 0, 53248, 8192, "otadata", False]
+    assert o["bad_id"] == ["ValueError", []] and o["no_label"] == ["OSError", [2]]
+    assert o["repr"] == "<Partition type=0, subtype=16, address=65536, size=1572864, label=ota_0, encrypted=0>"
+    assert o["ioctl"] == [0, 384, 4096, None] and o["consts"] == [0, 1, 0, 1]
+    # the bootloader, otadata erased and no factory app: entry 0 = seq 1, VALID (the bytes the QEMU board had)
+    valid1 = "01000000" + "ff" * 20 + "02000000" + "9a984347"
+    assert o["otadata_at_boot"] == [valid1, "ff" * 32]
+    assert o["mark"] is None
+    assert o["set_boot_empty"] == ["OSError", [-5379, "ESP_ERR_OTA_VALIDATE_FAILED"]]
+    size_err = ["OSError", [-260, "ESP_ERR_INVALID_SIZE"]]
+    assert o["read_past"] == o["read_past_offset"] == o["write_past"] == o["erase_past"] == size_err
+    assert o["write_short"] == size_err  # the simple form erases len(buf): whole 4 KB blocks only
+    # set_boot() on the running slot: a NEW entry with the same seq in sector 1 (as on the QEMU board)
+    assert o["set_boot_running"] is None
+    assert o["otadata_after"] == [valid1, "01000000" + "ff" * 20 + "00000000" + "9a984347"]
+    assert o["boot_after"] == ota_0
+
+
+def test_partitions_of_the_default_layout_have_no_ota(tmp_path):
+    o = _run(PARTS, tmp_path)
+    assert o["running"] == [0, 0, 65536, 2031616, "factory", False] and o["apps"] == [o["running"]]
+    assert o["boot"] == o["next"] == ["OSError", [2]]  # no otadata, no OTA slot: ENOENT
+    assert o["data"] == [[1, 2, 36864, 24576, "nvs", False], [1, 1, 61440, 4096, "phy_init", False],
+                         [1, 129, 2097152, 2097152, "vfs", False]]
+    assert o["mark"] == o["set_boot_running"] == ["OSError", [-261, "ESP_ERR_NOT_FOUND"]]
+
+
+STEP = r"""
+import json, esp32, machine
+P = esp32.Partition
+def write(part, path):  # in 4 KB blocks, the last one padded with 0xff, as the QEMU check did
+    with open(path, "rb") as f:
+        n = 0
+        while True:
+            b = f.read(4096)
+            if not b:
+                return
+            part.writeblocks(n, b + b"\xff" * (4096 - len(b)))
+            n += 1
+def version(part):
+    b = bytearray(256)
+    part.readblocks(0, b, 32)
+    return bytes(b[16:48]).rstrip(b"\x00").decode()
+out = {"running": P(P.RUNNING).info()[4], "version": version(P(P.RUNNING))}
+def t(key, f):
+    try:
+        out[key] = f()
+    except OSError as e:
+        out[key] = list(e.args)
+""" + "%s\nout['boot'] = P(P.BOOT).info()[4]\nprint(json.dumps(out))\n"
+
+
+def test_update_rollback_and_refusals_over_boots(tmp_path):
+    # each run is one boot of the board (the bootloader runs at each); the flash is the files in its home
+    good = tmp_path / "good.bin"
+    good.write_bytes(appimage_build.build(version="2.0", size=30000))
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(appimage_build.corrupt(good.read_bytes()))
+    wrong = tmp_path / "esp32.bin"
+    wrong.write_bytes(appimage_build.reseal(good.read_bytes(), chip_id=appimage_build.CHIP_ESP32))
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def boot(code=""):
+        return _run(STEP % code, home, env={"SIM_OTA": "1"})
+
+    o = boot("n = P(P.RUNNING).get_next_update(); write(n, %r); t('set', n.set_boot)" % str(good))
+    assert (o["running"], o["version"], o["set"], o["boot"]) == ("ota_0", "sim", None, "ota_1")
+    o = boot()  # the new image, pending verification
+    assert (o["running"], o["version"], o["boot"]) == ("ota_1", "2.0", "ota_1")
+    o = boot("t('set', P('ota_1').set_boot)")  # reset without marking it valid: back to the old one
+    assert (o["running"], o["boot"]) == ("ota_0", "ota_1")  # ... where set_boot() names ota_1 again
+    o = boot("t('mark', P.mark_app_valid_cancel_rollback)")
+    assert (o["running"], o["mark"]) == ("ota_1", None)
+    for _ in range(2):  # marked valid: it stays
+        o = boot()
+        assert (o["running"], o["boot"]) == ("ota_1", "ota_1")
+    # a corrupt image and another chip's: set_boot() refuses, nothing switches
+    o = boot("n = P(P.RUNNING).get_next_update(); write(n, %r); t('bad', n.set_boot);"
+             "write(n, %r); t('wrong', n.set_boot)" % (str(bad), str(wrong)))
+    assert o["bad"] == o["wrong"] == [-5379, "ESP_ERR_OTA_VALIDATE_FAILED"]
+    assert (o["running"], o["boot"]) == ("ota_1", "ota_1")
+    assert boot()["running"] == "ota_1"
+    # a good image accepted, then corrupted in place behind set_boot()'s back (a write can clear
+    # bits without an erase): the bootloader finds it not bootable and runs the other slot
+    o = boot("n = P(P.RUNNING).get_next_update(); write(n, %r); t('set', n.set_boot);"
+             "n.writeblocks(3, bytes(16), 100)" % str(good))
+    assert (o["set"], o["boot"]) == (None, "ota_0")
+    o = boot()
+    assert (o["running"], o["boot"]) == ("ota_1", "ota_0")  # BOOT still names ota_0: test RUNNING
+    flash = home / "partitions"
+    assert (flash / "ota_0.bin").read_bytes()[: 3 * 4096] == good.read_bytes()[: 3 * 4096]
+
+
+RESETS = r"""
+import json, esp32, machine
+P = esp32.Partition
+path = HOME + "/boots.json"
+try:
+    with open(path) as f:
+        boots = json.loads(f.read())
+except OSError:
+    boots = []
+boots.append([P(P.RUNNING).info()[4], P(P.BOOT).info()[4], machine.reset_cause()])
+with open(path, "w") as f:
+    f.write(json.dumps(boots))
+n = len(boots)
+if n == 1:
+    nxt = P(P.RUNNING).get_next_update()
+    with open(IMAGE, "rb") as f:
+        img = f.read()
+    for i in range(0, len(img), 4096):
+        b = img[i : i + 4096]
+        nxt.writeblocks(i // 4096, b + b"\xff" * (4096 - len(b)))
+    nxt.set_boot()
+elif n == 3:
+    P(P.RUNNING).get_next_update().set_boot()
+elif n == 4:
+    P.mark_app_valid_cancel_rollback()
+if n < 6:
+    machine.reset()
+"""
+
+
+def test_rollback_across_real_sim_restarts(tmp_path):
+    # the runner (harness/simrun.py) starts the board again after each machine.reset()
+    image = tmp_path / "new.bin"
+    image.write_bytes(appimage_build.build(version="2.0", size=50000))
+    env = dict(micropython.env([SIM_GLUE]), SIM_HOME=str(tmp_path), SIM_OTA="1")
+    code = "HOME = %r\nIMAGE = %r\n" % (str(tmp_path), str(image)) + RESETS
+    runner = simrun.Runner(micropython.argv(code=code), env, str(tmp_path), log=str(tmp_path / "sim.log"))
+    runner.start()
+    try:
+        assert runner.ended.wait(60), "the board did not come to its end"
+    finally:
+        runner.stop()
+    boots = json.loads((tmp_path / "boots.json").read_text())
+    assert boots == [
+        ["ota_0", "ota_0", simrun.PWRON_RESET],  # the board as flashed; writes ota_1, set_boot()
+        ["ota_1", "ota_1", simrun.HARD_RESET],  # the new image, pending verification; not marked
+        ["ota_0", "ota_0", simrun.HARD_RESET],  # rolled back; set_boot() ota_1 again
+        ["ota_1", "ota_1", simrun.HARD_RESET],  # marked valid this time
+        ["ota_1", "ota_1", simrun.HARD_RESET],
+        ["ota_1", "ota_1", simrun.HARD_RESET],
+    ], boots
+    assert [c for _, c in runner.restarts] == [simrun.HARD_RESET] * 5
