@@ -69,6 +69,7 @@ def make_app(hw):
             await ws.send(json.dumps(_command(app, hw, msg)))
 
     app.events("/events", STATUS)  # the same figures as an event stream, for what has no WebSocket
+    app.files(hw.data_root)  # /api/files (uploads stream to flash), /files
     app.static("/", hw.www_root)
     return app
 

@@ -14,6 +14,7 @@ SETTINGS_PATH = "/settings.json"
 NEEDS_WIFI = True
 BIND_HOST = "0.0.0.0"
 WWW_ROOT = "/www"
+DATA_ROOT = "/data"  # what /api/files writes (made at its first use)
 
 _JOIN_POLL_MS = 100  # how often a join in progress is checked
 _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy network
@@ -67,6 +68,7 @@ class Board:
         self.settings = settings
         self.name = sys.implementation._machine
         self.www_root = WWW_ROOT
+        self.data_root = DATA_ROOT
         self.wlan = None
         self.lan = None
         self.joined = False  # on the network at least once since start-up

@@ -1,6 +1,7 @@
 # The API token: how it is read from the request, how it is compared, the 401. web.guard()
 # (which requests need it) imports this module at the first request that must show a token.
 
+from nostall.request import HTTPError
 from nostall.response import error_response
 
 def tokens_equal(a, b):
@@ -35,9 +36,18 @@ def bearer_token(req):
 def refusal(app, req):
     """The 401 for req when it lacks app.token (web.guard asks, only while a token is set),
     else None."""
+    e = missing(app, req)
+    return None if e is None else error_response(401, e.reason, e.headers)
+
+
+def missing(app, req):
+    """The HTTPError 401 for req when it lacks app.token, else None: App.admit() refuses with it
+    before a body is read."""
     sent = bearer_token(req)
     if sent is not None and tokens_equal(sent, app.token):
         return None
-    r = error_response(401, ("no token" if sent is None else "wrong token") + ": send the header Authorization: Bearer <token>")
-    r.set_header("WWW-Authenticate", 'Bearer realm="%s"' % app.realm)
-    return r
+    return HTTPError(
+        401,
+        ("no token" if sent is None else "wrong token") + ": send the header Authorization: Bearer <token>",
+        (("WWW-Authenticate", 'Bearer realm="%s"' % app.realm),),
+    )

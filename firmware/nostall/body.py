@@ -2,9 +2,10 @@
 # coding with its trailers), each a step over the RequestReader r (proto.py). A step returns a
 # Request, None (needs more bytes) or AGAIN (it moved to another state), or raises HTTPError
 # (r.fail). The steps use the reader's buffer through its narrow interface only: have(), take(),
-# peek(), line(). proto.py imports this module at the first request with a body.
+# peek(), line(). proto.py imports this module at the first request with a body; piece() is
+# how a streamed body is read (bodystream.py), a piece at a time, never held whole.
 
-from nostall.proto import AGAIN, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
+from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
 from nostall.request import HEX
 
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
@@ -59,7 +60,7 @@ def chunk_size(r):
     if len(size) > MAX_HEX_DIGITS:
         r.fail(413, "body too large")
     n = int(size, 16)
-    if r.body_len + n > r.cfg.max_body_bytes:
+    if r.body_len + n > r.limit:
         r.fail(413, "body too large")
     if n == 0:
         r.state = EXPECT_TRAILER
@@ -106,6 +107,43 @@ def trailer(r):
     if b"\n" in line or b":" not in line:
         r.fail(400, "malformed trailer")
     return AGAIN
+
+
+def piece(r, n):
+    """A streamed body's next bytes, at most n: a memoryview into the buffer (use it before the
+    next receive), None while more must be received, b"" once the body has ended (the reader then
+    reads the next request). HTTPError for a malformed chunk or a body over r.limit."""
+    while True:
+        st = r.state
+        if st == EXPECT_BODY or st == EXPECT_CHUNK_DATA:
+            left = r.remaining
+            if not left:  # a Content-Length body read to its end
+                _done(r)
+                return b""
+            p = r.take(n if n < left else left)
+            k = len(p)
+            if not k:
+                return None
+            r.need_continue = False
+            r.remaining = left = left - k
+            r.body_len += k
+            if not left and st == EXPECT_CHUNK_DATA:
+                r.state = EXPECT_CHUNK_END
+            return p
+        if st == EXPECT_HEAD:
+            return b""
+        if st == EXPECT_CHUNK_SIZE:
+            a = chunk_size(r)
+        elif st == EXPECT_CHUNK_END:
+            a = chunk_end(r)
+        elif st == EXPECT_TRAILER:
+            a = trailer(r)
+        else:
+            a = r.fail(400, "connection is in error")  # raises
+        if a is None:
+            return None
+        if a is not AGAIN:  # the trailers' end: the request is complete
+            return b""
 
 
 # the steps of the reader states EXPECT_BODY .. EXPECT_TRAILER, in order (proto.py installs them)

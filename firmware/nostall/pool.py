@@ -20,8 +20,8 @@ FREE = 0
 NEW = 1  # accepted, no request yet (a browser's preconnect, or the first request in flight)
 IDLE = 2  # kept alive after a response, no request in flight
 HEAD = 3  # part of a request head received
-BODY = 4  # the head is in, the body is due
-HANDLER = 5  # the app is producing the response
+BODY = 4  # the head is in, the body is due (a streamed one: the handler waits for more of it)
+HANDLER = 5  # the app is producing the response (a streamed body's handler: between its reads)
 WRITE = 6  # the response is being sent
 LINGER = 7  # sent "Connection: close": waiting for the client's EOF
 WS = 8  # an open WebSocket: waiting for the client's frames (and sending the app's)
@@ -55,7 +55,7 @@ _TABLE = (
     (IDLE, "idle", "idle_timeout_ms", "idle_timeout", False, True, False, False, (HEAD, BODY, HANDLER, WRITE)),
     (HEAD, "head", "header_timeout_ms", "header_timeout", True, False, False, False, (BODY, HANDLER, WRITE)),
     (BODY, "body", "body_timeout_ms", "body_timeout", True, False, False, False, (HANDLER, WRITE)),
-    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, False, (WRITE,)),
+    (HANDLER, "handler", "handler_timeout_ms", "handler_timeout", False, False, False, False, (WRITE, BODY)),
     (WRITE, "write", "write_timeout_ms", WRITE_TIMEOUT, True, False, False, False, (WRITE, IDLE, LINGER, WS, STREAM, WS_PING)),
     (LINGER, "linger", "linger_timeout_ms", "linger_timeout", True, True, False, True, (WS_CLOSED,)),
     (WS, "ws", "ws_ping_interval_ms", "ws_timeout", False, True, True, False, (WS, WRITE, LINGER, WS_CLOSED, WS_PING)),

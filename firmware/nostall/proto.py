@@ -75,8 +75,12 @@ class RequestReader:
         req = r.next()        # Request, or None: feed more
     """
 
-    def __init__(self, cfg, buf=None):
+    def __init__(self, cfg, buf=None, admit=None):
         self.cfg = cfg
+        # admit(req) when a head with a body is in: None (the body read whole, up to
+        # max_body_bytes), or the limit of a body the app reads as a stream; HTTPError refuses
+        self.admit = admit
+        self.limit = cfg.max_body_bytes  # this request's body limit
         # the slot's own buffer, made at start-up (recv_buffer_bytes). A head that outgrows it
         # gets one of max_header_bytes for as long as that request is read, as nginx's large
         # header buffers: most heads are a few hundred bytes, and every slot's own buffer is
@@ -373,26 +377,48 @@ class RequestReader:
                 if b"" in codings or b"chunked" in codings[:-1]:
                     self.fail(400, "malformed Transfer-Encoding")
                 self.fail(501, "transfer coding not implemented")
+            streamed = self._admit(req)
             self.req = req
-            self.body = bytearray()
+            self.body = None if streamed else bytearray()
             self.body_len = 0
             self.state = EXPECT_CHUNK_SIZE
             self.need_continue = self._expects(req)
-            return AGAIN
+            return req if streamed else AGAIN
         if cl is not None:
             if not cl or not cl.isdigit():  # bytes: ASCII digits only
                 self.fail(400, "malformed Content-Length")
             cl = cl.lstrip(b"0") or b"0"
-            if len(cl) > _MAX_DEC_DIGITS or int(cl) > self.cfg.max_body_bytes:
+            if len(cl) > _MAX_DEC_DIGITS:
                 self.fail(413, "body too large")
             n = int(cl)
             if n:
+                streamed = self._admit(req)
+                if n > self.limit:
+                    self.fail(413, "body too large")
                 self.req = req
+                self.body_len = 0
                 self.remaining = n
                 self.state = EXPECT_BODY
                 self.need_continue = self._expects(req)
-                return AGAIN
+                return req if streamed else AGAIN
         return req
+
+    def _admit(self, req):
+        # the app's say before the body: a streamed one is the handler's to read (req.stream is
+        # True until the session gives it the stream), with its route's limit
+        self.limit = self.cfg.max_body_bytes
+        if self.admit is None:
+            return False
+        try:
+            limit = self.admit(req)
+        except HTTPError:
+            self.state = BROKEN
+            raise
+        if limit is None:
+            return False
+        self.limit = limit
+        req.stream = True
+        return True
 
     def _expects(self, req):
         e = req.raw.get("expect")

@@ -40,6 +40,7 @@ class Request:
     keep_alive = True  # settled by the reader once headers are in (HTTP/1.0: False to start)
     _args = None
     error = None  # the exception a handler raised, for the server's accounting
+    stream = None  # a streamed route's body (bodystream.BodyStream); None: no body, or read whole
 
     @micropython.native
     def __init__(self, method, target, version, headers=None):

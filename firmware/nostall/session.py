@@ -68,7 +68,8 @@ class Session(Slot):
         Slot.__init__(self, pool)
         self.server = server  # cfg, stats, app, stopping, idle_s, busy_answer
         self.conn = conn  # the shell: asked in_flight(), woken by wake()/notify()
-        self.reader = r = RequestReader(server.cfg)
+        app = getattr(server, "app", None)  # a test's server may have none
+        self.reader = r = RequestReader(server.cfg, None, app.admit if app is not None else None)
         # space(): where the next receive goes (the reader's buffer; emptied while lingering)
         self.space = r.space
         self.out = b""
@@ -142,8 +143,9 @@ class Session(Slot):
         try:
             req = r.next()
         except HTTPError as e:
-            # its framing is lost: answer, then end the connection as after "Connection: close"
-            return self._refuse(e.status, closing(error_response(e.status, e.reason)), PROTOCOL_ERROR)
+            # its framing is lost (or its body refused before it came): answer, then end the
+            # connection as after "Connection: close"
+            return self._refuse(e.status, closing(error_response(e.status, e.reason, e.headers)), PROTOCOL_ERROR)
         except MemoryError:
             # no room to take this head apart now: the same, with the 503 built at start-up
             gc.collect()
@@ -154,6 +156,8 @@ class Session(Slot):
             pool = self.pool
             pool._lru += 1  # pool.touch(self), without the call: now the most recently used
             self.used = pool._lru
+            if req.stream is not None:  # its body comes while its handler reads it
+                self._streamed(req)
             # HANDLER (and its deadline) only for a handler that waits (handling()): a plain one
             # runs to its end before anything else can look at this slot
             return RUN
@@ -175,6 +179,27 @@ class Session(Slot):
                 return CLOSE
         # space() is never empty here: a head that fills the buffer gets a larger one, or its 431
         return RECV
+
+    def _streamed(self, req):
+        from nostall.bodystream import BodyStream  # the first streamed body imports it
+
+        req.stream = BodyStream(self.conn, self, self.reader)
+
+    def _unread(self):
+        # the handler left part of a streamed body unread: what is buffered of it is dropped;
+        # False when more is still to come (then the answer says "Connection: close")
+        from nostall.body import piece
+
+        r = self.reader
+        try:
+            while True:
+                p = piece(r, 0x7FFFFFFF)
+                if p is None:
+                    return False
+                if not p:
+                    return True
+        except HTTPError:
+            return False
 
     def _refuse(self, status, answer, why):
         self.server.stats.answered(status)
@@ -205,6 +230,11 @@ class Session(Slot):
         req = self.req
         if self.cancelled == HANDLER_TIMEOUT:  # the handler swallowed the cancellation
             self.cancelled = None
+        if self.reader.req is not None:  # a streamed body, not read to its end
+            if self.reason is not None:  # the client left mid-body: no one to answer
+                return CLOSE
+            if not self._unread():
+                req.keep_alive = False
         if resp.protocol is not None:
             cfg = server.cfg
             if self.pool.long_lived() < min(cfg.max_long_lived_connections, self.pool.cap - 1):

@@ -36,6 +36,7 @@ def guard(app, handler, all_methods):
                 return r
         return handler(req, **params)
 
+    app._guarded[guarded] = all_methods  # App.admit() checks the token before a body comes
     return guarded
 
 
@@ -160,11 +161,28 @@ class App:
         self._routes = []
         self._depth = 0  # the most segments a parameterized route names: paths split no further
         self._error_handlers = {}
+        self._guarded = {}  # a handler behind the token (guard()) -> its all_methods
+        self._streams = {}  # a handler that reads its body as a stream -> the body's limit
 
-    def route(self, pattern, methods=("GET",)):
+    def route(self, pattern, methods=("GET",), stream=None):
+        """Decorator: handler(req, **params) for the methods at pattern. stream: the handler
+        reads the body itself, up to this many bytes, from req.stream (nostall.bodystream;
+        None when the request has no body) while it comes; else the body is read whole first
+        (max_body_bytes) into req.body. A streamed route's handler is async.
+
+        Example::
+
+            @app.route("/api/upload", methods=("PUT",), stream=1 << 21)
+            async def upload(req):
+                block = bytearray(4096)
+                while n := await req.stream.readinto(block):
+                    ...  # block[:n]
+        """
         for m in methods:
             if m not in METHODS:
                 raise ValueError("route %r: unknown method %r" % (pattern, m))
+        if stream is not None and (type(stream) is not int or stream < 0):
+            raise ValueError("route %r: stream is the body's limit in bytes" % pattern)
 
         def register(handler):
             # methods that change things go through the token check; GET/HEAD/OPTIONS stay direct
@@ -181,6 +199,8 @@ class App:
                 by_method = self._exact.setdefault(pattern, {})
                 for m in methods:
                     by_method[m] = handler if m in SAFE_METHODS else guarded
+            if stream is not None:
+                self._streams[handler] = self._streams[guarded] = stream
             return handler
 
         return register
@@ -228,11 +248,11 @@ class App:
     def get(self, pattern):
         return self.route(pattern, ("GET",))
 
-    def post(self, pattern):
-        return self.route(pattern, ("POST",))
+    def post(self, pattern, stream=None):
+        return self.route(pattern, ("POST",), stream)
 
-    def put(self, pattern):
-        return self.route(pattern, ("PUT",))
+    def put(self, pattern, stream=None):
+        return self.route(pattern, ("PUT",), stream)
 
     def delete(self, pattern):
         return self.route(pattern, ("DELETE",))
@@ -261,6 +281,25 @@ class App:
         self.route(prefix + "/<path:path>", ("GET",))(serve)
         self.route(prefix or "/", ("GET",))(serve)
 
+    def files(self, root, api="/api/files", url="/files", max_bytes=4 << 20):
+        """The files under the folder root, over HTTP (nostall.files): PUT api/<path> (a body
+        of at most max_bytes, streamed to flash), GET api (the list), DELETE api/<path>, GET
+        url/<path>. The module is loaded by the first request to one of them."""
+        root = root.rstrip("/")
+
+        def call(name):
+            def handler(req, **params):
+                from nostall import files
+
+                return getattr(files, name)(root, req, **params)
+
+            return handler
+
+        self.route(api + "/<path:path>", ("PUT",), max_bytes)(call("put"))
+        self.route(api + "/<path:path>", ("DELETE",))(call("delete"))
+        self.route(api, ("GET",))(call("listing"))
+        self.route(url + "/<path:path>", ("GET",))(call("get"))
+
     def _find(self, method, path):
         """(handler, params) or raise HTTPError 404/405."""
         by_method = self._exact.get(path)
@@ -285,17 +324,36 @@ class App:
             raise _NotAllowed(allowed)
         raise HTTPError(404, "no route for " + path)
 
+    def admit(self, req):
+        """Asked when a request's head is in and its body is due, before any of the body is
+        read: the body's limit when its route streams it (the handler reads req.stream), None to
+        read it whole first. HTTPError to refuse it now, so an upload gets its 401 (or 413, see
+        RequestReader) before the client sends the body: a streamed route, or a request that
+        waits for "100 Continue", behind the token without it. A path with no route is answered
+        after its body (a short one: max_body_bytes)."""
+        try:
+            handler = self._find(req.method, _path(req))[0]
+        except Exception:  # no route, method not allowed, a bad escape: call() answers it
+            return None
+        stream = self._streams.get(handler)
+        all_methods = self._guarded.get(handler)
+        # a short buffered body is read and then refused by the guard (the connection goes on);
+        # a streamed one, or one the client holds back for "100 Continue", is refused now
+        if (all_methods is not None and self.token and (all_methods or req.method not in SAFE_METHODS)
+                and (stream is not None or "expect" in req.raw)):
+            from nostall.auth import missing
+
+            e = missing(self, req)
+            if e is not None:
+                raise e
+        return stream
+
     def call(self, req):
         """The Response for req, or (for an async handler or error handler) an awaitable that
         gives it: the server awaits only what must be awaited. Never raises (an exception
         becomes a 500)."""
         try:
-            path = req.path
-            if "%" in path:
-                try:
-                    path = unquote(path)
-                except (ValueError, UnicodeError):
-                    raise HTTPError(400, "bad percent escape in path")
+            path = _path(req)
             try:
                 handler, params = self._find(req.method, path)
             except _NotAllowed as e:
@@ -372,6 +430,16 @@ class App:
             req.error = e
             r = error_response(500, reason)
         return _with(r, headers)
+
+
+def _path(req):
+    path = req.path
+    if "%" in path:
+        try:
+            return unquote(path)
+        except (ValueError, UnicodeError):
+            raise HTTPError(400, "bad percent escape in path")
+    return path
 
 
 def _with(r, headers):

@@ -162,6 +162,7 @@ def _m(label):
     micropython.qstr_info()
 class _HW:  # app.py's hw: board.py's Board as the app sees it
     www_root = "/www"
+    data_root = "/data"
     def has_led(self): return True
     def led(self): return False
     def set_led(self, on): pass

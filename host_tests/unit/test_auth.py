@@ -15,6 +15,7 @@ class _App:
 
     def __init__(self, token):
         self.token = token
+        self._guarded = {}  # what guard() writes: App.admit() reads it
 
 
 def handler(req, **params):

@@ -36,7 +36,7 @@ LEGAL = {
     IDLE: (HEAD, BODY, HANDLER, WRITE),
     HEAD: (BODY, HANDLER, WRITE),
     BODY: (HANDLER, WRITE),
-    HANDLER: (WRITE,),
+    HANDLER: (WRITE, BODY),  # BODY: a streamed body's handler waits for more of it
     WRITE: (WRITE, IDLE, LINGER, WS, STREAM),
     LINGER: (WS_CLOSED,),
     WS: (WS, WRITE, LINGER, WS_CLOSED),

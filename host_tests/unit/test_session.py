@@ -14,6 +14,7 @@ from nostall.response import EventStream, Response, error_response, make_respons
 from nostall.session import (
     CLOSE, EOF_DELIMITED_BODY, LINGER_OVERFLOW, LONG, PROTOCOL_ERROR, RECV, RUN, SEND, STREAM_ERROR, Session,
 )
+from nostall.request import HTTPError
 from nostall.stats import CLIENT, Stats
 
 CFG = Config(max_connections=2, max_long_lived_connections=1, linger_drain_bytes=64)
@@ -22,7 +23,9 @@ CLOSE_GET = b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
 class FakeServer:
-    def __init__(self):
+    def __init__(self, app=None):
+        if app is not None:
+            self.app = app
         self.cfg = CFG
         self.stats = Stats()
         self.stopping = False
@@ -48,10 +51,10 @@ class Logged(Session):
         Session.enter(self, state)
 
 
-def session():
+def session(app=None):
     clock = Clock()
     pool = Pool(CFG, clock=clock)
-    s = Logged(FakeServer(), pool, FakeConn())
+    s = Logged(FakeServer(app), pool, FakeConn())
     s.steps = []
     pool.add(s)
     for _ in range(CFG.max_connections - 1):
@@ -82,9 +85,11 @@ class Waits:
 
 
 def drive(s, reads, app=answer):
-    """Run the session over reads (bytes each; the end: EOF). Returns (sent, reason)."""
+    """Run the session over reads (bytes each; the end: EOF; a list is consumed, so a fake
+    shell's recv() may share it). Returns (sent, reason)."""
     sent = []
-    reads = list(reads)
+    if not isinstance(reads, list):
+        reads = list(reads)
     a = s.next()
     while a != CLOSE:
         if a == RECV:
@@ -315,3 +320,126 @@ def test_a_head_in_pieces_steps_new_head_write_idle():
     drive(s, [b"G", b"ET / HTTP/1.1\r\nHost: x\r\n\r\n", b"G", b"ET / HTTP/1.1\r\nHost: x\r\n\r\n"])
     # a plain handler runs at once: no HANDLER (nothing could see it there)
     assert s.steps[1:6] == [(NEW, HEAD), (HEAD, WRITE), (WRITE, IDLE), (IDLE, HEAD), (HEAD, WRITE)], s.steps
+
+
+# ---- streamed bodies (bodystream.py): the handler reads the body while it comes ----
+
+
+class Streams:
+    """An app whose /up route streams its body (limit 100): admit() as web.App's."""
+
+    def admit(self, req):
+        return 100 if req.path == "/up" else None
+
+
+class StreamConn(FakeConn):
+    """The shell's side a BodyStream uses: recv() into the session's buffer, io.send()."""
+
+    def __init__(self, reads):
+        FakeConn.__init__(self)
+        self.reads = reads
+        self.sent = []
+        self.io = self
+        self.sock = None
+
+    async def recv(self):
+        data = self.reads.pop(0) if self.reads else b""
+        space = self.session.space()
+        space[: len(data)] = data
+        self.session.buffered(len(data))
+        return len(data)
+
+    def send(self, sock, data):
+        self.sent.append(bytes(data))
+        return ()  # all sent (waiter.DONE)
+
+
+def now(coro):
+    # a coroutine that never has to wait, run to its end (the fake recv() never waits)
+    try:
+        coro.send(None)
+    except StopIteration as e:
+        return e.value
+    raise AssertionError("it waited")
+
+
+def streamed(reads, read=lambda st: now(st.read(7)), upto=None):
+    """Drive a session whose handler reads the body of PUT /up piece by piece (the shell's
+    handling() first, as for any async handler); returns (sent, reason, body, session)."""
+    s = session(Streams())
+    conn = StreamConn(reads)  # the one list the session's reads and the stream's come from
+    conn.session = s
+    s.conn = conn
+    got = []
+
+    def handler(req):
+        if req.stream is None:
+            return answer(req)
+        req.stream._conn = conn
+        s.handling()
+        try:
+            while upto is None or sum(len(p) for p in got) < upto:
+                p = read(req.stream)
+                if not p:
+                    break
+                got.append(p)
+        except EOFError:
+            return error_response(500, "cut")
+        return make_response("ok")
+
+    sent, reason = drive(s, reads, handler)
+    return b"".join(conn.sent) + sent, reason, b"".join(got), s
+
+
+def test_a_streamed_body_is_read_piece_by_piece_whole_byte_by_byte_and_split():
+    body = bytes(range(48, 48 + 60))
+    cl = b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n" + body
+    te = b"PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+        b"%x;ext=1\r\n" % len(body[i : i + 13]) + body[i : i + 13] + b"\r\n" for i in range(0, 60, 13)) + b"0\r\nT: 1\r\n\r\n"
+    rnd = Lcg(19)
+    for data in (cl, te):
+        for how in ("whole", "bytes", "split", "split"):
+            reads = splits(data + GET, how, rnd)
+            sent, reason, got, s = streamed(reads)
+            assert got == body, (how, got)
+            assert sent.count(b"200 OK") == 2 and reason == CLIENT, sent
+            # between reads HANDLER, waiting for bytes BODY (body_timeout_ms from the last ones)
+            if how != "whole":
+                assert (HANDLER, BODY) in s.steps and (BODY, HANDLER) in s.steps, s.steps
+
+
+def test_readinto_fills_the_buffer_and_100_continue_goes_out_at_the_first_read():
+    head = b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\nExpect: 100-continue\r\n\r\n"
+    buf = bytearray(10)
+
+    def read(st):
+        n = now(st.readinto(buf))
+        return bytes(buf[:n])
+
+    sent, reason, got, s = streamed([head, b"0123", b"456789abcdefghijklmnopq"], read)
+    assert got == b"0123456789abcdefghijklmno"
+    assert sent.startswith(CONTINUE) and sent.count(CONTINUE) == 1 and b"200 OK" in sent
+
+
+def test_a_streamed_body_over_its_limit_or_left_unread_or_cut():
+    # Content-Length over the route's limit: 413 before the body
+    sent, reason, got, s = streamed([b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n"])
+    assert sent.startswith(b"HTTP/1.1 413") and b"Connection: close" in sent and got == b""
+    # chunked past it: the read raises the 413 (the handler's to answer), the connection ends
+    big = b"PUT /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n50\r\n" + b"a" * 80 + b"\r\n50\r\n"
+    try:
+        streamed([big])
+    except HTTPError as e:
+        assert e.status == 413
+    else:
+        raise AssertionError("no 413")
+    # left unread: what is in is dropped; the rest still to come -> Connection: close, then the linger
+    head = b"PUT /up HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n"
+    sent, reason, got, s = streamed([head + b"x" * 20, b"y" * 30], upto=7)
+    assert b"200 OK" in sent and b"Connection: close" in sent and (WRITE, LINGER) in s.steps
+    # all of it already in: dropped, and the connection goes on
+    sent, reason, got, s = streamed([head + b"x" * 50 + GET], upto=7)
+    assert sent.count(b"200 OK") == 2 and b"Connection: close" not in sent and reason == CLIENT
+    # the client's EOF mid-body: EOFError in the handler, nothing answered
+    sent, reason, got, s = streamed([head + b"x" * 20])
+    assert reason == CLIENT and b"HTTP/1.1" not in sent and got == b"x" * 20

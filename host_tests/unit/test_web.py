@@ -248,3 +248,42 @@ def test_has_route():
     assert app.has_route("/a") and not app.has_route("/status")
     app.route("/status")(lambda req: {})
     assert app.has_route("/status") and isinstance(call(app, "GET", "/status")[0], Response)
+
+
+def test_admit_says_which_bodies_stream_and_refuses_before_the_body():
+    app = App(token=TOKEN)
+
+    @app.put("/up", stream=1000)
+    async def up(req):
+        return "up"
+
+    @app.route("/led", methods=("PUT",))
+    def led(req):
+        return "led"
+
+    @app.route("/open", methods=("POST",), stream=5)
+    def open_(req):
+        return "open"
+
+    app.files("/nonexistent-data", max_bytes=77)
+    auth = {"Authorization": "Bearer " + TOKEN}
+    expect = {"Expect": "100-continue"}
+
+    def admit(method, path, headers=None):
+        return app.admit(request(method, path, headers))
+
+    assert admit("PUT", "/up", auth) == 1000
+    assert admit("PUT", "/api/files/a/b.txt", auth) == 77
+    assert admit("PUT", "/led", auth) is None and admit("PUT", "/led") is None  # read whole, then the guard's 401
+    assert admit("PUT", "/nowhere") is None and admit("GET", "/up") is None  # answered after the body: 404, 405
+    with raises(HTTPError, "no token") as e:
+        admit("PUT", "/up")
+    assert e.value.status == 401 and e.value.headers[0][0] == "WWW-Authenticate"
+    with raises(HTTPError, "wrong token"):
+        admit("PUT", "/api/files/x", {"Authorization": "Bearer nope"})
+    with raises(HTTPError, "no token"):
+        admit("PUT", "/led", expect)  # the client holds its body back: refused now
+    app.token = None
+    assert admit("PUT", "/up") == 1000 and admit("PUT", "/led", expect) is None
+    with raises(ValueError, "stream is the body's limit"):
+        app.route("/x", ("PUT",), stream="big")

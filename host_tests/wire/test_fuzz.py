@@ -8,6 +8,7 @@ board."""
 
 import asyncio
 import os
+import tempfile
 import time
 
 import pytest
@@ -245,11 +246,15 @@ def _ends(reqs):
 # ---- the app never answers 5xx for what the parser lets through ----
 
 
+_DATA = tempfile.TemporaryDirectory(prefix="nostall-fuzz-data-")  # removed at exit
+
+
 class _Hardware:
     # what the firmware's app asks of firmware/board.py's Board (which needs MicroPython's modules)
     def __init__(self):
         self.on = False
         self.www_root = os.path.join(FIRMWARE, "www")
+        self.data_root = _DATA.name  # what PUT /api/files may write: a folder of the test's
 
     def has_led(self):
         return True

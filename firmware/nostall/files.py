@@ -1,0 +1,172 @@
+# Files on the board's flash over HTTP: a data folder the API fills and empties, served back as
+# static files. Uploads stream (bodystream.py): a file of any size the flash can hold arrives
+# through one block buffer, written under a temporary name and renamed once complete, so a cut
+# upload (the client gone, a timeout, a reset) never leaves a partial file in place. Paths stay
+# inside the folder; names starting with "." are not served or written (the temporary ones are).
+#
+#     PUT    /api/files/<path>   the body is the file (Content-Length or chunked); 201 or 204
+#     GET    /api/files          what is there: [{"name", "size"}], up to LIST_MAX entries
+#     GET    /files/<path>       the file (static.py: ETag, .gz twins, 304)
+#     DELETE /api/files/<path>   204, or 404
+#
+# The changing ones are behind the API token (web.guard), checked before any body is read.
+# App.files() registers the routes; this module is imported by the first request to one.
+
+import os
+
+from nostall.request import HTTPError
+from nostall.static import _dot_segment, send_file
+
+BLOCK_BYTES = 1024  # an upload goes through one buffer this big (littlefs caches its own writes)
+RESERVE_BYTES = 8192  # kept free: littlefs needs spare blocks to write at all (copy on write)
+LIST_MAX = 200  # entries GET /api/files names at most (a bounded answer)
+NAME_MAX = 128  # bytes in a path under the folder
+_TMP = ".upload-"  # + a number: a temporary file, removed when its upload does not complete
+_EEXIST = 17
+_ENOSPC = 28
+_count = [0]  # temporary files made: each upload's own name
+_ready = []  # the roots made and cleaned of what a reset left
+
+
+def _root(root):
+    # the folder, at its first use after start-up: made if missing, and emptied of temporary
+    # files an upload cut short by a reset left
+    if root not in _ready:
+        _mkdirs(root)
+        for name in _listdir(root):
+            if name.startswith(_TMP):
+                _remove(root + "/" + name)
+        _ready.append(root)
+    return root
+
+
+async def put(root, req, path):
+    full = _full(_root(root), path)
+    existed = _size(full) is not None
+    stream = req.stream
+    if stream is not None and stream.length is not None and stream.length > _free(root):
+        raise HTTPError(507, "not enough space: %d bytes free" % _free(root))
+    await _receive(root, full, stream)
+    return "", 204 if existed else 201
+
+
+def listing(root, req):
+    out = []
+    _walk(_root(root), "", out)
+    return {"files": out[:LIST_MAX], "truncated": len(out) > LIST_MAX, "free": _free(root)}
+
+
+def delete(root, req, path):
+    full = _full(_root(root), path)
+    if _size(full) is None:
+        raise HTTPError(404, "no such file")
+    os.remove(full)
+    return "", 204
+
+
+def get(root, req, path):
+    _full(root, path)  # the same rules as for writing: no hidden name
+    return send_file(root, path, req)
+
+
+def _full(root, path):
+    # root/path for a path the API may name: relative, no "." or ".." segment, no hidden name,
+    # no backslash or NUL, not too long
+    path = path.strip("/")
+    if not path or len(path) > NAME_MAX or "\\" in path or "\0" in path or "//" in path:
+        raise HTTPError(400, "bad file name")
+    if _dot_segment(path) or path.startswith(".") or "/." in path:
+        raise HTTPError(400, "names starting with . are not allowed")
+    return root + "/" + path
+
+
+async def _receive(root, full, src):
+    # src (the body, or a multipart part) into full, through a temporary file
+    _count[0] += 1
+    tmp = "%s/%s%d" % (root, _TMP, _count[0])
+    block = bytearray(BLOCK_BYTES)
+    mv = memoryview(block)
+    done = False
+    try:
+        with open(tmp, "wb") as f:
+            while src is not None:
+                n = await src.readinto(block)
+                if not n:
+                    break
+                try:
+                    f.write(mv[:n])
+                except OSError as e:
+                    if e.args[0] == _ENOSPC:
+                        raise HTTPError(507, "not enough space")
+                    raise
+        _mkdirs(full.rpartition("/")[0])
+        if _isdir(full):
+            raise HTTPError(409, "a folder has that name")
+        try:
+            os.rename(tmp, full)
+        except OSError:  # a file system that will not rename over a file
+            _remove(full)
+            os.rename(tmp, full)
+        done = True
+    finally:
+        if not done:
+            _remove(tmp)
+
+
+def _mkdirs(path):
+    part = ""
+    for seg in path.strip("/").split("/"):
+        part += "/" + seg
+        try:
+            os.mkdir(part)
+        except OSError as e:
+            if e.args[0] != _EEXIST:
+                raise
+        if not _isdir(part):
+            raise HTTPError(409, "a file is in the way of %s" % part)
+
+
+def _isdir(path):
+    try:
+        return bool(os.stat(path)[0] & 0x4000)
+    except OSError:
+        return False
+
+
+def _size(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return None if st[0] & 0x4000 else st[6]
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+def _free(root):
+    st = os.statvfs(root)
+    return max(0, st[0] * st[4] - RESERVE_BYTES)  # f_bsize * f_bavail
+
+
+def _walk(root, rel, out):
+    for name in sorted(_listdir(root + rel)):
+        if name.startswith(".") or len(out) > LIST_MAX:
+            continue
+        path = rel + "/" + name
+        size = _size(root + path)
+        if size is None:
+            _walk(root, path, out)
+        else:
+            out.append({"name": path[1:], "size": size})
