@@ -70,6 +70,17 @@ def make_app(hw):
 
     app.events("/events", STATUS)  # the same figures as an event stream, for what has no WebSocket
     app.files(hw.data_root)  # /api/files (uploads stream to flash), /files
+
+    def update(name):
+        def handler(req):
+            from nostall import update  # loaded by the first request to /api/update
+
+            return getattr(update, name)(hw, req)
+
+        return handler
+
+    app.route("/api/update/firmware", ("PUT",), 4 << 20)(update("put_firmware"))  # 413 past the slot's size
+    app.get("/api/update")(update("info"))
     app.static("/", hw.www_root)
     return app
 

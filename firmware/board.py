@@ -2,6 +2,7 @@
 # loads for a "lan" section). The sim board runs it as it is, on fakes of those modules
 # (host_tests/sim/).
 
+import json
 import sys
 import time
 
@@ -15,6 +16,8 @@ NEEDS_WIFI = True
 BIND_HOST = "0.0.0.0"
 WWW_ROOT = "/www"
 DATA_ROOT = "/data"  # what /api/files writes (made at its first use)
+UPDATE_PATH = "/update.json"  # boots counted, the firmware slot on trial, the last update's result
+_TRIAL_POLL_MS = 200  # how often a firmware on trial looks whether it has served a request
 
 _JOIN_POLL_MS = 100  # how often a join in progress is checked
 _JOIN_TIMEOUT_MS = 15000  # one join attempt: association plus DHCP on a busy network
@@ -69,6 +72,10 @@ class Board:
         self.name = sys.implementation._machine
         self.www_root = WWW_ROOT
         self.data_root = DATA_ROOT
+        self.firmware = "%d.%d.%d" % sys.implementation.version[:3]  # MicroPython's
+        # (the stubs type Partition(id) as a label; the port takes RUNNING and BOOT too)
+        self.running_slot = esp32.Partition(esp32.Partition.RUNNING).info()[4]  # pyright: ignore[reportArgumentType]
+        self.update = self._boot_record()
         self.wlan = None
         self.lan = None
         self.joined = False  # on the network at least once since start-up
@@ -106,10 +113,13 @@ class Board:
         return None
 
     def vitals(self):
-        """The board's health for /status and /metrics: Wi-Fi RSSI (dBm) while connected, and
-        why it last reset."""
+        """The board's health for /status and /metrics: Wi-Fi RSSI (dBm) while connected, why it
+        last reset, its boots, the firmware slot it runs and the last update's result."""
         d = {}
         d["reset_cause"] = self.reset_cause
+        d["running_slot"] = self.running_slot
+        d["boot_count"] = self.update.get("boot_count", 0)
+        d["last_update"] = self.update.get("last")
         d["network"] = "lan" if self.lan is not None else "wifi"
         # ESP-IDF's own heap (lwIP's pcbs and buffers, the Wi-Fi driver), beside MicroPython's
         regions = esp32.idf_heap_info(esp32.HEAP_DATA)
@@ -219,7 +229,84 @@ class Board:
             self.wdt.feed()
             await asyncio.sleep_ms(period)
 
+    # ---- updates (ota.py, loaded by the first one) ----
+
+    def _boot_record(self):
+        # one more boot; a firmware on trial that is not the one running was rolled back by the
+        # bootloader: it failed its health check, or did not come up at all
+        try:
+            with open(UPDATE_PATH) as f:
+                rec = json.load(f)
+        except (OSError, ValueError):
+            rec = {}
+        rec["boot_count"] = rec.get("boot_count", 0) + 1
+        pending = rec.get("pending")
+        if pending is not None and pending != self.running_slot:
+            last = rec.get("last") or {}
+            why = "it failed its health check" if last.get("result") == "health_check_failed" else "it did not come up"
+            rec["last"] = {"kind": "firmware", "result": "rolled_back", "slot": pending,
+                           "detail": "%s: back on %s" % (why, self.running_slot)}
+            rec["pending"] = None
+        self._save(rec)
+        return rec
+
+    def _save(self, rec):
+        try:
+            with open(UPDATE_PATH, "w") as f:
+                json.dump(rec, f)
+        except OSError as e:
+            print("nostall: could not write %s: %r" % (UPDATE_PATH, e))
+
+    def update_done(self, kind, result, slot, detail, pending=None):
+        """Record an update's result (and the slot on trial after the reset, if any)."""
+        rec = self.update
+        rec["last"] = {"kind": kind, "result": result, "slot": slot, "detail": detail}
+        rec["pending"] = pending
+        self._save(rec)
+        print("nostall: %s update: %s (%s): %s" % (kind, result, slot, detail))
+
+    def slots(self):
+        import ota
+
+        return ota.slots()
+
+    def chip_id(self):
+        import ota
+
+        return ota.chip_id()
+
+    def firmware_slot(self):
+        import ota
+
+        return ota.Slot()
+
+    def reset_soon(self, ms):
+        async def later():
+            await asyncio.sleep_ms(ms)
+            machine.reset()
+
+        asyncio.create_task(later())
+
+    async def _on_trial(self, server):
+        # the first start of a new firmware: it must serve a request within health_window_ms
+        # (the update tool's, or anyone's); then the bootloader keeps it, else back to the last
+        import ota
+
+        window = server.cfg.health_window_ms
+        waited = 0
+        while server.stats.requests == 0:
+            if waited >= window:
+                self.update_done("firmware", "health_check_failed", self.running_slot,
+                                 "no request served within %d ms of its start" % window, self.running_slot)
+                machine.reset()
+            await asyncio.sleep_ms(_TRIAL_POLL_MS)
+            waited += _TRIAL_POLL_MS
+        ota.mark_valid()
+        self.update_done("firmware", "ok", self.running_slot, "served a request: kept")
+
     def start(self, server):
+        if self.update.get("pending") == self.running_slot:
+            asyncio.create_task(self._on_trial(server))
         asyncio.create_task(self._keep_wifi())
         if self.settings.watchdog_ms:
             self.wdt = machine.WDT(timeout=self.settings.watchdog_ms)

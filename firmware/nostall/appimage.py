@@ -43,7 +43,7 @@ DEFAULT_MAX_SIZE = 0x180000  # an app slot of MicroPython's partitions-4MiB-ota.
 
 # where feed() is
 _HEADER, _SEG_HEAD, _SEG_DATA, _PAD, _HASH, _TRAIL = 0, 1, 2, 3, 4, 5
-_FOLD = 4096  # bytes folded into the checksum at once (bounds the big int made of them)
+_FOLD = 256  # bytes folded into the checksum at once: the big ints it makes stay small (a few hundred bytes)
 
 
 class ImageError(ValueError):

@@ -14,7 +14,7 @@
 from nostall.body import piece
 from nostall.framing import CONTINUE
 from nostall.pool import BODY, HANDLER
-from nostall.proto import EXPECT_BODY
+from nostall.proto import EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END
 from nostall.stats import CLIENT
 
 
@@ -49,11 +49,26 @@ class BodyStream:
 
     async def readinto(self, buf):
         """Fill buf (bytearray or memoryview); returns how many bytes, fewer than len(buf) only
-        at the body's end (0: it has ended)."""
+        at the body's end (0: it has ended). While nothing is buffered and the body's bytes are
+        plain (Content-Length, or inside a chunk) they go from the socket straight into buf: no
+        copy, and receives as large as buf."""
         mv = memoryview(buf)
         got = 0
         size = len(mv)
+        r = self._reader
         while got < size:
+            left = r.remaining
+            if left and not r.have() and (r.state == EXPECT_BODY or r.state == EXPECT_CHUNK_DATA):
+                k = size - got
+                n = await self._recv(mv[got : got + (k if k < left else left)])
+                if n:
+                    r.remaining = left = left - n
+                    r.body_len += n
+                    self.received += n
+                    got += n
+                    if not left and r.state == EXPECT_CHUNK_DATA:
+                        r.state = EXPECT_CHUNK_END
+                continue
             p = await self._piece(size - got)
             if not p:
                 break
@@ -64,22 +79,31 @@ class BodyStream:
 
     async def _piece(self, n):
         r = self._reader
-        s = self._session
         while True:
             p = piece(r, n)
             if p is not None:
                 self.received += len(p)
                 return p
-            conn = self._conn
-            if s.state != BODY:
-                s.enter(BODY)  # waiting on the client: body_timeout_ms from now
-            if r.take_continue():
-                w = conn.io.send(conn.sock, CONTINUE)
-                if w:  # a Waiter: it must wait (waiter.DONE, all sent, is an empty tuple)
-                    await w
-            got = await conn.recv()
-            if got == 0:
-                s.reason = CLIENT  # it gave up: the close we want, and no answer
-                raise EOFError("the client closed before the end of its body")
-            if got:
-                s.enter(HANDLER)
+            await self._recv(None)
+
+    async def _recv(self, into):
+        # the client's next bytes: into the reader's buffer (into None), else into into; BODY
+        # while waiting (body_timeout_ms from now: the last bytes' arrival), HANDLER after
+        s = self._session
+        conn = self._conn
+        if s.state != BODY:
+            s.enter(BODY)
+        if self._reader.take_continue():
+            w = conn.io.send(conn.sock, CONTINUE)
+            if w:  # a Waiter: it must wait (waiter.DONE, all sent, is an empty tuple)
+                await w
+        if into is None:
+            n = await conn.recv()
+        else:
+            n = await conn.io.recv(conn.sock, into)
+        if n == 0:
+            s.reason = CLIENT  # it gave up: the close we want, and no answer
+            raise EOFError("the client closed before the end of its body")
+        if n:
+            s.enter(HANDLER)
+        return n or 0

@@ -106,6 +106,9 @@ class Config:
     ws_close_wait_ms = 200  # after the close handshake: the client may close TCP first, else a reset
     sse_heartbeat_ms = 15000  # an event stream with nothing to say this long gets a comment line
     tick_ms = 100  # how often deadlines are checked (the granularity of every timeout)
+    # a firmware's first start after an update: it is kept once it has served a request within
+    # this long (the update tool asks at once), else the board resets into the last one
+    health_window_ms = 60000
 
     def __init__(self, **overrides):
         for name, value in overrides.items():

@@ -5,6 +5,7 @@
 # inside the folder; names starting with "." are not served or written (the temporary ones are).
 #
 #     PUT    /api/files/<path>   the body is the file (Content-Length or chunked); 201 or 204
+#     POST   /api/files          a multipart/form-data form: each file part saved by its name; 201
 #     GET    /api/files          what is there: [{"name", "size"}], up to LIST_MAX entries
 #     GET    /files/<path>       the file (static.py: ETag, .gz twins, 304)
 #     DELETE /api/files/<path>   204, or 404
@@ -81,36 +82,95 @@ def _full(root, path):
 
 
 async def _receive(root, full, src):
-    # src (the body, or a multipart part) into full, through a temporary file
-    _count[0] += 1
-    tmp = "%s/%s%d" % (root, _TMP, _count[0])
+    # the body into full, through a temporary file
+    tmp = _tmp(root)
     block = bytearray(BLOCK_BYTES)
     mv = memoryview(block)
-    done = False
     try:
         with open(tmp, "wb") as f:
             while src is not None:
                 n = await src.readinto(block)
                 if not n:
                     break
-                try:
-                    f.write(mv[:n])
-                except OSError as e:
-                    if e.args[0] == _ENOSPC:
-                        raise HTTPError(507, "not enough space")
-                    raise
-        _mkdirs(full.rpartition("/")[0])
-        if _isdir(full):
-            raise HTTPError(409, "a folder has that name")
-        try:
-            os.rename(tmp, full)
-        except OSError:  # a file system that will not rename over a file
-            _remove(full)
-            os.rename(tmp, full)
-        done = True
+                _write(f, mv[:n])
+        _place(tmp, full)
+        tmp = None
     finally:
-        if not done:
+        if tmp is not None:
             _remove(tmp)
+
+
+async def post(root, req):
+    """A multipart/form-data form (a browser's <input type=file multiple>, FormData): each file
+    part saved under its file name in the folder, as it comes; the other fields are ignored."""
+    from nostall.multipart import DATA, END, PART, MultipartReader
+
+    stream = req.stream
+    if stream is None:
+        raise HTTPError(400, "send the files as a multipart/form-data form")
+    root = _root(root)
+    if stream.length is not None and stream.length > _free(root):
+        raise HTTPError(507, "not enough space: %d bytes free" % _free(root))
+    form = MultipartReader(req.headers.get("content-type", ""))  # MultipartError: its 400/413/415
+    block = bytearray(BLOCK_BYTES)
+    saved = []
+    f = tmp = full = None
+    try:
+        while True:
+            n = await stream.readinto(block)
+            if not n:
+                form.eof()
+                break
+            form.feed(block if n == len(block) else block[:n])  # kept by the reader until next() is None
+            while True:
+                ev = form.next()
+                if ev is None:
+                    break
+                kind, v = ev  # pyright: ignore[reportGeneralTypeIssues] - next() gives (kind, value) or None
+                if kind == PART and v.filename:  # pyright: ignore[reportAttributeAccessIssue] - a Part
+                    full = _full(root, v.filename.replace("\\", "/").rpartition("/")[2])  # pyright: ignore[reportAttributeAccessIssue]
+                    tmp = _tmp(root)
+                    f = open(tmp, "wb")
+                elif kind == DATA and f is not None:
+                    _write(f, v)
+                elif kind == END and f is not None:
+                    f.close()
+                    f = None
+                    _place(tmp, full)
+                    tmp = None
+                    saved.append({"name": full[len(root) + 1 :], "size": _size(full)})
+    finally:
+        if f is not None:
+            f.close()
+        if tmp is not None:
+            _remove(tmp)
+    return {"saved": saved}, 201
+
+
+def _tmp(root):
+    _count[0] += 1
+    return "%s/%s%d" % (root, _TMP, _count[0])
+
+
+def _write(f, data):
+    try:
+        f.write(data)
+    except OSError as e:
+        if e.args[0] == _ENOSPC:
+            raise HTTPError(507, "not enough space")
+        raise
+
+
+def _place(tmp, full):
+    # a complete upload takes its name (over an older file of that name)
+    _mkdirs(full.rpartition("/")[0])
+    if _isdir(full):
+        raise HTTPError(409, "a folder has that name")
+    try:
+        os.rename(tmp, full)
+    except OSError:  # a file system that will not rename over a file
+        _remove(full)
+        os.rename(tmp, full)
 
 
 def _mkdirs(path):

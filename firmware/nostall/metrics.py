@@ -85,3 +85,12 @@ def families(server, vitals=None):
     if "reset_cause" in v:
         yield _family(b"nostall_reset_cause", _GAUGE, b"Why the board last reset, as a label.",
                       [(b'{cause="%s"}' % _label(v["reset_cause"]), 1)])
+    if "running_slot" in v:
+        yield _family(b"nostall_build_info", _GAUGE, b"The running firmware: app version and slot, as labels.",
+                      [(b'{version="%s",slot="%s"}' % (_label(info.get("firmware_version", "")), _label(v["running_slot"])), 1)])
+        yield _family(b"nostall_boots", _GAUGE, b"Starts of this board since its flash was written.",
+                      [(b"", v.get("boot_count", 0))])
+        last = v.get("last_update")
+        if last:
+            yield _family(b"nostall_last_update", _GAUGE, b"The last update's kind and result, as labels.",
+                          [(b'{kind="%s",result="%s"}' % (_label(last.get("kind", "")), _label(last.get("result", ""))), 1)])

@@ -283,8 +283,8 @@ class App:
 
     def files(self, root, api="/api/files", url="/files", max_bytes=4 << 20):
         """The files under the folder root, over HTTP (nostall.files): PUT api/<path> (a body
-        of at most max_bytes, streamed to flash), GET api (the list), DELETE api/<path>, GET
-        url/<path>. The module is loaded by the first request to one of them."""
+        of at most max_bytes, streamed to flash), POST api (a multipart/form-data form of files),
+        GET api (the list), DELETE api/<path>, GET url/<path>. The module is loaded by the first request to one of them."""
         root = root.rstrip("/")
 
         def call(name):
@@ -296,6 +296,7 @@ class App:
             return handler
 
         self.route(api + "/<path:path>", ("PUT",), max_bytes)(call("put"))
+        self.route(api, ("POST",), max_bytes)(call("post"))
         self.route(api + "/<path:path>", ("DELETE",))(call("delete"))
         self.route(api, ("GET",))(call("listing"))
         self.route(url + "/<path:path>", ("GET",))(call("get"))

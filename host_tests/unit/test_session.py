@@ -333,24 +333,40 @@ class Streams:
 
 
 class StreamConn(FakeConn):
-    """The shell's side a BodyStream uses: recv() into the session's buffer, io.send()."""
+    """The shell's side a BodyStream uses: recv() into the session's buffer, and its io (a
+    Waiter's recv(sock, into) and send(sock, data))."""
 
     def __init__(self, reads):
         FakeConn.__init__(self)
         self.reads = reads
         self.sent = []
-        self.io = self
+        self.io = FakeIO(self)
         self.sock = None
 
     async def recv(self):
-        data = self.reads.pop(0) if self.reads else b""
-        space = self.session.space()
-        space[: len(data)] = data
-        self.session.buffered(len(data))
-        return len(data)
+        n = self.io.take(self.session.space())
+        self.session.buffered(n)
+        return n
+
+
+class FakeIO:
+    def __init__(self, conn):
+        self.conn = conn
+
+    def take(self, into):
+        reads = self.conn.reads
+        data = reads.pop(0) if reads else b""
+        k = min(len(data), len(into))
+        into[:k] = data[:k]
+        if k < len(data):
+            reads.insert(0, data[k:])
+        return k
+
+    async def recv(self, sock, into):
+        return self.take(into)
 
     def send(self, sock, data):
-        self.sent.append(bytes(data))
+        self.conn.sent.append(bytes(data))
         return ()  # all sent (waiter.DONE)
 
 

@@ -12,7 +12,11 @@ import threading
 import time
 
 import pytest
+import requests
 
+from harness import heapmods, micropython
+from harness.paths import FIRMWARE
+from harness.simboard import DEFAULT_HEAP, SimFleet
 from harness.target import RawConn
 
 TOKEN = "upload-token-0123456789"
@@ -21,10 +25,21 @@ BODY_TIMEOUT_MS = 2000
 
 
 @pytest.fixture(scope="module")
-def up(make_module_sim):
-    t = make_module_sim(settings={"api_token": TOKEN}, limits={"body_timeout_ms": BODY_TIMEOUT_MS})
-    yield t
-    assert t.sim.proc.poll() is None, "sim board died; log: %s" % t.sim.log
+def up(request, tmp_path_factory):
+    """A sim board running the firmware compiled to .mpy, as a stock MicroPython board is
+    deployed: the files API and the multipart reader load at their first use, which from source
+    would mean compiling them in a heap the sim's start-up left in pieces of a few KB."""
+    if request.config.getoption("--board-ip"):
+        pytest.skip("needs its own sim board with special settings")
+    tmp = tmp_path_factory.mktemp("up")
+    fw = heapmods.compile_tree(FIRMWARE, str(tmp / "fw"), heapmods.mpy_cross_for(micropython.binary()))
+    fleet = SimFleet(tmp, DEFAULT_HEAP, fw)
+    try:
+        t = fleet.start(settings={"api_token": TOKEN}, limits={"body_timeout_ms": BODY_TIMEOUT_MS})
+        yield t
+        assert t.sim.proc.poll() is None, "sim board died; log: %s" % t.sim.log
+    finally:
+        fleet.close()
 
 
 def _data(t):
@@ -105,6 +120,30 @@ def test_two_megabytes_arrive_whole_in_bounded_heap_while_status_stays_fast(up):
     assert peak[0] - idle <= 8192  # the slot's own buffer, one block buffer, the handler's frame
     assert p99 < 0.5
     assert _leftovers(up) == []
+
+
+def test_a_two_megabyte_multipart_form_arrives_whole(up):
+    big = random.Random(23).randbytes(2 << 20)
+    small = b"second file\r\n--not a boundary\r\n"
+    files = {"a": ("big form.bin", big, "application/octet-stream"), "b": ("C:\\Users\\x\\notes.txt", small, "text/plain")}
+    r = requests.post(up.url + "/api/files", files=files, data={"note": "ignored"},
+                      headers={"Authorization": "Bearer " + TOKEN}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert r.json()["saved"] == [{"name": "big form.bin", "size": len(big)}, {"name": "notes.txt", "size": len(small)}]
+    got = _get(up, "/files/big%20form.bin")
+    assert hashlib.sha256(got.body).digest() == hashlib.sha256(big).digest()
+    assert _get(up, "/files/notes.txt").body == small
+    # a form cut short: no file, no leftover
+    with RawConn(up.host, up.port) as c:
+        c.send(_head("POST", "/api/files", 5000, AUTH + "Content-Type: multipart/form-data; boundary=xyz\r\n")
+               + b"--xyz\r\nContent-Disposition: form-data; name=\"a\"; filename=\"part.bin\"\r\n\r\n" + b"p" * 1000)
+        c.sock.shutdown(socket.SHUT_WR)
+        assert c.sock.recv(100) == b""
+    assert _get(up, "/files/part.bin").status == 404 and _leftovers(up) == []
+    # not a form: 415
+    with RawConn(up.host, up.port) as c:
+        c.send(_head("POST", "/api/files", 3, AUTH + "Content-Type: text/plain\r\n") + b"abc")
+        assert c.response().status == 415
 
 
 def test_chunked_put_and_the_files_api(up):

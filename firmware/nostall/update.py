@@ -1,0 +1,89 @@
+# Firmware updates over HTTP (the app's side: no esp32 here; the board's is ota.py, reached through
+# hw, board.py's Board). The image streams from the request into the other app slot, 4 KB at a
+# time through one buffer, checked as it comes (appimage.py: magic and chip at byte 24, then the
+# checksum and SHA-256); only a complete, valid image is handed to the bootloader, and the board
+# resets into it. Until the new firmware has served a request within health_window_ms of its
+# start (board.py) it is on trial: a reset, a crash or a failed check returns to the last one.
+#
+#     PUT /api/update/firmware   the build's micropython.bin (X-SHA256: its SHA-256, optional);
+#                                200 {"result": "ok", "slot", ...}, then the reset
+#     GET /api/update            versions, slots, what is pending, the last update's result
+#
+# app.py registers the routes; this module loads with the first request to one.
+
+from nostall import VERSION
+from nostall.appimage import AppImage, ImageError
+from nostall.request import HTTPError
+
+RESET_DELAY_MS = 500  # after the answer: time for it to reach the client before the reset
+_ESP_ERR_OTA_VALIDATE_FAILED = -5379
+_busy = []  # an update in progress (one at a time)
+
+
+async def put_firmware(hw, req):
+    if _busy:
+        raise HTTPError(409, "an update is in progress")
+    stream = req.stream
+    if stream is None:
+        raise HTTPError(400, "send the app image (the build's micropython.bin) as the body")
+    try:
+        slot = hw.firmware_slot()
+    except OSError:
+        raise HTTPError(409, "this firmware's partition table has no second app slot: flash an OTA build once by USB")
+    if stream.length is not None and stream.length > slot.size:
+        raise HTTPError(413, "the image (%d bytes) is larger than %s (%d bytes)" % (stream.length, slot.label, slot.size))
+    try:
+        image = AppImage(hw.chip_id(), slot.size, req.headers.get("x-sha256"))
+    except ValueError:
+        raise HTTPError(400, "X-SHA256 must be 64 hex digits")
+    _busy.append(slot)
+    try:
+        await _write(stream, image, slot, hw)
+    finally:
+        _busy.pop()
+    hw.update_done("firmware", "pending", slot.label, "written, %d bytes; on trial after the reset" % image.size, slot.label)
+    hw.reset_soon(RESET_DELAY_MS)
+    desc = image.desc or {}
+    return {"result": "ok", "kind": "firmware", "slot": slot.label, "size": image.size,
+            "sha256": image.sha256, "image_version": desc.get("version", ""), "resetting_in_ms": RESET_DELAY_MS}
+
+
+async def _write(stream, image, slot, hw):
+    block = bytearray(4096)
+    mv = memoryview(block)
+    n_block = 0
+    try:
+        while True:
+            n = await stream.readinto(block)
+            if n:
+                image.feed(mv[:n])
+            if n < len(block):
+                for i in range(n, len(block)):  # the last block: erased flash after the image
+                    block[i] = 0xFF
+            if n:
+                slot.write(n_block, block)
+                n_block += 1
+            if n < len(block):
+                break
+        image.finish()
+        slot.set_boot()
+    except ImageError as e:
+        hw.update_done("firmware", "refused", slot.label, str(e))
+        raise HTTPError(400, "image refused (%s): %s" % (e.reason, e))
+    except OSError as e:
+        if e.args and e.args[0] == _ESP_ERR_OTA_VALIDATE_FAILED:
+            hw.update_done("firmware", "refused", slot.label, "ESP-IDF's check failed")
+            raise HTTPError(400, "image refused by ESP-IDF's check (ESP_ERR_OTA_VALIDATE_FAILED)")
+        hw.update_done("firmware", "interrupted", slot.label, repr(e))
+        raise
+    except BaseException as e:  # the client gone (EOFError), a timeout (cancelled): nothing switched
+        hw.update_done("firmware", "interrupted", slot.label, "%s after %d bytes" % (type(e).__name__, image.received))
+        raise
+
+
+def info(hw, req):
+    rec = hw.update
+    running, boot, nxt = hw.slots()
+    return ({"version": VERSION, "firmware": hw.firmware, "running": running, "boot": boot, "next": nxt,
+             "pending": rec.get("pending"), "last": rec.get("last"), "boot_count": rec.get("boot_count", 0),
+             "reset_cause": hw.reset_cause}, 200, (("Cache-Control", "no-store"),))
