@@ -40,6 +40,7 @@ help:
 	@echo
 	@echo "Board: build, flash, deploy (BOARD=$(BOARD), PORT=...):"
 	@$(MAKE) --no-print-directory help-build
+	@$(MAKE) --no-print-directory help-ota
 
 $(VENV)/.stamp: host_tests/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install python3 and python3-venv"; exit 1; }
