@@ -71,16 +71,16 @@ def make_app(hw):
     app.events("/events", STATUS)  # the same figures as an event stream, for what has no WebSocket
     app.files(hw.data_root)  # /api/files (uploads stream to flash), /files
 
-    def update(name):
+    def update(module, name):
         def handler(req):
-            from nostall import update  # loaded by the first request to /api/update
-
-            return getattr(update, name)(hw, req)
+            # loaded by the first request to /api/update
+            return getattr(__import__("nostall." + module, None, None, (name,)), name)(hw, req)
 
         return handler
 
-    app.route("/api/update/firmware", ("PUT",), 4 << 20)(update("put_firmware"))  # 413 past the slot's size
-    app.get("/api/update")(update("info"))
+    app.route("/api/update/firmware", ("PUT",), 4 << 20)(update("update", "put_firmware"))  # 413 past the slot's size
+    app.route("/api/update/app", ("PUT",), 1 << 20)(update("appupdate", "put_app"))
+    app.get("/api/update")(update("update", "info"))
     app.static("/", hw.www_root)
     return app
 

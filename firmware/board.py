@@ -3,6 +3,7 @@
 # (host_tests/sim/).
 
 import json
+import os
 import sys
 import time
 
@@ -17,6 +18,7 @@ BIND_HOST = "0.0.0.0"
 WWW_ROOT = "/www"
 DATA_ROOT = "/data"  # what /api/files writes (made at its first use)
 UPDATE_PATH = "/update.json"  # boots counted, the firmware slot on trial, the last update's result
+APP_STATE = "/app.json"  # which copy of the firmware's Python runs, and whether on trial (main.py)
 _TRIAL_POLL_MS = 200  # how often a firmware on trial looks whether it has served a request
 
 _JOIN_POLL_MS = 100  # how often a join in progress is checked
@@ -53,6 +55,21 @@ _FIX = {
 _DEFAULT_LED = {"esp32c3": (8, True), "esp32": (2, False)}
 
 
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path, d):
+    # whole or not at all: a reset mid-write leaves the last version
+    with open(path + ".tmp", "w") as f:
+        json.dump(d, f)
+    os.rename(path + ".tmp", path)
+
+
 def _reset_cause():
     c = machine.reset_cause()
     for name in ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET"):
@@ -76,6 +93,7 @@ class Board:
         # (the stubs type Partition(id) as a label; the port takes RUNNING and BOOT too)
         self.running_slot = esp32.Partition(esp32.Partition.RUNNING).info()[4]  # pyright: ignore[reportArgumentType]
         self.update = self._boot_record()
+        self.app_state = _read_json(APP_STATE) or {}
         self.wlan = None
         self.lan = None
         self.joined = False  # on the network at least once since start-up
@@ -234,11 +252,7 @@ class Board:
     def _boot_record(self):
         # one more boot; a firmware on trial that is not the one running was rolled back by the
         # bootloader: it failed its health check, or did not come up at all
-        try:
-            with open(UPDATE_PATH) as f:
-                rec = json.load(f)
-        except (OSError, ValueError):
-            rec = {}
+        rec = _read_json(UPDATE_PATH) or {}
         rec["boot_count"] = rec.get("boot_count", 0) + 1
         pending = rec.get("pending")
         if pending is not None and pending != self.running_slot:
@@ -252,8 +266,7 @@ class Board:
 
     def _save(self, rec):
         try:
-            with open(UPDATE_PATH, "w") as f:
-                json.dump(rec, f)
+            _write_json(UPDATE_PATH, rec)
         except OSError as e:
             print("nostall: could not write %s: %r" % (UPDATE_PATH, e))
 
@@ -264,6 +277,11 @@ class Board:
         rec["pending"] = pending
         self._save(rec)
         print("nostall: %s update: %s (%s): %s" % (kind, result, slot, detail))
+
+    def set_app(self, st):
+        """The copy of the firmware's Python main.py runs from the next boot (/app.json)."""
+        self.app_state = st
+        _write_json(APP_STATE, st)
 
     def slots(self):
         import ota
@@ -288,24 +306,33 @@ class Board:
         asyncio.create_task(later())
 
     async def _on_trial(self, server):
-        # the first start of a new firmware: it must serve a request within health_window_ms
-        # (the update tool's, or anyone's); then the bootloader keeps it, else back to the last
-        import ota
-
+        # the first start of a new firmware, or of a new copy of its Python (main.py): it must
+        # serve a request within health_window_ms (the update tool's, or anyone's); then it is
+        # kept, else the board resets and the last one comes back (the bootloader's rollback for
+        # a firmware, main.py's boot counter for an app)
+        firmware = self.update.get("pending") == self.running_slot
+        kind, slot = ("firmware", self.running_slot) if firmware else ("app", self.app_state.get("active"))
         window = server.cfg.health_window_ms
         waited = 0
         while server.stats.requests == 0:
             if waited >= window:
-                self.update_done("firmware", "health_check_failed", self.running_slot,
-                                 "no request served within %d ms of its start" % window, self.running_slot)
+                self.update_done(kind, "health_check_failed", slot, "no request served within %d ms of its start" % window,
+                                 self.running_slot if firmware else None)
                 machine.reset()
             await asyncio.sleep_ms(_TRIAL_POLL_MS)
             waited += _TRIAL_POLL_MS
-        ota.mark_valid()
-        self.update_done("firmware", "ok", self.running_slot, "served a request: kept")
+        if firmware:
+            import ota
+
+            ota.mark_valid()
+        else:
+            self.app_state["trial"] = False
+            self.app_state["boots"] = 0
+            _write_json(APP_STATE, self.app_state)
+        self.update_done(kind, "ok", slot, "served a request: kept")
 
     def start(self, server):
-        if self.update.get("pending") == self.running_slot:
+        if self.update.get("pending") == self.running_slot or self.app_state.get("trial"):
             asyncio.create_task(self._on_trial(server))
         asyncio.create_task(self._keep_wifi())
         if self.settings.watchdog_ms:

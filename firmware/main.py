@@ -1,65 +1,82 @@
-# Entry point, the same on a board and on the sim board, which runs this folder as its flash
-# with fakes of the ESP32 port's network, machine and esp32 modules (host_tests/sim/).
+# The board's first Python: which copy of the firmware's Python runs. Normally the flash's own
+# (what `make deploy` or `make build` put there). An app update (PUT /api/update/app, see
+# nostall/update.py) writes a whole new copy into a folder of its own, /apps/<n>, and names it in
+# /app.json; this file is never part of an update. The new copy runs on trial: if it cannot start
+# (an import or start-up error), or the board resets before it has served a request (a crash, a
+# hang the watchdog ends, a failed health check: board.py), the last copy is back by the next
+# boot. The boot counter that decides it is in /app.json, so it survives resets.
 
-import asyncio
+import json
+import os
+import sys
 
-import board
-from nostall import VERSION
-from nostall.server import Server
-from nostall.config import SettingsError
+APP_STATE = "/app.json"  # {"active": dir or null, "previous": dir or null, "trial", "boots", "version", "gen"}
+UPDATE_PATH = "/update.json"  # board.py's record of updates: where a rollback is told
 
 
-def _settings():
-    # settings.py runs once: dropped once it has read the file (a Settings is a record), so its
-    # code (its checks) leaves the heap
-    import sys
-
-    import nostall
-    from nostall.settings import load
-
+def _read(path):
     try:
-        return load(board.SETTINGS_PATH, board.NEEDS_WIFI)
-    finally:
-        sys.modules.pop("nostall.settings", None)
-        if hasattr(nostall, "settings"):
-            delattr(nostall, "settings")
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
-def main():
+def _write(path, d):
+    # whole or not at all: a reset mid-write leaves the last state
+    with open(path + ".tmp", "w") as f:
+        json.dump(d, f)
+    os.rename(path + ".tmp", path)
+
+
+def _back(st, why):
+    # the copy on trial failed: the one before it runs from now on
+    failed = st.get("active")
+    st["active"] = st.get("previous")
+    st["previous"] = None
+    st["trial"] = False
+    st["boots"] = 0
+    _write(APP_STATE, st)
+    rec = _read(UPDATE_PATH) or {}
+    rec["last"] = {"kind": "app", "result": "rolled_back", "slot": failed,
+                   "detail": "%s: back on %s" % (why, st["active"] or "the flash's own")}
+    _write(UPDATE_PATH, rec)
+    print("nostall: app update %s rolled back: %s" % (failed, why))
+
+
+def _choose():
+    st = _read(APP_STATE)
+    if not st or not st.get("active"):
+        return None, st
+    if st.get("trial"):
+        if st.get("boots", 0) >= 1:  # it started before and the board reset before its check passed
+            rec = _read(UPDATE_PATH) or {}
+            last = rec.get("last") or {}
+            _back(st, "it failed its health check" if last.get("result") == "health_check_failed"
+                  else "the board reset before it served a request")
+            return st.get("active"), st
+        st["boots"] = 1
+        _write(APP_STATE, st)
+    return st["active"], st
+
+
+def _run():
+    active, st = _choose()
+    if active:
+        # that copy only: not the flash's own modules beside it (no mix of two versions)
+        sys.path[:] = [active] + [p for p in sys.path if p not in ("", "/")]
     try:
-        settings = _settings()
-    except SettingsError as e:
-        print("nostall: settings: %s" % e)
-        return
-    hw = board.Board(settings)
-    import app
+        import start
 
-    web_app = app.make_app(hw)
-    web_app.token = settings.api_token  # set after make_app: any app's changing routes are covered
-    info = {"firmware_version": VERSION, "board": hw.name}
-    server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
+        start.main()
+    except Exception as e:
+        if not (st and st.get("trial")):
+            raise
+        sys.print_exception(e)  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's
+        _back(st, "it failed to start: %r" % e)
+        import machine
 
-    async def run():
-        ip = await hw.connect()  # Wi-Fi, with retries and backoff
-        server.listen()
-        print("nostall %s on %s: serving http://%s:%d/" % (VERSION, hw.name, ip, settings.http_port))
-        if settings.api_token:
-            print("nostall: PUT/POST/PATCH/DELETE need the header Authorization: Bearer <api_token>")
-        hw.start(server)  # background tasks: Wi-Fi reconnect, watchdog feeding
-        await server.serve()
-
-    try:
-        asyncio.run(run())
-    except SettingsError as e:  # what only the hardware could tell (board.py): e.g. a PHY this chip lacks
-        print("nostall: settings: %s" % e)
-    except KeyboardInterrupt:
-        # Ctrl-C (SIGINT on the sim) stops the loop where it stood: shut down properly, so idle
-        # connections are reset (no TIME_WAIT on the board) and answers in flight may finish
-        print("nostall: stopping")
-        asyncio.run(server.shutdown())
-        print("nostall: stopped")
-    finally:
-        server.stop()
+        machine.reset()
 
 
-main()
+_run()

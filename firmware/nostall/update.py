@@ -7,9 +7,12 @@
 #
 #     PUT /api/update/firmware   the build's micropython.bin (X-SHA256: its SHA-256, optional);
 #                                200 {"result": "ok", "slot", ...}, then the reset
+#     PUT /api/update/app        an app bundle (appupdate.py); 200, then the reset
 #     GET /api/update            versions, slots, what is pending, the last update's result
 #
 # app.py registers the routes; this module loads with the first request to one.
+
+import hashlib
 
 from nostall import VERSION
 from nostall.appimage import AppImage, ImageError
@@ -17,11 +20,11 @@ from nostall.request import HTTPError
 
 RESET_DELAY_MS = 500  # after the answer: time for it to reach the client before the reset
 _ESP_ERR_OTA_VALIDATE_FAILED = -5379
-_busy = []  # an update in progress (one at a time)
+busy = []  # an update in progress (one at a time; appupdate.py's too)
 
 
 async def put_firmware(hw, req):
-    if _busy:
+    if busy:
         raise HTTPError(409, "an update is in progress")
     stream = req.stream
     if stream is None:
@@ -36,27 +39,29 @@ async def put_firmware(hw, req):
         image = AppImage(hw.chip_id(), slot.size, req.headers.get("x-sha256"))
     except ValueError:
         raise HTTPError(400, "X-SHA256 must be 64 hex digits")
-    _busy.append(slot)
+    busy.append(slot)
     try:
-        await _write(stream, image, slot, hw)
+        sha256 = await _write(stream, image, slot, hw)
     finally:
-        _busy.pop()
+        busy.pop()
     hw.update_done("firmware", "pending", slot.label, "written, %d bytes; on trial after the reset" % image.size, slot.label)
     hw.reset_soon(RESET_DELAY_MS)
     desc = image.desc or {}
     return {"result": "ok", "kind": "firmware", "slot": slot.label, "size": image.size,
-            "sha256": image.sha256, "image_version": desc.get("version", ""), "resetting_in_ms": RESET_DELAY_MS}
+            "sha256": sha256, "image_version": desc.get("version", ""), "resetting_in_ms": RESET_DELAY_MS}
 
 
 async def _write(stream, image, slot, hw):
     block = bytearray(4096)
     mv = memoryview(block)
     n_block = 0
+    whole = hashlib.sha256()  # the file's, for the answer (the image's own is checked by image)
     try:
         while True:
             n = await stream.readinto(block)
             if n:
                 image.feed(mv[:n])
+                whole.update(mv[:n])
             if n < len(block):
                 for i in range(n, len(block)):  # the last block: erased flash after the image
                     block[i] = 0xFF
@@ -67,6 +72,7 @@ async def _write(stream, image, slot, hw):
                 break
         image.finish()
         slot.set_boot()
+        return "".join(["%02x" % c for c in whole.digest()])
     except ImageError as e:
         hw.update_done("firmware", "refused", slot.label, str(e))
         raise HTTPError(400, "image refused (%s): %s" % (e.reason, e))
@@ -84,6 +90,9 @@ async def _write(stream, image, slot, hw):
 def info(hw, req):
     rec = hw.update
     running, boot, nxt = hw.slots()
+    st = hw.app_state
+    app = {"active": st.get("active"), "previous": st.get("previous"), "trial": bool(st.get("trial")),
+           "version": st.get("version") if st.get("active") else VERSION}
     return ({"version": VERSION, "firmware": hw.firmware, "running": running, "boot": boot, "next": nxt,
              "pending": rec.get("pending"), "last": rec.get("last"), "boot_count": rec.get("boot_count", 0),
-             "reset_cause": hw.reset_cause}, 200, (("Cache-Control", "no-store"),))
+             "reset_cause": hw.reset_cause, "app": app}, 200, (("Cache-Control", "no-store"),))

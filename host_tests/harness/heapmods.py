@@ -113,9 +113,9 @@ def all_modules(src_dir, pkg="nostall"):
 
 
 def start_up_roots(src_dir):
-    """What main.py and app.py import at module level (board.py aside: the sim's fakes)."""
+    """What main.py, start.py and app.py import at module level (board.py aside: the sim's fakes)."""
     roots = []
-    for f in ("main.py", "app.py"):
+    for f in ("main.py", "start.py", "app.py"):
         p = os.path.join(src_dir, f)
         if os.path.exists(p):
             roots += [m for m in _module_imports(p) if m.startswith("nostall")]
