@@ -4,6 +4,7 @@
 // retried from the WebSocket on, after a backoff that doubles up to 30 s, with jitter so many
 // pages do not come back at once. The LED is switched over the WebSocket, else with PUT
 // /api/led; a board with an api_token wants it: the page asks once and keeps it in localStorage.
+// The update panel sends a firmware image and follows the board through its reset.
 'use strict';
 (() => {
   const $ = id => document.getElementById(id);
@@ -30,6 +31,7 @@
   let led = null;
   let ledAt = 0; // when the board last answered an LED change
   let pending = null; // the LED state to set once a token is given
+  let then = null; // [what to do once a token is given, what to do if none is]
   const heap = [];
   const rate = [];
 
@@ -136,6 +138,8 @@
     es.onerror = () => failed(g); // EventSource would retry by itself: this page decides when
   }
 
+  const sleep = ms => new Promise(r => setTimeout(r, ms)); // at once when ms <= 0
+
   async function get(url, opts) {
     const c = new AbortController();
     const t = setTimeout(() => c.abort(), FETCH_MS);
@@ -170,7 +174,7 @@
       prev = {requests: s.requests, t: t0};
       title(s);
       figures(g, s);
-      await new Promise(r => setTimeout(r, Math.max(0, POLL_MS - (Date.now() - t0))));
+      await sleep(POLL_MS - (Date.now() - t0));
     }
   }
 
@@ -264,15 +268,29 @@
       setLed(m.on);
       err('');
     } else if (m.status === 401) {
-      const had = localStorage.getItem(KEY);
-      $('tokmsg').textContent = had ? 'The board refused the stored API token: enter the right one.'
-        : 'This board wants its API token (api_token in its settings.json) to switch the LED.';
-      $('tokf').hidden = false;
-      $('tok').value = '';
-      $('tok').focus();
+      ask('switch the LED', () => toggle(pending), () => {
+        pending = null;
+        err('LED unchanged: no token given');
+      });
     } else {
       err('LED: ' + m.status + ' ' + (m.reason || ''));
     }
+  }
+
+  function ask(what, go, none) {
+    then = [go, none];
+    $('tokmsg').textContent = localStorage.getItem(KEY) ? 'The board refused the stored API token: enter the right one.'
+      : 'This board wants its API token (api_token in its settings.json) to ' + what + '.';
+    $('tokf').hidden = false;
+    $('tok').value = '';
+    $('tok').focus();
+  }
+
+  function asked(i) {
+    const f = then && then[i];
+    $('tokf').hidden = true;
+    then = null;
+    if (f) f();
   }
 
   $('led').onclick = () => toggle(!led);
@@ -280,14 +298,120 @@
     e.preventDefault();
     const v = $('tok').value.trim();
     if (v) localStorage.setItem(KEY, v); else localStorage.removeItem(KEY);
-    $('tokf').hidden = true;
-    if (pending != null) toggle(pending);
+    asked(0);
   };
-  $('tokno').onclick = () => {
-    $('tokf').hidden = true;
-    pending = null;
-    err('LED unchanged: no token given');
+  $('tokno').onclick = () => asked(1);
+
+  // ---- the firmware update: PUT /api/update/firmware, then GET /api/update until the board is back ----
+
+  const BACK_S = 90; // how long the page waits for the board to answer after an update
+  let upd = null; // GET /api/update's last answer (null: none yet, or no such route)
+  let file = null;
+
+  function say(state, text) {
+    $('upd').dataset.state = state;
+    $('upmsg').textContent = text;
+    $('upfile').disabled = state === 'sending' || state === 'resetting';
+    $('upgo').disabled = $('upfile').disabled || !file;
+  }
+
+  function size(n) {
+    return n < 1048576 ? kb(n) : (n / 1048576).toFixed(2) + ' MB';
+  }
+
+  async function slots() {
+    const u = await json('/api/update');
+    const l = u.last;
+    $('upnow').textContent = 'Running ' + u.running + ', version ' + u.version + '; last update: '
+      + (l ? l.result + (l.slot ? ' (' + l.slot + ')' : '') + (l.detail ? ': ' + l.detail : '') : 'none');
+    return u;
+  }
+
+  // asked only when the panel is opened: the board loads its update code for those who want it
+  async function opened() {
+    if (upd || !$('upd').open) return;
+    let why = 'Updates need an OTA partition table (two app slots): this board has none.';
+    try {
+      upd = await slots();
+    } catch (e) {
+      why = 'No updates from here: ' + e.message; // a firmware without the route: 404
+    }
+    const ok = !!(upd && upd.next);
+    $('upform').hidden = !ok;
+    say(ok ? 'ready' : 'none', ok ? '' : why);
+  }
+
+  function what(d) {
+    if (d.byteLength < 112 || d.getUint8(0) !== 0xE9) return 'not an ESP-IDF app image';
+    const c = d.getUint16(12, true);
+    const str = o => new TextDecoder().decode(d.buffer.slice(o, o + 32)).split('\0')[0];
+    return 'ESP-IDF app image for ' + ({0: 'ESP32', 2: 'ESP32-S2', 5: 'ESP32-C3', 9: 'ESP32-S3'}[c] || 'chip id ' + c)
+      + (d.getUint32(32, true) === 0xABCD5432 ? ', ' + str(80) + ' ' + str(48) : '');
+  }
+
+  function progress(n, all) {
+    const p = Math.floor(100 * n / all);
+    $('upbar').style.width = p + '%';
+    $('upprog').textContent = p + ' % · ' + size(n) + ' of ' + size(all);
+  }
+
+  function send() {
+    const x = new XMLHttpRequest();
+    const token = localStorage.getItem(KEY);
+    const before = upd;
+    x.open('PUT', '/api/update/firmware');
+    x.setRequestHeader('Content-Type', 'application/octet-stream');
+    if (token) x.setRequestHeader('Authorization', 'Bearer ' + token);
+    x.upload.onprogress = e => progress(e.loaded, e.total);
+    x.upload.onload = () => say('sending', 'Sent: the board checks it…');
+    x.onload = () => {
+      if (x.status === 200) return back(JSON.parse(x.responseText), before);
+      say('failed', x.responseText.trim() || x.status + ' ' + x.statusText); // "400 Bad Request: why"
+      if (x.status === 401) ask('update its firmware', send, () => say('failed', 'Not sent: no token given'));
+    };
+    x.onerror = () => say('failed', 'Network error: the board did not answer');
+    say('sending', 'Sending…');
+    x.send(file);
+  }
+
+  // the board resets: a board that answers counts as back once it failed to answer in between,
+  // or once its running slot or last update has changed; a firmware on trial (last update
+  // "pending") is kept once it has served a request, these included: then it says how it went
+  async function back(r, before) {
+    const t0 = Date.now();
+    const text = 'Written to ' + r.slot + ' (' + r.image_version + ', ' + size(r.size)
+      + (r.sha256 ? ', SHA-256 ' + r.sha256.slice(0, 12) + '…' : '') + '): the board resets. ';
+    let down = false;
+    say('resetting', text);
+    await sleep((r.resetting_in_ms || 0) + 700);
+    while (Date.now() - t0 < BACK_S * 1000) {
+      const t1 = Date.now();
+      try {
+        const u = await slots();
+        if ((down || u.running !== before.running || JSON.stringify(u.last) !== JSON.stringify(before.last))
+          && !(u.last && u.last.result === 'pending')) {
+          upd = u;
+          return say(u.running === r.slot ? 'back' : 'failed', 'Back: running ' + u.running + ', version '
+            + u.version + '; last update: ' + (u.last ? u.last.result : 'none'));
+        }
+      } catch (e) {
+        down = true;
+      }
+      say('resetting', text + 'Waiting for it: ' + Math.round((Date.now() - t0) / 1000) + ' s');
+      await sleep(1000 - (Date.now() - t1));
+    }
+    say('failed', 'The board has not answered within ' + BACK_S + ' s');
+  }
+
+  $('upfile').onchange = async () => {
+    file = $('upfile').files[0];
+    say('ready', '');
+    $('upbar').style.width = $('upprog').textContent = $('upwhat').textContent = '';
+    if (file) $('upwhat').textContent = size(file.size) + ': ' + what(new DataView(await file.slice(0, 112).arrayBuffer()));
   };
+  $('upgo').onclick = send;
+  $('upd').ontoggle = opened;
+
   $('retry').onclick = () => {
     fails = 0;
     start(0);
