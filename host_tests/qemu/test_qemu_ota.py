@@ -7,12 +7,14 @@ new firmware serves), a corrupt one and another chip's (refused, nothing switche
 mid-write (QEMU killed, booted again on the same flash file), a firmware that fails its health
 check (no request within health_window_ms: it resets itself and the bootloader goes back)."""
 
+import re
 import socket
 import time
 
 import pytest
 import requests
 
+from harness import appbundle
 from harness import appimage_build as ab
 from harness import qemu
 
@@ -45,7 +47,7 @@ def figures(request):
 
 
 def _boots(qb):
-    return qb.console().count("nostall 0.1.0 on ")  # main.py's line once it serves
+    return len(re.findall(r"nostall \S+ on .*: serving", qb.console()))  # start.py's line once it serves
 
 
 def _wait_boots(qb, n, timeout=60):
@@ -133,3 +135,27 @@ def test_a_firmware_that_fails_its_health_check_goes_back(qb, image, figures):
     assert info["running"] == "ota_1" and info["pending"] is None, info
     assert info["last"]["result"] == "rolled_back" and "health check" in info["last"]["detail"], info
     figures("health check failed", back_after_s="%.1f" % (time.monotonic() - t0), detail=info["last"]["detail"])
+
+
+def test_an_app_bundle_runs_from_the_next_boot_and_a_broken_one_gives_way(qb, figures):
+    # the firmware's Python as .mpy for the C3, with another version; then one that cannot start
+    files = appbundle.python_files()
+    init = files["nostall/__init__.py"].replace(b'VERSION = "0.1.0"', b'VERSION = "0.1.1"')
+    good = appbundle.build(march=qemu.MPY_ARCH, version="0.1.1", change={"nostall/__init__.py": init})
+    boots = _boots(qb)
+    t0 = time.monotonic()
+    with qb.target().client():
+        r = requests.put(qb.url + "/api/update/app", data=good, headers=AUTH, timeout=120)
+    took = time.monotonic() - t0
+    assert r.status_code == 200, r.text
+    _wait_boots(qb, boots + 1)
+    info = _info(qb, until=lambda i: i["last"] and i["last"]["result"] != "pending")
+    assert info["version"] == "0.1.1" and info["app"]["active"] == "/apps/1" and info["last"]["result"] == "ok", info
+    figures("app bundle", bytes=len(good), files=r.json()["files"], upload_s="%.1f" % took, version=info["version"])
+    broken = appbundle.build(march=qemu.MPY_ARCH, change={"nostall/server.py": b"import no_such_module\n"})
+    with qb.target().client():
+        assert requests.put(qb.url + "/api/update/app", data=broken, headers=AUTH, timeout=120).status_code == 200
+    _wait_boots(qb, boots + 2)  # it failed to start: main.py went back and reset; this boot is the last copy's
+    info = _info(qb, until=lambda i: i["last"] and i["last"]["result"] == "rolled_back")
+    assert info["version"] == "0.1.1" and info["app"]["active"] == "/apps/1", info
+    assert "failed to start" in info["last"]["detail"]
