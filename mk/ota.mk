@@ -42,10 +42,19 @@ help-ota:
 	@echo "  make ota BOARD_IP=x.x.x.x - update a board over the air: FILE=<micropython.bin or app bundle> (default: the"
 	@echo "                              build's $(OTA_DEFAULT_FILE)), TOKEN=..., FORCE=1 allows a downgrade;"
 	@echo "                              a fleet: HOSTS=<file> or TARGETS=<file_sd.json>, JOBS=$(JOBS) at a time"
+	@echo "  make app-bundle           - firmware/'s Python as an app bundle for make ota FILE=... (stock MicroPython too):"
+	@echo "                              $(APP_BUNDLE), .mpy for BOARD=$(BOARD)'s CPU"
+
+# The firmware's Python (main.py aside) as an app bundle: a tar with manifest.json (SHA-256 per
+# file) first, modules compiled for the board's CPU (host_tests/harness/appbundle.py).
+APP_BUNDLE = $(BUILD_ROOT)/app-$(BOARD).tar
+
+app-bundle: venv
+	@$(call harness,appbundle) --board $(BOARD) --out $(APP_BUNDLE)
 
 ota: venv
 	@$(call harness,ota) $(if $(BOARD_IP),--host $(BOARD_IP) --port $(BOARD_PORT))$(if $(HOSTS),--hosts '$(HOSTS)')$(if \
 		$(TARGETS),--targets '$(TARGETS)') $(if $(FILE),--file '$(FILE)',--default-file '$(OTA_DEFAULT_FILE)') \
 		--jobs $(JOBS) --timeout $(OTA_TIMEOUT)$(if $(filter 1,$(FORCE)), --force)
 
-.PHONY: help-ota ota
+.PHONY: help-ota ota app-bundle

@@ -111,7 +111,8 @@ def main(argv=None):
     if not a.source:
         march = a.march or MARCH.get(a.board or "")
         if not march:
-            sys.exit("error: say --board (%s), --march or --source" % ", ".join(MARCH))
+            sys.exit("error: %s: BOARD must be %s (or --march for another CPU, --source for the .py files)"
+                     % ("no board" if not a.board else "unknown board " + a.board, " or ".join(MARCH)))
     data = build(a.firmware, march, a.version)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "wb") as f:
