@@ -4,8 +4,11 @@
 #
 # build      MicroPython (pinned release) + this project's board (boards/$(BOARD)) with firmware/
 #            frozen in and the C module in boards/cmodules/, built by the ESP-IDF of the user's
-#            environment (idf.py on PATH).
-# flash      esptool v5 writes the built firmware.bin at the board's offset.
+#            environment (idf.py on PATH), with this project's OTA partition table
+#            (boards/partitions-ota.csv, docs/ota-partitions.md).
+# flash      esptool v5 writes the built firmware.bin at the board's offset. The port's makeimg.py
+#            fills it with 0xff from the end of the partition table to the app in ota_0: flashing
+#            it erases nvs and otadata too, so the board boots ota_0, the app just written.
 # deploy     firmware/ compiled to .mpy for the board's CPU, copied with mpremote onto a board
 #            that runs stock MicroPython (v1.23 or later: .mpy v6.3).
 # run        mpremote mounts firmware/ on the board and runs main.py from there: nothing is flashed.
@@ -62,6 +65,16 @@ FW_SRC ?= firmware
 # the esp32 port as USER_C_MODULES.
 CMODULES := $(CURDIR)/boards/cmodules/micropython.cmake
 FW_BOARDS := $(sort $(patsubst boards/%/board.mk,%,$(wildcard boards/*/board.mk)))
+
+# The flash layout `make build` gives both boards: boards/partitions-ota.csv (boards/ota.cmake
+# selects it; docs/ota-partitions.md), two app slots of FLASH_APP_SLOT_SIZE, and the filesystem
+# MicroPython's main.c registers after the last partition, to the end of the flash.
+# host_tests/build checks these figures against the CSV. Before board.mk, which uses them.
+PARTITIONS_CSV := $(CURDIR)/boards/partitions-ota.csv
+FLASH_APP_SLOT_SIZE := 0x1B0000
+FLASH_VFS_OFFSET := 0x370000
+# ... on a 4 MB flash (0x400000); on a larger one the filesystem grows to its end.
+FLASH_VFS_SIZE_4MB := 0x90000
 -include $(wildcard boards/$(BOARD)/board.mk)
 
 B_DIR := $(CURDIR)/boards/$(BOARD)
@@ -225,6 +238,26 @@ define CHECK_SDKCONFIG
 	done
 endef
 
+# The build must have used boards/partitions-ota.csv (ESP-IDF only warns when the table's file is
+# missing) and must not have turned off ESP-IDF's app size check: check_sizes.py runs for an app
+# built to be loaded by the 2nd-stage bootloader (CONFIG_APP_BUILD_TYPE_APP_2NDBOOT, not _RAM) with
+# its binary generated, and fails the build when micropython.bin outgrows the smallest app slot
+# ("micropython.bin binary size 0x... bytes. Smallest app partition is 0x1b0000 bytes. ...").
+define CHECK_PARTITIONS
+	@echo "==> checking that the build took boards/partitions-ota.csv and kept ESP-IDF's app size check"
+	@test -f $(PARTITIONS_CSV) || { echo "error: $(PARTITIONS_CSV) is missing"; exit 1; }
+	@got=$$(grep '^CONFIG_PARTITION_TABLE_CUSTOM_FILENAME=' $(FW_OUT)/sdkconfig | tail -n 1); \
+	if [ "$$got" != 'CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="$(PARTITIONS_CSV)"' ]; then \
+	  echo "error: $(FW_OUT)/sdkconfig has '$$got', not this project's table $(PARTITIONS_CSV) (boards/ota.cmake)"; exit 1; \
+	fi; \
+	if grep -qxE 'CONFIG_PARTITION_TABLE_CUSTOM=n|# CONFIG_PARTITION_TABLE_CUSTOM is not set' $(FW_OUT)/sdkconfig; then \
+	  echo "error: $(FW_OUT)/sdkconfig turns CONFIG_PARTITION_TABLE_CUSTOM off: the table would be ESP-IDF's own"; exit 1; \
+	fi; \
+	if grep -qxE 'CONFIG_APP_BUILD_TYPE_RAM=y|CONFIG_APP_BUILD_GENERATE_BINARIES=n|# CONFIG_APP_BUILD_GENERATE_BINARIES is not set' $(FW_OUT)/sdkconfig; then \
+	  echo "error: $(FW_OUT)/sdkconfig turns off ESP-IDF's app size check (CONFIG_APP_BUILD_TYPE_RAM or no CONFIG_APP_BUILD_GENERATE_BINARIES)"; exit 1; \
+	fi
+endef
+
 define MP_CLONE
 	@if [ ! -e $(MP_DIR)/py/mpconfig.h ]; then \
 	  echo "==> cloning MicroPython $(MICROPY_TAG) into $(MICROPY_DIR)"; \
@@ -244,13 +277,14 @@ define FW_BUILD
 	@echo "==> building the firmware in $(FW_OUT)"
 	$(MAKE) -C $(MP_PORT) $(PORT_ARGS) FROZEN_MANIFEST=$(B_DIR)/manifest.py USER_C_MODULES=$(CMODULES)
 	$(CHECK_SDKCONFIG)
+	$(CHECK_PARTITIONS)
 endef
 
 build:
 	@echo "==> build: MicroPython $(MICROPY_TAG) for $(BOARD) ($(BOARD_CHIP)) with ESP-IDF $(IDF_VERSION), firmware/ frozen in, C module _nostall_tcp"
 	$(MP_CLONE)
 	$(FW_BUILD)
-	@echo "==> built $(FW_BIN); next: make flash BOARD=$(BOARD) PORT=..."
+	@echo "==> built $(FW_BIN) (app slots ota_0/ota_1 of $(FLASH_APP_SLOT_SIZE) bytes, the filesystem at $(FLASH_VFS_OFFSET)); next: make flash BOARD=$(BOARD) PORT=..."
 
 # The same firmware in the board's QEMU variant, then one flash image of BOARD_QEMU_FLASH: the
 # port's firmware.bin (bootloader, partition table, app) and a littlefs filesystem, as the port
@@ -279,6 +313,7 @@ qemu: | $(call needs,qemu-image)
 
 check-sdkconfig:
 	$(CHECK_SDKCONFIG)
+	$(CHECK_PARTITIONS)
 
 # ---- flash ----------------------------------------------------------------------------------------
 # Goals given together run in order, also under -j: `make build flash deploy-data` builds, then
@@ -366,7 +401,8 @@ help-build:
 	@echo "  make build BOARD=B        - firmware for board B ($(FW_BOARDS)) with firmware/ frozen in;"
 	@echo "                              needs ESP-IDF $(IDF_RECOMMENDED) (. <esp-idf>/export.sh); MicroPython $(MICROPY_TAG) is cloned"
 	@echo "                              into .cache/ unless MICROPY_DIR=<checkout>"
-	@echo "  make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first);"
+	@echo "  make flash BOARD=B        - write it with esptool (PORT=/dev/ttyACM0 BAUD=$(BAUD), ERASE=1 erases all first;"
+	@echo "                              once with ERASE=1 on a board flashed before the OTA table: docs/ota-partitions.md);"
 	@echo "                              e.g. make build flash deploy-data BOARD=ESP32_GENERIC_C3 PORT=/dev/ttyACM0"
 	@echo "  make erase BOARD=B        - erase the whole flash"
 	@echo "  make deploy BOARD=B       - copy firmware/ as .mpy + www/ + $(SETTINGS) onto stock MicroPython (mpremote)"

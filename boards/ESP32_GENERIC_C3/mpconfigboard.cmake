@@ -5,6 +5,9 @@
 # MicroPython checkout; the upstream file names its sdkconfig files relative to that directory.
 include(${CMAKE_CURRENT_SOURCE_DIR}/boards/ESP32_GENERIC_C3/mpconfigboard.cmake)
 
+# OTA: upstream's sdkconfig.ota and this project's partition table (boards/partitions-ota.csv).
+include(${CMAKE_CURRENT_LIST_DIR}/../ota.cmake)
+
 # Last in the list, so its settings win over sdkconfig.base and the board's files.
 get_filename_component(NOSTALL_SDKCONFIG_OVERLAY ${CMAKE_CURRENT_LIST_DIR}/../../sdkconfig.overlay ABSOLUTE)
 list(APPEND SDKCONFIG_DEFAULTS ${NOSTALL_SDKCONFIG_OVERLAY})

@@ -33,6 +33,9 @@ FAKE_MASTER = os.path.join(HERE, "shims", "micropython-master")
 MASTER_TAG = "MICROPY_TAG=v1.29.0-preview"
 QEMU_SETTINGS = os.path.join(ROOT, "boards", "qemu-settings.json")
 QEMU_NIC = "-nic user,model=open_eth,hostfwd=tcp:127.0.0.1:%d-:80"
+PARTITIONS_CSV = os.path.join(ROOT, "boards", "partitions-ota.csv")
+OVERLAY = os.path.join(ROOT, "sdkconfig.overlay")
+FLASH_4MB = 0x400000
 
 BOARDS = {
     "ESP32_GENERIC_C3": {"chip": "esp32c3", "offset": "0x0", "arch": "rv32imc"},
@@ -45,6 +48,35 @@ _SCRUB = (
     "BUILD_ROOT IDF_PATH IDF_PY FW_SRC MPY_ARCH ESPTOOL MPREMOTE MPY_CROSS PYRIGHT PORT_GLOBS LITTLEFS "
     "FW_VARIANT QEMU_HTTP_PORT QEMU_SETTINGS QEMU_IDF_SUPPORTED"
 ).split()
+
+
+def partition_table():
+    """boards/partitions-ota.csv as ESP-IDF's gen_esp32part.py reads it: {name: (type, subtype,
+    offset, size)}, in order."""
+    rows = {}
+    with open(PARTITIONS_CSV) as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if line:
+                name, kind, sub, offset, size = [c.strip() for c in line.split(",")][:5]
+                rows[name] = (kind, sub, int(offset, 16), int(size, 16))
+    return rows
+
+
+def vfs_layout(flash=FLASH_4MB):
+    """Where MicroPython's main.c registers "vfs" when the table has none: from the end of the last
+    partition to the end of the flash."""
+    offset = max(o + n for _, _, o, n in partition_table().values())
+    return offset, flash - offset
+
+
+def make_vars(*names):
+    """mk/build.mk's values of these variables, as make computes them (nothing run)."""
+    show = "show-vars: ; @echo %s" % " ".join("$(%s)" % n for n in names)
+    r = subprocess.run(["make", "-C", ROOT, "--no-print-directory", "-s", "--eval", show, "show-vars"],
+                       env={k: v for k, v in os.environ.items() if k not in _SCRUB}, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout.split()
 
 
 def firmware_modules():
@@ -181,7 +213,8 @@ def test_board_files(board):
         cmake = f.read()
     # the upstream board first, then the overlay appended (so it comes last), then the manifest
     up = cmake.index("include(${CMAKE_CURRENT_SOURCE_DIR}/boards/%s/mpconfigboard.cmake)" % board)
-    assert up < cmake.index("list(APPEND SDKCONFIG_DEFAULTS") < cmake.index("MICROPY_FROZEN_MANIFEST")
+    ota = cmake.index("include(${CMAKE_CURRENT_LIST_DIR}/../ota.cmake)")
+    assert up < ota < cmake.index("list(APPEND SDKCONFIG_DEFAULTS") < cmake.index("MICROPY_FROZEN_MANIFEST")
     with open(os.path.join(d, "mpconfigboard.h")) as f:
         assert '#include "boards/%s/mpconfigboard.h"' % board in f.read()
     with open(os.path.join(d, "manifest.py")) as f:
@@ -262,6 +295,94 @@ def test_mip_installs_package_json(build_tools):
     for dest, src in urls:
         with open(os.path.join(ROOT, src), "rb") as f:
             assert fs.files["/lib/" + dest] == f.read()
+
+
+# ---- the OTA partition table (boards/partitions-ota.csv, boards/ota.cmake) -------------------------
+
+
+def test_partition_table_is_an_ota_table_that_fits_4mb():
+    """Two equal app slots (ESP-IDF: app partitions 64 KB aligned), otadata, no factory app, no
+    vfs row (main.c adds it); nothing overlaps the bootloader, the table at 0x8000 or each other."""
+    t = partition_table()
+    assert list(t) == ["nvs", "otadata", "phy_init", "ota_0", "ota_1"]
+    assert t["otadata"][:2] == ("data", "ota") and t["otadata"][3] == 0x2000  # two 4 KB sectors
+    assert [t[n][:2] for n in ("ota_0", "ota_1")] == [("app", "ota_0"), ("app", "ota_1")]
+    slot = t["ota_0"][3]
+    assert t["ota_1"][3] == slot and slot % 0x10000 == 0
+    end = 0x9000  # after the partition table (0x8000, 0xC00 bytes, one sector)
+    for name, (_, _, offset, size) in t.items():
+        assert offset >= end, "%s overlaps what comes before it" % name
+        assert offset % 0x1000 == 0 and size % 0x1000 == 0
+        end = offset + size
+    assert t["ota_0"][2] == 0x10000 and t["ota_1"][2] % 0x10000 == 0
+    vfs_offset, vfs_size = vfs_layout()
+    assert vfs_offset == end and vfs_size > 0 and vfs_size % 0x1000 == 0
+
+
+def test_make_uses_the_tables_figures():
+    """mk/build.mk's layout (the QEMU image's filesystem, the build's summary) is the CSV's."""
+    csv, slot, vfs_offset, vfs_size, qemu_offset, qemu_size = make_vars(
+        "PARTITIONS_CSV", "FLASH_APP_SLOT_SIZE", "FLASH_VFS_OFFSET", "FLASH_VFS_SIZE_4MB",
+        "BOARD_QEMU_FS_OFFSET", "BOARD_QEMU_FS_SIZE")
+    assert csv == PARTITIONS_CSV
+    assert int(slot, 16) == partition_table()["ota_0"][3] == partition_table()["ota_1"][3]
+    assert (int(vfs_offset, 16), int(vfs_size, 16)) == vfs_layout()
+    assert (qemu_offset, qemu_size) == (vfs_offset, vfs_size)
+
+
+def sdkconfig_chain(sandbox, board):
+    fw = sandbox.fw_dir(board)
+    with open(os.path.join(fw, "sdkconfig.files")) as f:
+        files = f.read().split()
+    with open(os.path.join(fw, "sdkconfig.combined")) as f:
+        combined = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    return files, combined
+
+
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_build_uses_the_ota_table(sandbox, build_tools, board):
+    """The board's real mpconfigboard.cmake as the fake port evaluates it: upstream's files, the
+    OTA variant's sdkconfig.ota, then this project's table by absolute path (written into the
+    build directory), the overlay last; the last word on the table's file is ours."""
+    r = ok(sandbox.make("build", "BOARD=" + board))
+    assert "==> checking that the build took boards/partitions-ota.csv" in r.output
+    assert "app slots ota_0/ota_1 of 0x1B0000 bytes, the filesystem at 0x370000" in r.output
+    fw = sandbox.fw_dir(board)
+    fragment = os.path.join(fw, "sdkconfig.partitions")
+    files, combined = sdkconfig_chain(sandbox, board)
+    assert files[-3:] == ["boards/ESP32_GENERIC/sdkconfig.ota", fragment, OVERLAY]
+    with open(fragment) as f:
+        assert 'CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="%s"' % PARTITIONS_CSV in f.read().splitlines()
+    settings = {}
+    for line in combined:  # as ESP-IDF reads sdkconfig.combined: a later line wins
+        key, _, value = line.partition("=")
+        settings[key] = value
+    assert settings["CONFIG_PARTITION_TABLE_CUSTOM"] == "y"
+    assert settings["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"] == '"%s"' % PARTITIONS_CSV
+    assert os.path.isabs(PARTITIONS_CSV) and os.path.isfile(PARTITIONS_CSV)
+    # sdkconfig.ota's size settings (the app must fit its slot) stay in force
+    assert settings["CONFIG_COMPILER_OPTIMIZATION_SIZE"] == "y"
+    assert settings["CONFIG_COMPILER_OPTIMIZATION_CHECKS_SILENT"] == "y"
+    # nothing in the chain turns off ESP-IDF's app size check (check_sizes.py, app_check_size)
+    assert settings.get("CONFIG_APP_BUILD_TYPE_RAM", "n") != "y"
+    assert settings.get("CONFIG_APP_BUILD_GENERATE_BINARIES", "y") == "y"
+    assert [line for line in combined][-1] == MSL_LINE
+
+
+@pytest.mark.parametrize("line, message", [
+    ('CONFIG_PARTITION_TABLE_CUSTOM_FILENAME="partitions-4MiBplus.csv"', "not this project's table"),
+    ("# CONFIG_PARTITION_TABLE_CUSTOM is not set", "turns CONFIG_PARTITION_TABLE_CUSTOM off"),
+    ("CONFIG_APP_BUILD_TYPE_RAM=y", "turns off ESP-IDF's app size check"),
+    ("# CONFIG_APP_BUILD_GENERATE_BINARIES is not set", "turns off ESP-IDF's app size check"),
+])
+def test_check_partitions_catches(sandbox, build_tools, line, message):
+    """A final sdkconfig with another table, or without the size check, fails the build's check."""
+    ok(sandbox.make("build"))
+    ok(sandbox.make("check-sdkconfig"))
+    with open(os.path.join(sandbox.fw_dir("ESP32_GENERIC_C3"), "sdkconfig"), "a") as f:
+        f.write(line + "\n")
+    r = sandbox.make("check-sdkconfig")
+    assert r.returncode != 0 and message in r.output, r.output
 
 
 # ---- make -n -----------------------------------------------------------------------------------------
@@ -597,9 +718,10 @@ def test_make_n_qemu_image(sandbox, build_tools):
     assert "make -C %s/ports/esp32 BOARD_DIR=%s BOARD_VARIANT=QEMU BUILD=%s submodules" % (mp, bd, fw) in out
     assert ("make -C %s/ports/esp32 BOARD_DIR=%s BOARD_VARIANT=QEMU BUILD=%s FROZEN_MANIFEST=%s/manifest.py "
             "USER_C_MODULES=%s" % (mp, bd, fw, bd, CMODULES)) in out
-    assert "littlefs-python create --block-size 4096 --fs-size 0x200000 %s/qemu-fs %s/qemu-fs.bin" % (fw, fw) in out
-    assert ("esptool --chip esp32c3 merge-bin --pad-to-size 4MB -o %s/qemu-%s.bin 0x0 %s/firmware.bin 0x200000 "
-            "%s/qemu-fs.bin" % (sandbox.build, board, fw, fw)) in out
+    vfs_offset, vfs_size = vfs_layout()  # the filesystem where the port looks for it: after ota_1
+    assert "littlefs-python create --block-size 4096 --fs-size 0x%X %s/qemu-fs %s/qemu-fs.bin" % (vfs_size, fw, fw) in out
+    assert ("esptool --chip esp32c3 merge-bin --pad-to-size 4MB -o %s/qemu-%s.bin 0x0 %s/firmware.bin 0x%X "
+            "%s/qemu-fs.bin" % (sandbox.build, board, fw, vfs_offset, fw)) in out
     assert [c["tool"] for c in sandbox.calls()] == ["idf.py"]  # the version query, nothing else
     assert not os.path.exists(fw)
 
@@ -631,14 +753,16 @@ def test_qemu_image(sandbox, build_tools):
     assert "CONFIG_ETH_USE_OPENETH=y" in lines and lines[-1] == MSL_LINE
     with open(os.path.join(fw, "usermod.txt")) as f:
         assert "modnostall_tcp.c" in f.read()
-    # the image: the port's firmware.bin at 0x0, erased flash, the filesystem at 0x200000; 4 MB
+    # the image: the port's firmware.bin at 0x0, erased flash (ota_1 among it), the filesystem
+    # where main.c registers it after the OTA table's last partition; 4 MB
+    vfs_offset, vfs_size = vfs_layout()
     with open(image, "rb") as f:
         data = f.read()
     with open(os.path.join(fw, "firmware.bin"), "rb") as f:
         firmware = f.read()
-    assert len(data) == 4 * 1024 * 1024
-    assert data.startswith(firmware) and set(data[len(firmware):0x200000]) == {0xFF}
-    fs = mount_qemu_fs(image, 0x200000, 0x200000)
+    assert len(data) == FLASH_4MB
+    assert data.startswith(firmware) and set(data[len(firmware):vfs_offset]) == {0xFF}
+    fs = mount_qemu_fs(image, vfs_offset, vfs_size)
     www = {p: os.path.getsize(os.path.join(FIRMWARE, p)) for p in firmware_www()}
     assert www and fs["files"] == dict(www, **{"settings.json": os.path.getsize(QEMU_SETTINGS)})
     with open(QEMU_SETTINGS) as f:
