@@ -27,7 +27,14 @@ async def put_app(hw, req):
     busy.append(APPS)
     stage = APPS + "/new"
     try:
-        _rmtree(stage)  # what a cut upload left
+        st = hw.app_state
+        old = st.get("active")
+        _mkdirs(APPS)
+        for name in os.listdir(APPS):  # room first: all but the running copy (a cut upload's too)
+            if APPS + "/" + name != old:
+                _rmtree(APPS + "/" + name)
+        if stream.length is not None and stream.length > _free():
+            raise HTTPError(507, "not enough space for the bundle: %d bytes free" % _free())
         _mkdirs(stage)
         try:
             manifest = await _unpack(stream, stage)
@@ -37,16 +44,9 @@ async def put_app(hw, req):
         except BaseException as e:  # the client gone, a timeout: nothing switched
             hw.update_done("app", "interrupted", stage, "%s after %d bytes" % (type(e).__name__, stream.received))
             raise
-        st = hw.app_state
         gen = st.get("gen", 0) + 1
         target = "%s/%d" % (APPS, gen)
-        _rmtree(target)
         os.rename(stage, target)
-        old = st.get("active")
-        for name in os.listdir(APPS):  # copies neither running nor the one to go back to
-            d = APPS + "/" + name
-            if d not in (target, old, stage):
-                _rmtree(d)
         hw.set_app({"active": target, "previous": old, "trial": True, "boots": 0, "gen": gen,
                     "version": manifest.get("version", "")})
     finally:
@@ -82,7 +82,8 @@ async def _unpack(stream, stage):
                 raise HTTPError(400, "bundle ends inside manifest.json")
             await _skip(stream, -size % _TAR_BLOCK, mv)
             try:
-                manifest = json.loads(bytes(data))
+                manifest = json.loads(data)  # pyright: ignore[reportArgumentType] - MicroPython takes a bytearray
+                data = None
                 files = manifest["files"]
                 if not isinstance(files, dict) or not files:
                     raise ValueError
@@ -122,6 +123,11 @@ async def _unpack(stream, stage):
     while await stream.readinto(mv):  # what tar pads its end with
         pass
     return manifest
+
+
+def _free():
+    st = os.statvfs("/")
+    return st[0] * st[4]  # f_bsize * f_bavail
 
 
 def _tar_header(h):

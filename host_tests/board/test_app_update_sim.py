@@ -10,7 +10,9 @@ import time
 import pytest
 import requests
 
-from harness import appbundle
+from harness import appbundle, heapmods, micropython
+from harness.paths import FIRMWARE
+from harness.simboard import DEFAULT_HEAP, SimFleet
 from harness.target import RawConn
 
 TOKEN = "app-token-0123456789ab"
@@ -18,9 +20,27 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 WINDOW_MS = 3000
 
 
+@pytest.fixture(scope="module")
+def firmware_mpy(tmp_path_factory):
+    # the firmware as a stock board runs it, .mpy (the sim's from-source start-up leaves its heap in
+    # pieces of a few KB: a bundle's manifest would not find room; a board's port grows its heap)
+    return heapmods.compile_tree(FIRMWARE, str(tmp_path_factory.mktemp("fw") / "fw"),
+                                 heapmods.mpy_cross_for(micropython.binary()))
+
+
 @pytest.fixture
-def sim(make_sim):
-    return make_sim(settings={"api_token": TOKEN}, limits={"health_window_ms": WINDOW_MS})
+def sim(request, tmp_path, firmware_mpy):
+    if request.config.getoption("--board-ip"):
+        pytest.skip("needs its own sim board")
+    fleet = SimFleet(tmp_path, DEFAULT_HEAP, firmware_mpy)
+    try:
+        yield fleet.start(settings={"api_token": TOKEN}, limits={"health_window_ms": WINDOW_MS})
+    finally:
+        fleet.close()
+
+
+def _bundle(version=None, change=None):
+    return appbundle.build(march="host", version=version, change=change)  # .mpy, as the board runs
 
 
 def _info(t, until=None, timeout=20.0):
@@ -53,7 +73,7 @@ def _with_version(v):
 
 
 def test_a_bundle_is_switched_to_on_trial_and_kept_once_it_serves(sim):
-    bundle = appbundle.build(version="9.9.9", change=_with_version("9.9.9"))
+    bundle = _bundle("9.9.9", _with_version("9.9.9"))
     r = _put(sim, bundle)
     assert r.status_code == 200, r.text
     assert r.json()["dir"] == "/apps/1" and r.json()["version"] == "9.9.9"
@@ -63,14 +83,14 @@ def test_a_bundle_is_switched_to_on_trial_and_kept_once_it_serves(sim):
     assert info["last"] == {"kind": "app", "result": "ok", "slot": "/apps/1", "detail": "served a request: kept"}
     assert sim.status()["firmware_version"] == "9.9.9"
     # a second one: the first becomes the one to go back to
-    assert _put(sim, appbundle.build(version="9.9.10", change=_with_version("9.9.10"))).status_code == 200
+    assert _put(sim, _bundle("9.9.10", _with_version("9.9.10"))).status_code == 200
     _restarted(sim, 2)
     info = _info(sim, until=lambda i: i["last"]["result"] == "ok" and i["version"] == "9.9.10")
     assert info["app"]["previous"] == "/apps/1" and info["app"]["active"] == "/apps/2"
 
 
 def test_a_copy_that_cannot_start_gives_way_at_once(sim):
-    broken = appbundle.build(change={"nostall/server.py": b"import this_module_does_not_exist\n"})
+    broken = _bundle(change={"nostall/server.py": b"import this_module_does_not_exist\n"})
     assert _put(sim, broken).status_code == 200
     _restarted(sim, 2)  # the reset into it, then main.py's after it failed to start
     info = _info(sim)
@@ -79,7 +99,7 @@ def test_a_copy_that_cannot_start_gives_way_at_once(sim):
 
 
 def test_a_copy_that_fails_its_health_check_gives_way(sim):
-    assert _put(sim, appbundle.build()).status_code == 200
+    assert _put(sim, _bundle()).status_code == 200
     _restarted(sim, 1)
     _restarted(sim, 2, timeout=WINDOW_MS / 1000 + 15)  # no request within the window: it reset itself
     info = _info(sim)
@@ -104,7 +124,7 @@ def test_a_bad_bundle_is_refused_and_nothing_switches(sim, what):
         fl = {"start.py": files["start.py"], "../escape.py": b"x = 1\n"}
         bundle = appbundle.pack(fl, "1", _sums(fl))
     else:
-        bundle = appbundle.build()
+        bundle = _bundle()
     if what == "cut":
         with RawConn(sim.host, sim.port) as c:
             c.send(b"PUT /api/update/app HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"

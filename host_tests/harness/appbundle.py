@@ -73,7 +73,7 @@ def pack(files, version, manifest_files=None):
     SHA-256), then files in order."""
     if manifest_files is None:
         manifest_files = {k: hashlib.sha256(v).hexdigest() for k, v in files.items()}
-    manifest = json.dumps({"format": 1, "version": version, "files": manifest_files}, indent=1).encode()
+    manifest = json.dumps({"format": 1, "version": version, "files": manifest_files}, separators=(",", ":")).encode()
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, data in [("manifest.json", manifest)] + sorted(files.items()):
