@@ -6,12 +6,14 @@
 # hang the watchdog ends, a failed health check: board.py), the last copy is back by the next
 # boot. The boot counter that decides it is in /app.json, so it survives resets.
 
+import gc
 import json
 import os
 import sys
 
 APP_STATE = "/app.json"  # {"active": dir or null, "previous": dir or null, "trial", "boots", "version", "gen"}
 UPDATE_PATH = "/update.json"  # board.py's record of updates: where a rollback is told
+START_GC_EVERY = 4096  # bytes allocated between collections while the firmware starts
 
 
 def _read(path):
@@ -61,6 +63,13 @@ def _choose():
 
 
 def _run():
+    # Start-up collects often, so what it keeps is packed at the bottom of the heap and the free
+    # room after it is in one piece: else MicroPython fills its heap to the top before its first
+    # collection, what is kept is strewn over all of it, and later a few KB in one piece (a module
+    # loaded at its first use, a buffer) are not to be had. On the esp32 port that makes it grow
+    # its heap by ESP-IDF's largest free block, leaving lwIP and the network driver 18 KB (the
+    # QEMU C3). start.main() sets the threshold back once the server is built.
+    gc.threshold(START_GC_EVERY)
     active, st = _choose()
     if active:
         # that copy only: not the flash's own modules beside it (no mix of two versions)

@@ -10,7 +10,7 @@
 
 import esp32
 
-BLOCK = 4096  # the flash's erase block; writeblocks(n, buf) erases block n before it writes
+BLOCK = 4096  # the flash's erase block (ioctl 6 erases one; writeblocks(n, buf, offset) only writes)
 
 
 def label(p):
@@ -53,8 +53,13 @@ class Slot:
         self.label = info[4]
         self.size = info[3]
 
-    def write(self, n, block):
-        self.part.writeblocks(n, block)  # erased first: nothing of an older image stays in it
+    def write(self, at, data):
+        """data at byte at of the slot; each 4 KB block is erased when its first byte comes (an
+        older image leaves nothing in it), then written piece by piece."""
+        n, off = divmod(at, BLOCK)
+        if off == 0:
+            self.part.ioctl(6, n)  # MP_BLOCKDEV_IOCTL_BLOCK_ERASE
+        self.part.writeblocks(n, data, off)
 
     def set_boot(self):
         """The next reset runs this slot (OSError -5379, ESP_ERR_OTA_VALIDATE_FAILED: ESP-IDF

@@ -4,6 +4,7 @@
 # (the flash's, or an app update's) and calls main() here.
 
 import asyncio
+import gc
 
 import board
 from nostall import VERSION
@@ -40,6 +41,8 @@ def main():
     web_app.token = settings.api_token  # set after make_app: any app's changing routes are covered
     info = {"firmware_version": VERSION, "board": hw.name}
     server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
+    gc.collect()
+    gc.threshold(-1)  # started: collect when the heap is full again (main.py packed start-up's objects)
 
     async def run():
         ip = await hw.connect()  # Wi-Fi, with retries and backoff

@@ -77,13 +77,22 @@ async def _unpack(stream, stage):
         if manifest is None:
             if name != "manifest.json" or size > MANIFEST_MAX:
                 raise HTTPError(400, "the bundle's first member must be manifest.json (at most %d bytes)" % MANIFEST_MAX)
-            data = bytearray(size)
-            if await stream.readinto(data) < size:
-                raise HTTPError(400, "bundle ends inside manifest.json")
+            # through a file, parsed as it is read back: no buffer of its size (on the real port a
+            # few KB in one piece can make MicroPython take ESP-IDF's largest free block)
+            path = stage + "/.manifest.json"
+            with open(path, "wb") as f:
+                left = size
+                while left:
+                    n = await stream.readinto(mv[: min(left, len(block))])
+                    if not n:
+                        raise HTTPError(400, "bundle ends inside manifest.json")
+                    f.write(mv[:n])
+                    left -= n
             await _skip(stream, -size % _TAR_BLOCK, mv)
             try:
-                manifest = json.loads(data)  # pyright: ignore[reportArgumentType] - MicroPython takes a bytearray
-                data = None
+                with open(path) as f:
+                    manifest = json.load(f)
+                os.remove(path)
                 files = manifest["files"]
                 if not isinstance(files, dict) or not files:
                     raise ValueError

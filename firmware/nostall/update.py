@@ -1,5 +1,5 @@
 # Firmware updates over HTTP (the app's side: no esp32 here; the board's is ota.py, reached through
-# hw, board.py's Board). The image streams from the request into the other app slot, 4 KB at a
+# hw, board.py's Board). The image streams from the request into the other app slot, 1 KB at a
 # time through one buffer, checked as it comes (appimage.py: magic and chip at byte 24, then the
 # checksum and SHA-256); only a complete, valid image is handed to the bootloader, and the board
 # resets into it. Until the new firmware has served a request within health_window_ms of its
@@ -15,10 +15,10 @@
 import hashlib
 
 from nostall import VERSION
-from nostall.appimage import AppImage, ImageError
 from nostall.request import HTTPError
 
 RESET_DELAY_MS = 500  # after the answer: time for it to reach the client before the reset
+PIECE_BYTES = 1024  # read and written at a time (a quarter of a flash block)
 _ESP_ERR_OTA_VALIDATE_FAILED = -5379
 busy = []  # an update in progress (one at a time; appupdate.py's too)
 
@@ -35,13 +35,15 @@ async def put_firmware(hw, req):
         raise HTTPError(409, "this firmware's partition table has no second app slot: flash an OTA build once by USB")
     if stream.length is not None and stream.length > slot.size:
         raise HTTPError(413, "the image (%d bytes) is larger than %s (%d bytes)" % (stream.length, slot.label, slot.size))
+    from nostall.appimage import AppImage, ImageError  # loaded by the first image (not by GET /api/update)
+
     try:
         image = AppImage(hw.chip_id(), slot.size, req.headers.get("x-sha256"))
     except ValueError:
         raise HTTPError(400, "X-SHA256 must be 64 hex digits")
     busy.append(slot)
     try:
-        sha256 = await _write(stream, image, slot, hw)
+        sha256 = await _write(stream, image, slot, hw, ImageError)
     finally:
         busy.pop()
     hw.update_done("firmware", "pending", slot.label, "written, %d bytes; on trial after the reset" % image.size, slot.label)
@@ -51,25 +53,23 @@ async def put_firmware(hw, req):
             "sha256": sha256, "image_version": desc.get("version", ""), "resetting_in_ms": RESET_DELAY_MS}
 
 
-async def _write(stream, image, slot, hw):
-    block = bytearray(4096)
-    mv = memoryview(block)
-    n_block = 0
+async def _write(stream, image, slot, hw, ImageError):
+    # 1 KB at a time: on the real port a 4 KB buffer made MicroPython grow its heap by ESP-IDF's
+    # largest free block (the C3's heap after start-up has no 4 KB free in one piece), leaving
+    # lwIP and the network driver 18 KB (host_tests/qemu/test_qemu_ota.py watches it)
+    piece = bytearray(PIECE_BYTES)
+    mv = memoryview(piece)
+    at = 0  # where the next piece goes in the slot
     whole = hashlib.sha256()  # the file's, for the answer (the image's own is checked by image)
     try:
         while True:
-            n = await stream.readinto(block)
-            if n:
-                image.feed(mv[:n])
-                whole.update(mv[:n])
-            if n < len(block):
-                for i in range(n, len(block)):  # the last block: erased flash after the image
-                    block[i] = 0xFF
-            if n:
-                slot.write(n_block, block)
-                n_block += 1
-            if n < len(block):
+            n = await stream.readinto(piece)
+            if not n:
                 break
+            image.feed(mv[:n])
+            whole.update(mv[:n])
+            slot.write(at, mv[:n])
+            at += n
         image.finish()
         slot.set_boot()
         return "".join(["%02x" % c for c in whole.digest()])

@@ -71,6 +71,16 @@ def _info(qb, until=None, timeout=60):
             time.sleep(0.3)
 
 
+def _idf_free(qb):
+    # ESP-IDF's free heap (lwIP, the network driver): MicroPython takes ESP-IDF's largest free block
+    # when its own heap has no room in one piece, and a board left with 18 KB drops frames for good
+    with qb.target().client():
+        return requests.get(qb.url + "/status", timeout=5).json()["idf_heap_free"]
+
+
+IDF_FLOOR = 60000  # after start-up the QEMU C3 has 112 KB; one doubling of MicroPython's heap leaves 18 KB
+
+
 def _put(qb, data):
     with qb.target().client():
         return requests.put(qb.url + "/api/update/firmware", data=data, headers=AUTH, timeout=120)
@@ -89,6 +99,7 @@ def test_a_good_image_is_written_booted_and_kept(qb, image, figures):
     after = _info(qb, until=lambda i: i["last"] and i["last"]["result"] != "pending")
     assert after["running"] == "ota_1" and after["last"]["result"] == "ok" and after["pending"] is None, after
     assert after["boot_count"] == before["boot_count"] + 1 and after["reset_cause"] == "hard"
+    assert _idf_free(qb) > IDF_FLOOR
     figures("good image", bytes=len(image), upload_s="%.1f" % took, kbps="%.0f" % (len(image) / took / 1024),
             running=after["running"], result=after["last"]["result"])
 
@@ -108,6 +119,7 @@ def test_corrupt_and_foreign_images_are_refused_and_nothing_switches(qb, image, 
     info = _info(qb)
     assert (info["running"], info["boot"], info["pending"]) == ("ota_1", "ota_1", None), info
     assert info["last"]["result"] == "refused" and _boots(qb) == boots
+    assert _idf_free(qb) > IDF_FLOOR  # two uploads written and refused: the heap did not grow into ESP-IDF's
     figures("refused", corrupt=r.text.strip()[:80], foreign=head.split(b"\r\n\r\n", 1)[-1][:60])
 
 
@@ -151,6 +163,7 @@ def test_an_app_bundle_runs_from_the_next_boot_and_a_broken_one_gives_way(qb, fi
     _wait_boots(qb, boots + 1)
     info = _info(qb, until=lambda i: i["last"] and i["last"]["result"] != "pending")
     assert info["version"] == "0.1.1" and info["app"]["active"] == "/apps/1" and info["last"]["result"] == "ok", info
+    assert _idf_free(qb) > IDF_FLOOR
     figures("app bundle", bytes=len(good), files=r.json()["files"], upload_s="%.1f" % took, version=info["version"])
     broken = appbundle.build(march=qemu.MPY_ARCH, change={"nostall/server.py": b"import no_such_module\n"})
     with qb.target().client():
