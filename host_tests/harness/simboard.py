@@ -196,7 +196,8 @@ def front(sim, emu_ns=None, backlog=None, weather=None, seed=None):
 class SimFleet:
     """Dedicated sim boards with settings of their own, each behind its own lwIP when emu_ns is
     given. start(limits={...}, app_dir=None, www=None, heap=None, settings={...}, env={...},
-    radio={...}, timeout=10) -> Target; settings are extra keys of the settings file (e.g.
+    radio={...}, timeout=10, firmware=None) -> Target; firmware: another firmware folder (e.g. compiled
+    to .mpy); settings are extra keys of the settings file (e.g.
     api_token), env extra environment variables of the sim (a test app may read them), radio the
     radio script from power-on (SimBoard), timeout how long it may take to listen (a join that
     fails first takes longer), weather and seed the link's behind lwIP (netns.Emulator). Its
@@ -210,13 +211,13 @@ class SimFleet:
         self.targets = []
 
     def start(self, limits=None, app_dir=None, www=None, heap=None, settings=None, env=None, radio=None, timeout=10.0,
-              weather=None, seed=None):
+              weather=None, seed=None, firmware=None):
         n = len(self.targets)
         path = self.tmp_path / ("settings%d.json" % n)
         path.write_text(json.dumps(dict({"http_port": 8080, "limits": limits or {}}, **(settings or {}))))
         sim = SimBoard(
             heap=heap or self.heap,
-            firmware=self.firmware,
+            firmware=firmware or self.firmware,
             settings=str(path),
             extra_path=[app_dir] if app_dir else (),
             log=str(self.tmp_path / ("sim%d.log" % n)),

@@ -16,7 +16,6 @@ import requests
 
 from harness import heapmods, micropython
 from harness.paths import FIRMWARE
-from harness.simboard import DEFAULT_HEAP, SimFleet
 from harness.target import RawConn
 
 TOKEN = "upload-token-0123456789"
@@ -25,21 +24,15 @@ BODY_TIMEOUT_MS = 2000
 
 
 @pytest.fixture(scope="module")
-def up(request, tmp_path_factory):
+def up(make_module_sim, tmp_path_factory):
     """A sim board running the firmware compiled to .mpy, as a stock MicroPython board is
     deployed: the files API and the multipart reader load at their first use, which from source
     would mean compiling them in a heap the sim's start-up left in pieces of a few KB."""
-    if request.config.getoption("--board-ip"):
-        pytest.skip("needs its own sim board with special settings")
-    tmp = tmp_path_factory.mktemp("up")
-    fw = heapmods.compile_tree(FIRMWARE, str(tmp / "fw"), heapmods.mpy_cross_for(micropython.binary()))
-    fleet = SimFleet(tmp, DEFAULT_HEAP, fw)
-    try:
-        t = fleet.start(settings={"api_token": TOKEN}, limits={"body_timeout_ms": BODY_TIMEOUT_MS})
-        yield t
-        assert t.sim.proc.poll() is None, "sim board died; log: %s" % t.sim.log
-    finally:
-        fleet.close()
+    fw = heapmods.compile_tree(FIRMWARE, str(tmp_path_factory.mktemp("up") / "fw"),
+                               heapmods.mpy_cross_for(micropython.binary()))
+    t = make_module_sim(settings={"api_token": TOKEN}, limits={"body_timeout_ms": BODY_TIMEOUT_MS}, firmware=fw)
+    yield t
+    assert t.sim.proc.poll() is None, "sim board died; log: %s" % t.sim.log
 
 
 def _data(t):
