@@ -3,10 +3,11 @@
 # Request, None (needs more bytes) or AGAIN (it moved to another state), or raises HTTPError
 # (r.fail). The steps use the reader's buffer through its narrow interface only: have(), take(),
 # peek(), line(). proto.py imports this module at the first request with a body; piece() is
-# how a streamed body is read (bodystream.py), a piece at a time, never held whole.
+# how a streamed body is read (bodystream.py), a piece at a time, never held whole, and drop()
+# how what its handler left unread is dropped (session.py).
 
 from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
-from nostall.request import HEX
+from nostall.request import HEX, HTTPError
 
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
 MAX_HEX_DIGITS = 8  # chunk sizes up to 4 GiB - 1: int() never sees a huge number
@@ -144,6 +145,21 @@ def piece(r, n):
             return None
         if a is not AGAIN:  # the trailers' end: the request is complete
             return b""
+
+
+def drop(r):
+    """What is buffered of a streamed body its handler left unread, dropped: True once the body
+    has ended (the reader reads the next request), False when more is still to come or it is
+    malformed (then the answer says "Connection: close")."""
+    try:
+        while True:
+            p = piece(r, 0x7FFFFFFF)
+            if p is None:
+                return False
+            if not p:
+                return True
+    except HTTPError:
+        return False
 
 
 # the steps of the reader states EXPECT_BODY .. EXPECT_TRAILER, in order (proto.py installs them)

@@ -9,11 +9,13 @@
 # stopped, so parsing is O(n) in the bytes received, and every limit is checked before anything
 # is allocated for it: the buffer itself is the cap on the head.
 #
-# Bodies are read by the steps in body.py; responses are framing.py's job; what a Request is,
-# request.py's.
+# The head is read by the step in head.py, bodies by the steps in body.py; what the head says
+# about its body (the reader's next state) is decided here. Responses are framing.py's job;
+# what a Request is, request.py's.
 
 import micropython
-from nostall.request import METHODS, NOT_TOKEN, HTTPError, Request
+from nostall.head import request_head
+from nostall.request import METHODS, HTTPError  # noqa: F401 - METHODS: as before, from nostall.proto
 
 # Reader states: what the reader expects next. (The connection's own states, pool.py's, say
 # what the connection waits for; the session asks the reader waiting(), never its state.)
@@ -28,41 +30,12 @@ BROKEN = 6  # after an error: nothing more is parsed
 AGAIN = object()  # a step's "moved to another state"
 _MAX_DEC_DIGITS = 10  # Content-Length up to 9 999 999 999: int() never sees a huge number
 
-
-# bytes -> str for what the request line and header names usually hold: a dict lookup instead
-# of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
-_METHODS = {m.encode(): m for m in METHODS}
-_NAMES = {}
-# the fields pollers, browsers and WebSocket clients send most, as they spell them; any other
-# name is checked and lower-cased per request (_name): this table costs heap for every entry
-for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
-           "Content-Length", "Content-Type", "Transfer-Encoding", "Authorization", "Cache-Control",
-           "If-None-Match", "Upgrade", "Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version"):
-    _NAMES[_n.encode()] = _n.lower()
-del _n
-
-
 _USUAL_CONNECTION = {b"close": (b"close",), b"Close": (b"close",), b"keep-alive": (b"keep-alive",),
                      b"Keep-Alive": (b"keep-alive",)}
-
-# request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
-# of every interned string; bounded (the first ones asked for stay), short ones only
-_TARGETS = {}
-_TARGETS_MAX = 4
-_TARGET_CACHED_BYTES = 48
 
 
 def _tokens(value):
     return [t.strip().lower() for t in value.split(b",")]
-
-
-def _token(raw):
-    # raw bytes as a str when they are an RFC 9110 token (method, header name), else None
-    try:
-        s = str(raw, "utf-8")
-    except UnicodeError:
-        return None
-    return s if s and not NOT_TOKEN.search(s) else None
 
 
 class RequestReader:
@@ -208,150 +181,6 @@ class RequestReader:
             if r is not AGAIN:
                 return r
 
-    @micropython.native
-    def _head(self):
-        buf = self.buf
-        cfg = self.cfg
-        # RFC 9112 2.2: ignore empty lines before a request line
-        while self.end - self.start >= 2 and buf[self.start] == 13 and buf[self.start + 1] == 10:
-            self.start += 2
-        start = self.start
-        if self.scan < start:
-            self.scan = start
-        # Every verdict below depends only on the bytes received, never on how they were split
-        # into reads: nothing past max_header_bytes is looked at, and the request line is judged
-        # by where its line end falls, before anything else.
-        end = min(self.end, start + cfg.max_header_bytes)
-        lf = buf.find(b"\n", start, min(end, start + cfg.max_request_line_bytes + 2))
-        if lf < 0:
-            if end - start > cfg.max_request_line_bytes + 1:
-                self.fail(414, "request line too long")
-        elif lf == start or buf[lf - 1] != 13:
-            self.fail(400, "bare LF line ending")
-        i = buf.find(b"\r\n\r\n", self.scan, end)
-        if i < 0:
-            if buf.find(b"\n\n", self.scan, end) >= 0 or buf.find(b"\r\n\n", self.scan, end) >= 0:
-                self.fail(400, "bare LF line ending")
-            if end - start >= cfg.max_header_bytes:
-                self.fail(431, "request head too large")
-            self.scan = max(start, end - 3)
-            if start == 0 and self.end == len(buf):  # full (space() has moved it to the front)
-                self._grow()
-            return None
-        head = bytes(self.mv[start:i])
-        self.start = i + 4
-        self.scan = self.start
-        # The head stays bytes: a str costs MicroPython a search of its interned strings (every
-        # new str is looked up there first), so header values are kept as bytes and decoded only
-        # when the app first reads req.headers (request.py); the target goes through a cache.
-        n = head.count(b"\r\n")  # header fields
-        if head.count(b"\n") != n or head.count(b"\r") != n:
-            self.fail(400, "bare CR or LF in request head")
-        # a control character (CTL but HTAB): C loops (replace, min) instead of a regex per byte
-        rest = head.replace(b"\r\n", b"") if n else head
-        if b"\t" in rest:
-            rest = rest.replace(b"\t", b"")
-        if rest and (min(rest) < 32 or b"\x7f" in rest):
-            self.fail(400, "control character in request head")
-        eol = head.find(b"\r\n")
-        req = self._request_line(head if eol < 0 else head[:eol])
-        if rest and max(rest) > 127:  # not ASCII: decoded once, to refuse what is not UTF-8
-            try:
-                str(head, "utf-8")
-            except UnicodeError:
-                self.fail(400, "request head is not UTF-8")
-        # counted before the split: a head of many short lines would cost an object per line
-        # (700 in 2 KB) before its 431
-        if n > cfg.max_header_count:
-            self.fail(431, "too many header fields")
-        # field by field in place: no list of lines, one bytes copy per value
-        raw = req.raw
-        pos = eol + 2
-        for _ in range(n):
-            nl = head.find(b"\r\n", pos)
-            if nl < 0:
-                nl = len(head)
-            c = head.find(b":", pos, nl)
-            if c <= pos:
-                self.fail(400, "malformed header field")
-            name = head[pos:c]
-            key = _NAMES.get(name)
-            if key is None:
-                key = self._name(name)
-            a = c + 1
-            while a < nl and head[a] in b" \t":
-                a += 1
-            b = nl
-            while b > a and head[b - 1] in b" \t":
-                b -= 1
-            pos = nl + 2
-            value = head[a:b]
-            old = raw.get(key)
-            if old is None:
-                raw[key] = value
-            elif key == "content-length":
-                if old != value:
-                    self.fail(400, "conflicting Content-Length")
-            elif key == "host":
-                self.fail(400, "more than one Host")
-            else:
-                raw[key] = old + b", " + value
-        return self._framing(req)
-
-    def _name(self, raw):
-        # a header name not among the usual ones: checked as a token (which also refuses
-        # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
-        name = _token(raw)
-        if name is None:
-            self.fail(400, "malformed header field")
-        return name.lower()
-
-    def _request_line(self, line):
-        parts = line.split(b" ")
-        if len(parts) != 3:
-            self.fail(400, "malformed request line")
-        raw_method, raw_target, raw_version = parts
-        method = _METHODS.get(raw_method)
-        if method is None:
-            if _token(raw_method) is None:
-                self.fail(400, "malformed method")
-            self.fail(501, "method not implemented")
-        if raw_version == b"HTTP/1.1":
-            version = "HTTP/1.1"
-        elif raw_version == b"HTTP/1.0":
-            version = "HTTP/1.0"
-        else:
-            v = raw_version
-            if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
-                self.fail(400, "malformed HTTP version")
-            if v[5] != 49:
-                self.fail(505, "HTTP version not supported")
-            version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
-        target = _TARGETS.get(raw_target)
-        if target is not None:  # a path this board was asked for before: no new str
-            return Request(method, target, version, None)
-        try:
-            target = str(raw_target, "utf-8")
-        except UnicodeError:
-            self.fail(400, "request target is not UTF-8")
-        if not target.startswith("/"):
-            if target == "*" and method == "OPTIONS":
-                pass
-            elif target.startswith("http://") or target.startswith("https://"):
-                # absolute-form (RFC 9112 3.2.2): servers must accept it; keep path and query
-                rest = target[target.find("//") + 2 :]
-                p = len(rest)  # the authority ends at the first "/" or "?"
-                for c in "/?":
-                    k = rest.find(c)
-                    if 0 <= k < p:
-                        p = k
-                rest = rest[p:]
-                target = rest if rest.startswith("/") else "/" + rest
-            else:
-                self.fail(400, "malformed request target")
-        elif len(_TARGETS) < _TARGETS_MAX and len(raw_target) <= _TARGET_CACHED_BYTES:
-            _TARGETS[raw_target] = target
-        return Request(method, target, version, None)
 
     def _framing(self, req):
         raw = req.raw
@@ -443,4 +272,4 @@ def _broken(r):
 
 # What next() runs in each reader state: a step returns a Request, None (needs more bytes) or
 # AGAIN (it moved to another state: run that one), or raises HTTPError.
-_STEPS = [RequestReader._head, _body, _body, _body, _body, _body, _broken]
+_STEPS = [request_head, _body, _body, _body, _body, _body, _broken]

@@ -11,7 +11,8 @@
 #            await protocol(conn, req, resp), then long_done(eof)
 #     CLOSE  close the socket: ended(reason) says how
 #
-# Close reasons a session gives are named here once (pool.py names the timeouts' and evictions').
+# What a session holds, the pool's calls and how it ends are lifecycle.py's, which names the close
+# reasons a session gives (pool.py names the timeouts' and evictions'); every state change is here.
 # Long-lived protocols reach the session only through opened(), alive(), ping_due(), closing()
 # and the shell's recv()/send(); the core never branches on which protocol it is.
 
@@ -20,11 +21,11 @@ import gc
 import micropython
 
 from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
-from nostall.pool import ABORTIVE, BODY, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_CLOSED, WS_PING, Slot
-from nostall.proto import RequestReader
+from nostall.lifecycle import ERROR, EOF_DELIMITED_BODY, HANDLER_TIMEOUT, LINGER_OVERFLOW, MEMORY, PROTOCOL_ERROR, SHUTDOWN, STREAM_ERROR, Lifecycle  # noqa: F401 - ERROR: as before, from here
+from nostall.pool import BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, WS, WS_CLOSED, WS_PING
 from nostall.request import HTTPError
-from nostall.response import close_stream, error_kind, error_response, next_piece
-from nostall.stats import CLIENT, RESET
+from nostall.response import close_stream, error_kind, error_response
+from nostall.stats import CLIENT
 from nostall.ticks import ticks_diff
 
 RECV = 0
@@ -33,24 +34,12 @@ RUN = 2
 LONG = 3
 CLOSE = 4
 
-# close reasons (stats.CLIENT and stats.RESET: the client's doing)
-ERROR = "error"  # an OSError the client did not cause
-SHUTDOWN = "shutdown"
-PROTOCOL_ERROR = "protocol_error"  # a request refused for its framing: answered, then lingered
-MEMORY = "memory"  # no heap for a request (answered with the prebuilt 503) or for the connection
-LINGER_OVERFLOW = "linger_overflow"  # the client sent linger_drain_bytes more, not its EOF
-EOF_DELIMITED_BODY = "eof_delimited_body"  # an HTTP/1.0 stream: the close ends its body
-STREAM_ERROR = "stream_error"  # a stream failed after its head: the close cuts the body short
-HANDLER_TIMEOUT = "handler_timeout"  # pool.py's reason at HANDLER's deadline: a 503, not a close
-
-_RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
 # the long-lived cap's 503: a WebSocket or stream slot frees when a tab closes, rarely within
 # a second; browsers' own reconnects then wait longer anyway
 _RETRY_LATER = (("Retry-After", "5"),)
-_FETCH = object()  # a stream's next piece is still to be taken
 
 
-class Session(Slot):
+class Session(Lifecycle):
     """One connection's protocol state in one pool slot. See the module comment.
 
     Example (a shell that moves bytes; host_tests/unit/test_session.py has a whole one)::
@@ -63,35 +52,6 @@ class Session(Slot):
             elif a == RUN: a = s.respond(app_answer(s.req)); continue
             elif a == CLOSE: abortive, forced = s.ended(s.reason); break
     """
-
-    def __init__(self, server, pool, conn=None):
-        Slot.__init__(self, pool)
-        self.server = server  # cfg, stats, app, stopping, idle_s, busy_answer
-        self.conn = conn  # the shell: asked in_flight(), woken by wake()/notify()
-        app = getattr(server, "app", None)  # a test's server may have none
-        self.reader = r = RequestReader(server.cfg, None, app.admit if app is not None else None)
-        # space(): where the next receive goes (the reader's buffer; emptied while lingering)
-        self.space = r.space
-        self.out = b""
-        self.req = None
-        self.reason = None
-        self.requests = 0
-        self.handler = None  # a long-lived protocol's object (a WebSocket): wake(), ended()
-        self.resp = None  # a long-lived protocol's response (LONG: resp.protocol runs)
-        self._body = None  # a body sent after the head
-        self._stream = None
-        self._piece = None
-        self._chunked = False
-        self._keep = False  # after this answer: IDLE (else LINGER, or the close for EOF)
-        self._budget = 0  # linger: bytes still dropped before linger_overflow
-        self._why = None  # after a refusal: the reason unless the client closes first
-
-    def attach(self):
-        """A new connection in this slot."""
-        self.reader.reset()
-        self.requests = 0
-        self.reason = None
-        self.handler = None
 
     # ---- the shell's questions ----
 
@@ -121,19 +81,6 @@ class Session(Slot):
         if st == LINGER or st == WS_CLOSED:
             return RECV
         return self._read()
-
-    def failed(self, e=None):
-        """The close reason when the shell's wait raised e (None: the task was cancelled, by the
-        pool, which said why in self.cancelled, or by the server stopping)."""
-        if e is None:
-            r = self.cancelled or SHUTDOWN
-        elif isinstance(e, MemoryError):
-            gc.collect()
-            r = MEMORY
-        else:
-            r = self.cancelled or (RESET if e.args[0] in _RESETS else ERROR)
-        self.reason = r
-        return r
 
     # ---- reading requests ----
 
@@ -185,22 +132,6 @@ class Session(Slot):
 
         req.stream = BodyStream(self.conn, self, self.reader)
 
-    def _unread(self):
-        # the handler left part of a streamed body unread: what is buffered of it is dropped;
-        # False when more is still to come (then the answer says "Connection: close")
-        from nostall.body import piece
-
-        r = self.reader
-        try:
-            while True:
-                p = piece(r, 0x7FFFFFFF)
-                if p is None:
-                    return False
-                if not p:
-                    return True
-        except HTTPError:
-            return False
-
     def _refuse(self, status, answer, why):
         self.server.stats.answered(status)
         self.enter(WRITE)
@@ -233,7 +164,9 @@ class Session(Slot):
         if self.reader.req is not None:  # a streamed body, not read to its end
             if self.reason is not None:  # the client left mid-body: no one to answer
                 return CLOSE
-            if not self._unread():
+            from nostall.body import drop  # a streamed body: body.py is loaded already
+
+            if not drop(self.reader):  # more of it is still to come: the answer closes
                 req.keep_alive = False
         if resp.protocol is not None:
             cfg = server.cfg
@@ -247,21 +180,7 @@ class Session(Slot):
         stream = None
         piece = None
         if resp.streamed and req.method != "HEAD":
-            # the first piece before the head: a stream that fails at once still gets a 500
-            try:
-                if resp.stream is None:
-                    from nostall.static import file_pieces  # a file: static.py is loaded already
-
-                    stream = file_pieces(resp.file, server.cfg.send_chunk_bytes)
-                else:
-                    stream = iter(resp.stream)
-                piece = next_piece(stream)
-            except Exception as e:
-                close_stream(stream)
-                close_stream(resp.stream)
-                stream = None
-                req.error = e
-                resp = error_response(500, "handler's stream failed")
+            stream, piece, resp = self._first_piece(req, resp)  # a stream failing at once: a 500
         elif resp.stream is not None:
             close_stream(resp.stream)
         stats.requests += 1
@@ -300,18 +219,14 @@ class Session(Slot):
             self._body = None
             self.out = body
             return SEND
-        stream = self._stream
-        if stream is not None:
-            piece = self._piece
+        if self._stream is not None:
             try:
-                while piece is _FETCH or (piece is not None and not piece):
-                    piece = next_piece(stream)
+                piece = self._next_piece()
             except Exception as e:  # the stream's own fault after the head went out: cut it short
                 self.server.stats.handler_error("stream", "-", e)
                 self.reason = STREAM_ERROR
                 return CLOSE
             if piece is not None:
-                self._piece = _FETCH
                 self.enter(WRITE)  # a slow client must not look like a stalled handler
                 self.out = chunk(piece) if self._chunked else piece
                 return SEND
@@ -331,19 +246,6 @@ class Session(Slot):
         self.enter(LINGER)
         self._drain()
         return RECV
-
-    def _end_stream(self):
-        s = self._stream
-        if s is not None:
-            self._stream = None
-            self._piece = None
-            close_stream(s)
-
-    def _drain(self):
-        # LINGER (or WS_CLOSED): what the client still sends is dropped until its EOF, so it
-        # closes first; at most linger_drain_bytes
-        self.reader.reset()
-        self._budget = self.server.cfg.linger_drain_bytes
 
     # ---- long-lived protocols (websocket.py, events.py) ----
 
@@ -401,44 +303,3 @@ class Session(Slot):
         if self.state == WRITE:
             self.enter(WRITE)
 
-    # ---- the pool's calls ----
-
-    def in_flight(self):
-        return self.conn.in_flight()
-
-    def input_waiting(self):
-        return self.conn.input_waiting()
-
-    def wake(self):
-        # the ticker at the deadline of a state that wakes (WS: a ping is due; STREAM: a heartbeat)
-        h = self.handler
-        if h is not None:
-            h.wake()  # a WebSocket: a ping is due (ping_due(): WS_PING has the pong's deadline)
-        self.conn.wake()
-
-    def notify(self):
-        # a channel this connection follows published a message
-        self.conn.wake()
-
-    # ---- the end ----
-
-    def ended(self, reason):
-        """The connection ends for reason: the slot is freed; returns (abortive, forced) for
-        the close. A close the server makes first with nothing of its own in flight is a reset
-        (no TIME_WAIT on the board); so is one whose client stopped reading (forced); never one
-        that ends the body or cuts it short (the client reads on and must see the end)."""
-        self.reader.reset()  # a slot at rest keeps nothing of its last connection
-        self._end_stream()
-        self._body = None
-        self.resp = None
-        self.req = None
-        self.out = b""
-        h = self.handler
-        if h is not None:
-            self.handler = None
-            h.ended()  # off its channel, its message buffer dropped
-        state = self.state
-        first = reason != CLIENT and reason != RESET and reason != EOF_DELIMITED_BODY
-        force = first and (reason == WRITE_TIMEOUT or (reason != STREAM_ERROR and (state == WRITE or state == WS or state == WS_PING or state == STREAM)))
-        self.pool.release(self)
-        return first and (ABORTIVE[state] or force), force

@@ -1,10 +1,10 @@
 # The application API: routes (with methods and <int:n>/<path:p> parameters), the API token,
 # error handlers. The server calls App.dispatch(request) and sends the Response it returns;
-# nothing here touches a socket. What a handler may return is response.py's; files, static.py's.
+# nothing here touches a socket. The routing table is routes.py's; what a handler's return or
+# exception becomes, handlers.py's; what a handler may return, response.py's; files, static.py's.
 
-import sys
-
-from nostall.request import METHODS, HTTPError, unquote
+from nostall.handlers import PLAIN, error, finish, made
+from nostall.request import METHODS, HTTPError
 from nostall.response import (  # noqa: F401 - the app API in one import: from nostall.web import ...
     HTML,
     JSON,
@@ -16,8 +16,7 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     error_response,
     make_response,
 )
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token
+from nostall.routes import SAFE_METHODS, NotAllowed, Routes, not_allowed, path_of
 
 # What an app does not use costs no heap: auth.py, static.py and wsproto.py are imported by the
 # first request that needs them (a token checked, a file served, a WebSocket's handshake).
@@ -54,90 +53,7 @@ def send_file(root, path, req=None, max_age=None):
     return send(root, path, req, max_age)
 
 
-# what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
-_PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
-
-
-def _awaited(coro):
-    # `await coro`, checking what it yields: asyncio's own waits all yield None, so a value means
-    # the handler is a plain generator (`yield` where `return` was meant). Awaited directly, its
-    # task would be parked where no timeout can cancel it, and its connection slot lost for good.
-    exc = None
-    while True:
-        try:
-            y = coro.throw(exc) if exc is not None else coro.send(None)
-        except StopIteration as e:
-            return e.value
-        if y is not None:
-            coro.close()
-            raise BadResponse("a handler yielded a value: to stream, return Response(stream=generator)")
-        exc = None
-        try:
-            yield
-        except BaseException as e:  # cancellation (handler timeout, shutdown): the handler's to handle
-            exc = e
-
-
-if sys.implementation.name != "micropython":
-    # CPython (the unit tests) awaits a plain generator only once it is marked so; its asyncio
-    # yields futures, so there only handlers that do not wait run
-    from types import coroutine
-
-    _awaited = coroutine(_awaited)  # pyright: ignore[reportAssignmentType]
-
-
-class _Route:
-    def __init__(self, pattern, methods, handler):
-        self.methods = methods
-        self.handler = handler
-        self.segments = []  # (literal str) or (name, kind)
-        self.tail = None  # a trailing <path:name> takes the rest of the path
-        parts = pattern.strip("/").split("/") if pattern != "/" else []
-        for i, part in enumerate(parts):
-            if part.startswith("<") and part.endswith(">"):
-                kind, _, name = part[1:-1].rpartition(":")
-                kind = kind or "string"
-                if kind not in ("string", "int", "path"):
-                    raise ValueError("route %r: unknown converter %r" % (pattern, kind))
-                if kind == "path":
-                    if i != len(parts) - 1:
-                        raise ValueError("route %r: <path:...> must come last" % pattern)
-                    self.tail = name
-                else:
-                    self.segments.append((name, kind))
-            else:
-                self.segments.append(part)
-
-    def match(self, parts):
-        # parts: the path split at most App._depth (>= len(segments)) times; the last may hold "/"
-        segs = self.segments
-        n = len(segs)
-        if self.tail is None:
-            if len(parts) != n:
-                return None
-        elif len(parts) < n:
-            return None
-        params = {}
-        for i in range(n):
-            seg = segs[i]
-            part = parts[i]
-            if isinstance(seg, str):
-                if seg != part:
-                    return None
-            else:
-                if not part:
-                    return None
-                if seg[1] == "int":
-                    if not part.isdigit():
-                        return None
-                    part = int(part)
-                params[seg[0]] = part
-        if self.tail is not None:
-            params[self.tail] = "/".join(parts[n:])
-        return params
-
-
-class App:
+class App(Routes):
     """Routes requests to handlers.
 
     token: when set (a str), every route's methods other than GET/HEAD/OPTIONS answer 401 unless
@@ -156,13 +72,12 @@ class App:
     realm = "nostall"  # the WWW-Authenticate realm of 401 answers
 
     def __init__(self, token=None):
+        Routes.__init__(self)
         self.token = token
-        self._exact = {}  # path -> {method: handler}: most routes have no parameters
-        self._routes = []
-        self._depth = 0  # the most segments a parameterized route names: paths split no further
         self._error_handlers = {}
         self._guarded = {}  # a handler behind the token (guard()) -> its all_methods
         self._streams = {}  # a handler that reads its body as a stream -> the body's limit
+
 
     def route(self, pattern, methods=("GET",), stream=None):
         """Decorator: handler(req, **params) for the methods at pattern. stream: the handler
@@ -191,14 +106,7 @@ class App:
                 if m not in SAFE_METHODS:
                     guarded = guard(self, handler, False)
                     break
-            if "<" in pattern:
-                r = _Route(pattern, tuple(methods), guarded)
-                self._routes.append(r)
-                self._depth = max(self._depth, len(r.segments))
-            else:
-                by_method = self._exact.setdefault(pattern, {})
-                for m in methods:
-                    by_method[m] = handler if m in SAFE_METHODS else guarded
+            self._add(pattern, methods, handler, guarded)
             if stream is not None:
                 self._streams[handler] = self._streams[guarded] = stream
             return handler
@@ -257,8 +165,6 @@ class App:
     def delete(self, pattern):
         return self.route(pattern, ("DELETE",))
 
-    def has_route(self, path):
-        return path in self._exact
 
     def errorhandler(self, status_or_exception):
         """Register handler(req) for a status, or handler(req, exc) for an exception class."""
@@ -301,30 +207,6 @@ class App:
         self.route(api, ("GET",))(call("listing"))
         self.route(url + "/<path:path>", ("GET",))(call("get"))
 
-    def _find(self, method, path):
-        """(handler, params) or raise HTTPError 404/405."""
-        by_method = self._exact.get(path)
-        allowed = ()
-        if by_method is not None:
-            h = by_method.get(method) or (method == "HEAD" and by_method.get("GET"))
-            if h:
-                return h, None
-            allowed = tuple(by_method)
-        parts = None
-        for r in self._routes:
-            if parts is None:
-                # at most _depth + 1 parts, the last one holding the rest: a request line of 300
-                # "../" costs two strings here, not a list of 300 (a MemoryError on a fragmented heap)
-                parts = path.strip("/").split("/", self._depth) if path != "/" else []
-            params = r.match(parts)
-            if params is not None:
-                if method in r.methods or (method == "HEAD" and "GET" in r.methods):
-                    return r.handler, params
-                allowed = allowed + r.methods
-        if allowed:
-            raise _NotAllowed(allowed)
-        raise HTTPError(404, "no route for " + path)
-
     def admit(self, req):
         """Asked when a request's head is in and its body is due, before any of the body is
         read: the body's limit when its route streams it (the handler reads req.stream), None to
@@ -333,7 +215,7 @@ class App:
         waits for "100 Continue", behind the token without it. A path with no route is answered
         after its body (a short one: max_body_bytes)."""
         try:
-            handler = self._find(req.method, _path(req))[0]
+            handler = self._find(req.method, path_of(req))[0]
         except Exception:  # no route, method not allowed, a bad escape: call() answers it
             return None
         stream = self._streams.get(handler)
@@ -354,26 +236,19 @@ class App:
         gives it: the server awaits only what must be awaited. Never raises (an exception
         becomes a 500)."""
         try:
-            path = _path(req)
             try:
-                handler, params = self._find(req.method, path)
-            except _NotAllowed as e:
-                allow = sorted(set(e.allowed + (("HEAD",) if "GET" in e.allowed else ())))
-                allow = ", ".join(allow + ["OPTIONS"])
-                if req.method == "OPTIONS":
-                    return Response(b"", 204, {"Allow": allow})
-                r = error_response(405, req.method + " not allowed")
-                r.set_header("Allow", allow)
-                return r
+                handler, params = self._find(req.method, path_of(req))
+            except NotAllowed as e:
+                return not_allowed(req, e.allowed)
             rv = handler(req, **params) if params else handler(req)
-            if type(rv) not in _PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
-                return self._finish(req, rv)
+            if type(rv) not in PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
+                return finish(self, req, rv)
         except HTTPError as e:
-            return self._error(req, e.status, e.reason, None, e.headers)
+            return error(self, req, e.status, e.reason, None, e.headers)
         except Exception as e:  # the handler's fault: 500 for this request only
             req.error = e
-            return self._error(req, 500, "handler failed", e)
-        return self._made(req, rv)
+            return error(self, req, 500, "handler failed", e)
+        return made(self, req, rv)
 
     async def dispatch(self, req):
         """The Response for req (call(), awaited where it must be)."""
@@ -381,75 +256,3 @@ class App:
         if not isinstance(r, Response):
             r = await r
         return r
-
-    def _made(self, req, rv):
-        try:
-            return make_response(rv)
-        except Exception as e:  # what it returned cannot be sent: 500 for this request only
-            if not isinstance(e, (BadResponse, MemoryError)):
-                e = BadResponse(repr(e))  # e.g. a header value with CR/LF in it
-            req.error = e
-            return self._error(req, 500, "handler returned a bad response", e)
-
-    async def _finish(self, req, coro):
-        # an async handler, awaited, checked as call() checks a plain one's return
-        try:
-            rv = await _awaited(coro)  # pyright: ignore[reportGeneralTypeIssues] - MicroPython awaits generators
-        except HTTPError as e:
-            r = self._error(req, e.status, e.reason, None, e.headers)
-        except Exception as e:
-            req.error = e
-            r = self._error(req, 500, "handler failed", e)
-        else:
-            r = self._made(req, rv)
-        if not isinstance(r, Response):
-            r = await r
-        return r
-
-    def _error(self, req, status, reason, exc, headers=None):
-        # the error page: the app's handler for exc's class or the status (an awaitable when
-        # it has one), else error_response(); headers: what a refusal must say, whoever wrote it
-        h = None
-        if exc is not None:
-            h = self._error_handlers.get(type(exc))
-        if h is None:
-            h = self._error_handlers.get(status)
-            exc = None
-        if h is None:
-            return _with(error_response(status, reason), headers)
-        return self._handled(req, h, status, reason, exc, headers)
-
-    async def _handled(self, req, h, status, reason, exc, headers):
-        try:
-            rv = h(req, exc) if exc is not None else h(req)
-            if type(rv) not in _PLAIN and hasattr(rv, "send"):
-                rv = await _awaited(rv)  # pyright: ignore[reportGeneralTypeIssues] - as in call
-            r = make_response(rv)
-            if status >= 500 and r.status < 500 and exc is None:
-                r.status = status  # an error page must not turn a failure into a success
-        except Exception as e:
-            req.error = e
-            r = error_response(500, reason)
-        return _with(r, headers)
-
-
-def _path(req):
-    path = req.path
-    if "%" in path:
-        try:
-            return unquote(path)
-        except (ValueError, UnicodeError):
-            raise HTTPError(400, "bad percent escape in path")
-    return path
-
-
-def _with(r, headers):
-    for name, value in headers or ():
-        r.set_header(name, value)
-    return r
-
-
-class _NotAllowed(Exception):
-    def __init__(self, allowed):
-        super().__init__()
-        self.allowed = allowed

@@ -10,7 +10,7 @@ The firmware itself is never edited.
 --qemu also counts it on the QEMU C3 (harness.qemu_icount: real RV32 instructions, root).
 
     PYTHONPATH=host_tests:firmware python -m harness.bench_native [--firmware DIR] [--set] [--qemu]
-        [nostall/proto.py:RequestReader._head nostall/framing.py:plan=viper ...]
+        [nostall/head.py:request_head nostall/framing.py:plan=viper ...]
 """
 
 import argparse
@@ -29,9 +29,9 @@ from harness.qemu import MPY_CROSS
 ARCHS = ("rv32imc", "xtensawin")
 # the hot functions of a kept-alive GET (make bench BENCH=phases), by phase
 CANDIDATES = (
-    "nostall/proto.py:RequestReader.next", "nostall/proto.py:RequestReader._head",
-    "nostall/proto.py:RequestReader._request_line", "nostall/proto.py:RequestReader._framing",
-    "nostall/request.py:Request.__init__", "nostall/web.py:App._find", "nostall/web.py:App.dispatch",
+    "nostall/proto.py:RequestReader.next", "nostall/head.py:request_head",
+    "nostall/head.py:_request_line", "nostall/proto.py:RequestReader._framing",
+    "nostall/request.py:Request.__init__", "nostall/routes.py:Routes._find", "nostall/web.py:App.dispatch",
     "nostall/response.py:Response.__init__", "nostall/response.py:Response.set_header",
     "nostall/response.py:make_response", "nostall/response.py:_make_response", "nostall/framing.py:check_header",
     "nostall/framing.py:plan", "nostall/framing.py:response_head", "nostall/framing.py:status_line",

@@ -1,0 +1,186 @@
+# The request head, sans-IO: the RequestReader's (proto.py) first step, request_head(r), as body.py's
+# steps are the body's. It finds the head's end in the reader's buffer, where the last search
+# stopped (O(n) in the bytes received), and refuses what breaks a limit before anything is
+# allocated for it: the request line's length (414), the head's size and field count (431). Then
+# the head is checked whole (line endings, control characters, UTF-8), the request line taken
+# apart (method, target, version) and the header fields put into req.raw, as bytes. What the
+# head says about the body (keep-alive, Host, Content-Length or chunked, Expect, the app's
+# admit) the reader decides in r._framing(req): the reader's state changes are proto.py's.
+
+import micropython
+from nostall.request import METHODS, NOT_TOKEN, Request
+
+# bytes -> str for what the request line and header names usually hold: a dict lookup instead
+# of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
+_METHODS = {m.encode(): m for m in METHODS}
+_NAMES = {}
+# the fields pollers, browsers and WebSocket clients send most, as they spell them; any other
+# name is checked and lower-cased per request (_name): this table costs heap for every entry
+for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
+           "Content-Length", "Content-Type", "Transfer-Encoding", "Authorization", "Cache-Control",
+           "If-None-Match", "Upgrade", "Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version"):
+    _NAMES[_n.encode()] = _n.lower()
+del _n
+
+# request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
+# of every interned string; bounded (the first ones asked for stay), short ones only
+_TARGETS = {}
+_TARGETS_MAX = 4
+_TARGET_CACHED_BYTES = 48
+
+
+def _token(raw):
+    # raw bytes as a str when they are an RFC 9110 token (method, header name), else None
+    try:
+        s = str(raw, "utf-8")
+    except UnicodeError:
+        return None
+    return s if s and not NOT_TOKEN.search(s) else None
+
+
+@micropython.native
+def request_head(r):
+    buf = r.buf
+    cfg = r.cfg
+    # RFC 9112 2.2: ignore empty lines before a request line
+    while r.end - r.start >= 2 and buf[r.start] == 13 and buf[r.start + 1] == 10:
+        r.start += 2
+    start = r.start
+    if r.scan < start:
+        r.scan = start
+    # Every verdict below depends only on the bytes received, never on how they were split
+    # into reads: nothing past max_header_bytes is looked at, and the request line is judged
+    # by where its line end falls, before anything else.
+    end = min(r.end, start + cfg.max_header_bytes)
+    lf = buf.find(b"\n", start, min(end, start + cfg.max_request_line_bytes + 2))
+    if lf < 0:
+        if end - start > cfg.max_request_line_bytes + 1:
+            r.fail(414, "request line too long")
+    elif lf == start or buf[lf - 1] != 13:
+        r.fail(400, "bare LF line ending")
+    i = buf.find(b"\r\n\r\n", r.scan, end)
+    if i < 0:
+        if buf.find(b"\n\n", r.scan, end) >= 0 or buf.find(b"\r\n\n", r.scan, end) >= 0:
+            r.fail(400, "bare LF line ending")
+        if end - start >= cfg.max_header_bytes:
+            r.fail(431, "request head too large")
+        r.scan = max(start, end - 3)
+        if start == 0 and r.end == len(buf):  # full (space() has moved it to the front)
+            r._grow()
+        return None
+    head = bytes(r.mv[start:i])
+    r.start = i + 4
+    r.scan = r.start
+    # The head stays bytes: a str costs MicroPython a search of its interned strings (every
+    # new str is looked up there first), so header values are kept as bytes and decoded only
+    # when the app first reads req.headers (request.py); the target goes through a cache.
+    n = head.count(b"\r\n")  # header fields
+    if head.count(b"\n") != n or head.count(b"\r") != n:
+        r.fail(400, "bare CR or LF in request head")
+    # a control character (CTL but HTAB): C loops (replace, min) instead of a regex per byte
+    rest = head.replace(b"\r\n", b"") if n else head
+    if b"\t" in rest:
+        rest = rest.replace(b"\t", b"")
+    if rest and (min(rest) < 32 or b"\x7f" in rest):
+        r.fail(400, "control character in request head")
+    eol = head.find(b"\r\n")
+    req = _request_line(r, head if eol < 0 else head[:eol])
+    if rest and max(rest) > 127:  # not ASCII: decoded once, to refuse what is not UTF-8
+        try:
+            str(head, "utf-8")
+        except UnicodeError:
+            r.fail(400, "request head is not UTF-8")
+    # counted before the split: a head of many short lines would cost an object per line
+    # (700 in 2 KB) before its 431
+    if n > cfg.max_header_count:
+        r.fail(431, "too many header fields")
+    # field by field in place: no list of lines, one bytes copy per value
+    raw = req.raw
+    pos = eol + 2
+    for _ in range(n):
+        nl = head.find(b"\r\n", pos)
+        if nl < 0:
+            nl = len(head)
+        c = head.find(b":", pos, nl)
+        if c <= pos:
+            r.fail(400, "malformed header field")
+        name = head[pos:c]
+        key = _NAMES.get(name)
+        if key is None:
+            key = _name(r, name)
+        a = c + 1
+        while a < nl and head[a] in b" \t":
+            a += 1
+        b = nl
+        while b > a and head[b - 1] in b" \t":
+            b -= 1
+        pos = nl + 2
+        value = head[a:b]
+        old = raw.get(key)
+        if old is None:
+            raw[key] = value
+        elif key == "content-length":
+            if old != value:
+                r.fail(400, "conflicting Content-Length")
+        elif key == "host":
+            r.fail(400, "more than one Host")
+        else:
+            raw[key] = old + b", " + value
+    return r._framing(req)
+
+
+def _name(r, raw):
+    # a header name not among the usual ones: checked as a token (which also refuses
+    # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
+    name = _token(raw)
+    if name is None:
+        r.fail(400, "malformed header field")
+    return name.lower()
+
+
+def _request_line(r, line):
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        r.fail(400, "malformed request line")
+    raw_method, raw_target, raw_version = parts
+    method = _METHODS.get(raw_method)
+    if method is None:
+        if _token(raw_method) is None:
+            r.fail(400, "malformed method")
+        r.fail(501, "method not implemented")
+    if raw_version == b"HTTP/1.1":
+        version = "HTTP/1.1"
+    elif raw_version == b"HTTP/1.0":
+        version = "HTTP/1.0"
+    else:
+        v = raw_version
+        if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
+            r.fail(400, "malformed HTTP version")
+        if v[5] != 49:
+            r.fail(505, "HTTP version not supported")
+        version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
+    target = _TARGETS.get(raw_target)
+    if target is not None:  # a path this board was asked for before: no new str
+        return Request(method, target, version, None)
+    try:
+        target = str(raw_target, "utf-8")
+    except UnicodeError:
+        r.fail(400, "request target is not UTF-8")
+    if not target.startswith("/"):
+        if target == "*" and method == "OPTIONS":
+            pass
+        elif target.startswith("http://") or target.startswith("https://"):
+            # absolute-form (RFC 9112 3.2.2): servers must accept it; keep path and query
+            rest = target[target.find("//") + 2 :]
+            p = len(rest)  # the authority ends at the first "/" or "?"
+            for c in "/?":
+                k = rest.find(c)
+                if 0 <= k < p:
+                    p = k
+            rest = rest[p:]
+            target = rest if rest.startswith("/") else "/" + rest
+        else:
+            r.fail(400, "malformed request target")
+    elif len(_TARGETS) < _TARGETS_MAX and len(raw_target) <= _TARGET_CACHED_BYTES:
+        _TARGETS[raw_target] = target
+    return Request(method, target, version, None)

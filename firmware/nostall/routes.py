@@ -1,0 +1,135 @@
+# The routing table, sans-IO: which handler a request's method and path go to. Paths without
+# parameters are one dict lookup; the others (<name>, <int:n>, a last <path:p>) are matched in
+# the order they were added, on the path split no more than the longest of them needs. A path
+# that matches with another method is a 405 with its Allow (OPTIONS: a 204 with it). App (web.py)
+# is a Routes: it adds what its decorators register, and finds with _find().
+
+from nostall.request import HTTPError, unquote
+from nostall.response import Response, error_response
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (web.guard)
+
+
+class Route:
+    def __init__(self, pattern, methods, handler):
+        self.methods = methods
+        self.handler = handler
+        self.segments = []  # (literal str) or (name, kind)
+        self.tail = None  # a trailing <path:name> takes the rest of the path
+        parts = pattern.strip("/").split("/") if pattern != "/" else []
+        for i, part in enumerate(parts):
+            if part.startswith("<") and part.endswith(">"):
+                kind, _, name = part[1:-1].rpartition(":")
+                kind = kind or "string"
+                if kind not in ("string", "int", "path"):
+                    raise ValueError("route %r: unknown converter %r" % (pattern, kind))
+                if kind == "path":
+                    if i != len(parts) - 1:
+                        raise ValueError("route %r: <path:...> must come last" % pattern)
+                    self.tail = name
+                else:
+                    self.segments.append((name, kind))
+            else:
+                self.segments.append(part)
+
+    def match(self, parts):
+        # parts: the path split at most Routes._depth (>= len(segments)) times; the last may hold "/"
+        segs = self.segments
+        n = len(segs)
+        if self.tail is None:
+            if len(parts) != n:
+                return None
+        elif len(parts) < n:
+            return None
+        params = {}
+        for i in range(n):
+            seg = segs[i]
+            part = parts[i]
+            if isinstance(seg, str):
+                if seg != part:
+                    return None
+            else:
+                if not part:
+                    return None
+                if seg[1] == "int":
+                    if not part.isdigit():
+                        return None
+                    part = int(part)
+                params[seg[0]] = part
+        if self.tail is not None:
+            params[self.tail] = "/".join(parts[n:])
+        return params
+
+
+class Routes:
+    def __init__(self):
+        self._exact = {}  # path -> {method: handler}: most routes have no parameters
+        self._routes = []
+        self._depth = 0  # the most segments a parameterized route names: paths split no further
+
+    def _add(self, pattern, methods, handler, guarded):
+        # guarded: handler behind the token (web.guard), for the methods outside SAFE_METHODS
+        # (a parameterized route has it for all: the guard lets safe methods through)
+        if "<" in pattern:
+            r = Route(pattern, tuple(methods), guarded)
+            self._routes.append(r)
+            self._depth = max(self._depth, len(r.segments))
+        else:
+            by_method = self._exact.setdefault(pattern, {})
+            for m in methods:
+                by_method[m] = handler if m in SAFE_METHODS else guarded
+
+    def has_route(self, path):
+        return path in self._exact
+
+    def _find(self, method, path):
+        """(handler, params) or raise HTTPError 404 or NotAllowed (see not_allowed())."""
+        by_method = self._exact.get(path)
+        allowed = ()
+        if by_method is not None:
+            h = by_method.get(method) or (method == "HEAD" and by_method.get("GET"))
+            if h:
+                return h, None
+            allowed = tuple(by_method)
+        parts = None
+        for r in self._routes:
+            if parts is None:
+                # at most _depth + 1 parts, the last one holding the rest: a request line of 300
+                # "../" costs two strings here, not a list of 300 (a MemoryError on a fragmented heap)
+                parts = path.strip("/").split("/", self._depth) if path != "/" else []
+            params = r.match(parts)
+            if params is not None:
+                if method in r.methods or (method == "HEAD" and "GET" in r.methods):
+                    return r.handler, params
+                allowed = allowed + r.methods
+        if allowed:
+            raise NotAllowed(allowed)
+        raise HTTPError(404, "no route for " + path)
+
+
+class NotAllowed(Exception):
+    def __init__(self, allowed):
+        super().__init__()
+        self.allowed = allowed
+
+
+def not_allowed(req, allowed):
+    # a path routed for other methods: OPTIONS gets its 204, anything else a 405, with Allow
+    allow = sorted(set(allowed + (("HEAD",) if "GET" in allowed else ())))
+    allow = ", ".join(allow + ["OPTIONS"])
+    if req.method == "OPTIONS":
+        return Response(b"", 204, {"Allow": allow})
+    r = error_response(405, req.method + " not allowed")
+    r.set_header("Allow", allow)
+    return r
+
+
+def path_of(req):
+    # the path as routes name it: percent escapes decoded (400 for a bad one)
+    path = req.path
+    if "%" in path:
+        try:
+            return unquote(path)
+        except (ValueError, UnicodeError):
+            raise HTTPError(400, "bad percent escape in path")
+    return path
