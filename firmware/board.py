@@ -2,8 +2,6 @@
 # loads for a "lan" section). The sim board runs it as it is, on fakes of those modules
 # (host_tests/sim/).
 
-import json
-import os
 import sys
 import time
 
@@ -11,6 +9,8 @@ import asyncio
 import esp32
 import machine
 import network
+
+import jsonfile
 
 SETTINGS_PATH = "/settings.json"
 NEEDS_WIFI = True
@@ -55,21 +55,6 @@ _FIX = {
 _DEFAULT_LED = {"esp32c3": (8, True), "esp32": (2, False)}
 
 
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path, d):
-    # whole or not at all: a reset mid-write leaves the last version
-    with open(path + ".tmp", "w") as f:
-        json.dump(d, f)
-    os.rename(path + ".tmp", path)
-
-
 def _reset_cause():
     c = machine.reset_cause()
     for name in ("PWRON_RESET", "HARD_RESET", "WDT_RESET", "DEEPSLEEP_RESET", "SOFT_RESET"):
@@ -93,7 +78,7 @@ class Board:
         # (the stubs type Partition(id) as a label; the port takes RUNNING and BOOT too)
         self.running_slot = esp32.Partition(esp32.Partition.RUNNING).info()[4]  # pyright: ignore[reportArgumentType]
         self.update = self._boot_record()
-        self.app_state = _read_json(APP_STATE) or {}
+        self.app_state = jsonfile.read(APP_STATE) or {}
         self.wlan = None
         self.lan = None
         self.joined = False  # on the network at least once since start-up
@@ -252,7 +237,7 @@ class Board:
     def _boot_record(self):
         # one more boot; a firmware on trial that is not the one running was rolled back by the
         # bootloader: it failed its health check, or did not come up at all
-        rec = _read_json(UPDATE_PATH) or {}
+        rec = jsonfile.read(UPDATE_PATH) or {}
         rec["boot_count"] = rec.get("boot_count", 0) + 1
         pending = rec.get("pending")
         if pending is not None and pending != self.running_slot:
@@ -266,7 +251,7 @@ class Board:
 
     def _save(self, rec):
         try:
-            _write_json(UPDATE_PATH, rec)
+            jsonfile.write(UPDATE_PATH, rec)
         except OSError as e:
             print("nostall: could not write %s: %r" % (UPDATE_PATH, e))
 
@@ -281,7 +266,7 @@ class Board:
     def set_app(self, st):
         """The copy of the firmware's Python main.py runs from the next boot (/app.json)."""
         self.app_state = st
-        _write_json(APP_STATE, st)
+        jsonfile.write(APP_STATE, st)
 
     def slots(self):
         import ota
@@ -328,7 +313,7 @@ class Board:
         else:
             self.app_state["trial"] = False
             self.app_state["boots"] = 0
-            _write_json(APP_STATE, self.app_state)
+            jsonfile.write(APP_STATE, self.app_state)
         self.update_done(kind, "ok", slot, "served a request: kept")
 
     def start(self, server):

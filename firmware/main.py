@@ -7,28 +7,13 @@
 # boot. The boot counter that decides it is in /app.json, so it survives resets.
 
 import gc
-import json
-import os
 import sys
+
+import jsonfile
 
 APP_STATE = "/app.json"  # {"active": dir or null, "previous": dir or null, "trial", "boots", "version", "gen"}
 UPDATE_PATH = "/update.json"  # board.py's record of updates: where a rollback is told
 START_GC_EVERY = 4096  # bytes allocated between collections while the firmware starts
-
-
-def _read(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _write(path, d):
-    # whole or not at all: a reset mid-write leaves the last state
-    with open(path + ".tmp", "w") as f:
-        json.dump(d, f)
-    os.rename(path + ".tmp", path)
 
 
 def _back(st, why):
@@ -38,27 +23,27 @@ def _back(st, why):
     st["previous"] = None
     st["trial"] = False
     st["boots"] = 0
-    _write(APP_STATE, st)
-    rec = _read(UPDATE_PATH) or {}
+    jsonfile.write(APP_STATE, st)
+    rec = jsonfile.read(UPDATE_PATH) or {}
     rec["last"] = {"kind": "app", "result": "rolled_back", "slot": failed,
                    "detail": "%s: back on %s" % (why, st["active"] or "the flash's own")}
-    _write(UPDATE_PATH, rec)
+    jsonfile.write(UPDATE_PATH, rec)
     print("nostall: app update %s rolled back: %s" % (failed, why))
 
 
 def _choose():
-    st = _read(APP_STATE)
+    st = jsonfile.read(APP_STATE)
     if not st or not st.get("active"):
         return None, st
     if st.get("trial"):
         if st.get("boots", 0) >= 1:  # it started before and the board reset before its check passed
-            rec = _read(UPDATE_PATH) or {}
+            rec = jsonfile.read(UPDATE_PATH) or {}
             last = rec.get("last") or {}
             _back(st, "it failed its health check" if last.get("result") == "health_check_failed"
                   else "the board reset before it served a request")
             return st.get("active"), st
         st["boots"] = 1
-        _write(APP_STATE, st)
+        jsonfile.write(APP_STATE, st)
     return st["active"], st
 
 

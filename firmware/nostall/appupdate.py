@@ -10,8 +10,9 @@
 
 import os
 
+from nostall.flash import free, mkdirs, rmtree
 from nostall.request import HTTPError
-from nostall.update import RESET_DELAY_MS, busy
+from nostall.update import RESET_DELAY_MS, body_of, busy
 
 APPS = "/apps"  # /apps/<n>: a copy of the firmware's Python; /apps/new while one is staged
 MANIFEST_MAX = 16384  # bytes of manifest.json
@@ -19,23 +20,19 @@ _TAR_BLOCK = 512
 
 
 async def put_app(hw, req):
-    if busy:
-        raise HTTPError(409, "an update is in progress")
-    stream = req.stream
-    if stream is None:
-        raise HTTPError(400, "send the app bundle (a tar with manifest.json first) as the body")
+    stream = body_of(req, "the app bundle (a tar with manifest.json first)")
     busy.append(APPS)
     stage = APPS + "/new"
     try:
         st = hw.app_state
         old = st.get("active")
-        _mkdirs(APPS)
+        mkdirs(APPS)
         for name in os.listdir(APPS):  # room first: all but the running copy (a cut upload's too)
             if APPS + "/" + name != old:
-                _rmtree(APPS + "/" + name)
-        if stream.length is not None and stream.length > _free():
-            raise HTTPError(507, "not enough space for the bundle: %d bytes free" % _free())
-        _mkdirs(stage)
+                rmtree(APPS + "/" + name)
+        if stream.length is not None and stream.length > free("/"):
+            raise HTTPError(507, "not enough space for the bundle: %d bytes free" % free("/"))
+        mkdirs(stage)
         try:
             manifest = await _unpack(stream, stage)
         except HTTPError as e:
@@ -51,7 +48,7 @@ async def put_app(hw, req):
                     "version": manifest.get("version", "")})
     finally:
         busy.pop()
-        _rmtree(stage)
+        rmtree(stage)
     hw.update_done("app", "pending", target, "%d files; on trial after the reset" % len(manifest["files"]))
     hw.reset_soon(RESET_DELAY_MS)
     return {"result": "ok", "kind": "app", "dir": target, "version": manifest.get("version", ""),
@@ -110,7 +107,7 @@ async def _unpack(stream, stage):
             raise HTTPError(400, "%s is not in manifest.json" % name)
         _check_name(name)
         path = stage + "/" + name
-        _mkdirs(path.rpartition("/")[0])
+        mkdirs(path.rpartition("/")[0])
         h = hashlib.sha256()
         left = size
         with open(path, "wb") as f:
@@ -132,11 +129,6 @@ async def _unpack(stream, stage):
     while await stream.readinto(mv):  # what tar pads its end with
         pass
     return manifest
-
-
-def _free():
-    st = os.statvfs("/")
-    return st[0] * st[4]  # f_bsize * f_bavail
 
 
 def _tar_header(h):
@@ -181,26 +173,3 @@ async def _skip(stream, n, mv):
 
 def _hex(b):
     return "".join(["%02x" % c for c in b])
-
-
-def _mkdirs(path):
-    part = ""
-    for seg in path.strip("/").split("/"):
-        part += "/" + seg
-        try:
-            os.mkdir(part)
-        except OSError:
-            pass
-
-
-def _rmtree(path):
-    try:
-        st = os.stat(path)
-    except OSError:
-        return
-    if st[0] & 0x4000:
-        for name in os.listdir(path):
-            _rmtree(path + "/" + name)
-        os.rmdir(path)
-    else:
-        os.remove(path)

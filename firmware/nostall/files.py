@@ -15,6 +15,7 @@
 
 import os
 
+from nostall.flash import free, is_dir, mkdirs
 from nostall.request import HTTPError
 from nostall.static import _dot_segment, send_file
 
@@ -23,7 +24,6 @@ RESERVE_BYTES = 8192  # kept free: littlefs needs spare blocks to write at all (
 LIST_MAX = 200  # entries GET /api/files names at most (a bounded answer)
 NAME_MAX = 128  # bytes in a path under the folder
 _TMP = ".upload-"  # + a number: a temporary file, removed when its upload does not complete
-_EEXIST = 17
 _ENOSPC = 28
 _count = [0]  # temporary files made: each upload's own name
 _ready = []  # the roots made and cleaned of what a reset left
@@ -33,7 +33,7 @@ def _root(root):
     # the folder, at its first use after start-up: made if missing, and emptied of temporary
     # files an upload cut short by a reset left
     if root not in _ready:
-        _mkdirs(root)
+        _in_the_way(mkdirs(root))
         for name in _listdir(root):
             if name.startswith(_TMP):
                 _remove(root + "/" + name)
@@ -163,8 +163,8 @@ def _write(f, data):
 
 def _place(tmp, full):
     # a complete upload takes its name (over an older file of that name)
-    _mkdirs(full.rpartition("/")[0])
-    if _isdir(full):
+    _in_the_way(mkdirs(full.rpartition("/")[0]))
+    if is_dir(full):
         raise HTTPError(409, "a folder has that name")
     try:
         os.rename(tmp, full)
@@ -173,24 +173,9 @@ def _place(tmp, full):
         os.rename(tmp, full)
 
 
-def _mkdirs(path):
-    part = ""
-    for seg in path.strip("/").split("/"):
-        part += "/" + seg
-        try:
-            os.mkdir(part)
-        except OSError as e:
-            if e.args[0] != _EEXIST:
-                raise
-        if not _isdir(part):
-            raise HTTPError(409, "a file is in the way of %s" % part)
-
-
-def _isdir(path):
-    try:
-        return bool(os.stat(path)[0] & 0x4000)
-    except OSError:
-        return False
+def _in_the_way(part):
+    if part is not None:
+        raise HTTPError(409, "a file is in the way of %s" % part)
 
 
 def _size(path):
@@ -216,8 +201,7 @@ def _listdir(path):
 
 
 def _free(root):
-    st = os.statvfs(root)
-    return max(0, st[0] * st[4] - RESERVE_BYTES)  # f_bsize * f_bavail
+    return free(root, RESERVE_BYTES)
 
 
 def _walk(root, rel, out):

@@ -23,12 +23,17 @@ _ESP_ERR_OTA_VALIDATE_FAILED = -5379
 busy = []  # an update in progress (one at a time; appupdate.py's too)
 
 
-async def put_firmware(hw, req):
+def body_of(req, what):
+    """An update's body stream: HTTPError 409 while another update runs, 400 without a body."""
     if busy:
         raise HTTPError(409, "an update is in progress")
-    stream = req.stream
-    if stream is None:
-        raise HTTPError(400, "send the app image (the build's micropython.bin) as the body")
+    if req.stream is None:
+        raise HTTPError(400, "send %s as the body" % what)
+    return req.stream
+
+
+async def put_firmware(hw, req):
+    stream = body_of(req, "the app image (the build's micropython.bin)")
     try:
         slot = hw.firmware_slot()
     except OSError:

@@ -13,7 +13,7 @@ import requests
 from harness import appbundle, heapmods, micropython
 from harness.paths import FIRMWARE
 from harness.simboard import DEFAULT_HEAP, SimFleet
-from harness.target import RawConn
+from harness.target import RawConn, update_info
 
 TOKEN = "app-token-0123456789ab"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -44,16 +44,7 @@ def _bundle(version=None, change=None):
 
 
 def _info(t, until=None, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            r = requests.get(t.url + "/api/update", timeout=2)
-            if r.status_code == 200 and (until is None or until(r.json())):
-                return r.json()
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, "the board did not answer as expected; log: %s" % t.sim.log
-        time.sleep(0.1)
+    return update_info(t, until, timeout, "(log: %s)" % t.sim.log)
 
 
 def _restarted(t, n, timeout=20.0):

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from harness import appimage_build as ab
-from harness.target import RawConn
+from harness.target import RawConn, update_info
 
 TOKEN = "ota-token-0123456789ab"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -32,19 +32,7 @@ def ota(make_sim):
 
 
 def _info(t, timeout=15.0, until=None):
-    # GET /api/update, waiting through a reset (this request is also what keeps a new firmware),
-    # and until until(answer) holds
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            r = requests.get(t.url + "/api/update", timeout=2)
-            if r.status_code == 200 and (until is None or until(r.json())):
-                return r.json()
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("the board did not come back within %.0f s" % timeout)
-        time.sleep(0.1)
+    return update_info(t, until, timeout, "(log: %s)" % t.sim.log)
 
 
 def _put(t, image, headers=None):

@@ -71,6 +71,23 @@ def wait_for(pred, timeout=3.0, step=0.05):
         time.sleep(step)
 
 
+def update_info(t, until=None, timeout=20.0, why=""):
+    """GET /api/update from the board t (a Target), waiting through its resets until it answers and
+    until(answer) holds; AssertionError after timeout (why: what to add, e.g. the log's name). The
+    request itself is what ends a new firmware's trial (its health check)."""
+    deadline = time.monotonic() + timeout
+    with t.client():
+        while True:
+            try:
+                r = requests.get(t.url + "/api/update", timeout=3)
+                if r.status_code == 200 and (until is None or until(r.json())):
+                    return r.json()
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "no such answer from %s within %.0f s %s" % (t.url, timeout, why)
+            time.sleep(0.2)
+
+
 def server_time_wait(port):
     """TIME_WAIT sockets whose local port is the server's: each is a close the server made first."""
     try:

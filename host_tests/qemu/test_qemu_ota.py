@@ -17,6 +17,7 @@ import requests
 from harness import appbundle
 from harness import appimage_build as ab
 from harness import qemu
+from harness.target import update_info
 
 TOKEN = "qemu-ota-token-0123456789"
 AUTH = {"Authorization": "Bearer " + TOKEN}
@@ -58,17 +59,7 @@ def _wait_boots(qb, n, timeout=60):
 
 
 def _info(qb, until=None, timeout=60):
-    deadline = time.monotonic() + timeout
-    with qb.target().client():
-        while True:
-            try:
-                r = requests.get(qb.url + "/api/update", timeout=3)
-                if r.status_code == 200 and (until is None or until(r.json())):
-                    return r.json()
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, "no answer: %s" % qb.console_tail()
-            time.sleep(0.3)
+    return update_info(qb.target(), until, timeout, qb.console_tail())
 
 
 def _idf_free(qb):

@@ -9,22 +9,11 @@ import os
 import struct
 import sys
 
-from unitcheck import raises
+from unitcheck import Lcg, raises
 
 from nostall.appimage import AppImage, ImageError, _xor_fold
 
 C3, ESP32 = 5, 0
-
-
-class Lcg:
-    """Seeded splits the same on CPython and MicroPython (whose random has no Random)."""
-
-    def __init__(self, seed):
-        self.x = seed
-
-    def randint(self, a, b):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return a + self.x % (b - a + 1)
 
 
 def desc(version="1.2.3", project="nostall"):

@@ -6,7 +6,7 @@
 
 import hashlib
 
-from unitcheck import raises
+from unitcheck import Lcg, raises
 
 from nostall.multipart import _BODY, DATA, DONE, END, PART, MultipartError, MultipartReader, boundary
 from nostall.request import HTTPError
@@ -32,17 +32,6 @@ FORM = field(b"title", b"Hello, world") + upload(b"file", b"a.bin", b"\x00\x01\r
 FORM_EVENTS = [(PART, ("title", None, "text/plain")), (DATA, b"Hello, world"), (END, None),
                (PART, ("file", "a.bin", "application/octet-stream")), (DATA, b"\x00\x01\r\n\xff"), (END, None),
                (DONE, None)]
-
-
-class Lcg:
-    """Seeded splits the same on CPython and MicroPython (whose random has no Random)."""
-
-    def __init__(self, seed):
-        self.x = seed
-
-    def randint(self, a, b):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return a + self.x % (b - a + 1)
 
 
 def pieces(data, how, seed=1):

@@ -3,7 +3,7 @@
 # makes (every one allowed by pool.py's table; together they cover every step but the pool's
 # own), deadlines from the pool's fake clock. Runs on CPython and on MicroPython.
 
-from unitcheck import Clock, Task
+from unitcheck import Clock, Lcg, Task
 
 from nostall.config import Config
 from nostall.framing import CONTINUE, closing
@@ -112,17 +112,6 @@ def drive(s, reads, app=answer):
             raise AssertionError("unexpected action %r" % a)
         a = s.next()
     return b"".join(sent), s.reason
-
-
-class Lcg:
-    """Seeded splits the same on CPython and MicroPython (whose random has no Random)."""
-
-    def __init__(self, seed):
-        self.x = seed
-
-    def randint(self, a, b):
-        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
-        return a + self.x % (b - a + 1)
 
 
 def splits(data, how, rnd):

@@ -29,6 +29,17 @@ class raises:
         return True
 
 
+class Lcg:
+    """Seeded splits the same on CPython and MicroPython (whose random has no Random)."""
+
+    def __init__(self, seed):
+        self.x = seed
+
+    def randint(self, a, b):
+        self.x = (self.x * 1103515245 + 12345) & 0x7FFFFFFF
+        return a + self.x % (b - a + 1)
+
+
 class Clock:
     """A fake ticks_ms: call it for the time; advance it by hand."""
 
