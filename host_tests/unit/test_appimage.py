@@ -9,7 +9,7 @@ import os
 import struct
 import sys
 
-from unitcheck import Lcg, raises
+from unitcheck import Lcg, raises, splits
 
 from nostall.appimage import AppImage, ImageError, _xor_fold
 
@@ -38,18 +38,6 @@ def image(chip=C3, segs=None, hashed=1, first=None):
     return body + hashlib.sha256(body).digest() if hashed else body
 
 
-def splits(data, how, rnd, most=9):
-    if how == "whole":
-        return [data]
-    if how == "bytes":
-        return [data[i : i + 1] for i in range(len(data))]
-    out = []
-    i = 0
-    while i < len(data):
-        n = rnd.randint(1, most)
-        out.append(data[i : i + n])
-        i += n
-    return out
 
 
 def refused_at(data, reason, **kw):

@@ -3,7 +3,7 @@
 # makes (every one allowed by pool.py's table; together they cover every step but the pool's
 # own), deadlines from the pool's fake clock. Runs on CPython and on MicroPython.
 
-from unitcheck import Clock, Lcg, Task
+from unitcheck import Clock, Lcg, Task, splits
 
 from nostall.config import Config
 from nostall.framing import CONTINUE, closing
@@ -114,18 +114,6 @@ def drive(s, reads, app=answer):
     return b"".join(sent), s.reason
 
 
-def splits(data, how, rnd):
-    if how == "whole":
-        return [data]
-    if how == "bytes":
-        return [data[i : i + 1] for i in range(len(data))]
-    out = []
-    i = 0
-    while i < len(data):
-        n = rnd.randint(1, 9)
-        out.append(data[i : i + n])
-        i += n
-    return out
 
 
 def test_kept_alive_requests_whole_byte_by_byte_and_split():

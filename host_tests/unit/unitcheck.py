@@ -40,6 +40,21 @@ class Lcg:
         return a + self.x % (b - a + 1)
 
 
+def splits(data, how, rnd, most=9):
+    """data as reads: whole, byte by byte, or ("split") in pieces of 1..most bytes drawn from rnd."""
+    if how == "whole":
+        return [data]
+    if how == "bytes":
+        return [data[i : i + 1] for i in range(len(data))]
+    out = []
+    i = 0
+    while i < len(data):
+        n = rnd.randint(1, most)
+        out.append(data[i : i + n])
+        i += n
+    return out
+
+
 class Clock:
     """A fake ticks_ms: call it for the time; advance it by hand."""
 
