@@ -51,6 +51,9 @@ def run_soak(url, count=1000, interval=0.15, timeout=5.0, session=False, path="/
 
     fd_counter() -> the server process's open fds; time_wait() -> connections the server's TCP
     stack holds in TIME_WAIT (each one a close the server made first); both optional."""
+    # the path once first: what it loads at its first use (static.py for "/", a few KB of code) is
+    # not a leak, and would stand as one in the heap's first samples
+    one_request(requests.get, url + path, timeout)
     s0 = get_status(url, gc=True)
     fd0 = fd_counter() if fd_counter else None
     tw0 = time_wait() if time_wait else None
