@@ -178,6 +178,7 @@ class QemuBoard:
         self.env = dict(env or {})
         self.addr, self.host_addr, self.tap = addr, host_addr, tap
         self.files = files
+        self._made_home = home is None  # then close() removes it (its 4 MB flash file)
         self.home = home or tempfile.mkdtemp(prefix="nostall-qemu-")
         self.log = log or os.path.join(self.home, "console.log")
         self.flash = os.path.join(self.home, "flash.bin")
@@ -279,6 +280,8 @@ class QemuBoard:
                 netns.delete_namespace(self.ns)
             elif not self.user_port:
                 netns.ip("-n", self.ns, "link", "del", self.tap, check=False)
+        if self._made_home:
+            shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self):
         return self.start()
