@@ -122,14 +122,9 @@ def piece(r, n):
                 _done(r)
                 return b""
             p = r.take(n if n < left else left)
-            k = len(p)
-            if not k:
+            if not p:
                 return None
-            r.need_continue = False
-            r.remaining = left = left - k
-            r.body_len += k
-            if not left and st == EXPECT_CHUNK_DATA:
-                r.state = EXPECT_CHUNK_END
+            took(r, len(p))
             return p
         if st == EXPECT_HEAD:
             return b""
@@ -145,6 +140,22 @@ def piece(r, n):
             return None
         if a is not AGAIN:  # the trailers' end: the request is complete
             return b""
+
+
+def plain(r):
+    """How many bytes of a streamed body may be taken as they are (none: framing comes first)."""
+    st = r.state
+    return r.remaining if st == EXPECT_BODY or st == EXPECT_CHUNK_DATA else 0
+
+
+def took(r, k):
+    """k plain bytes of a streamed body were taken: from the buffer (piece), or straight from the
+    socket into the handler's buffer (bodystream.readinto)."""
+    r.need_continue = False
+    r.remaining -= k
+    r.body_len += k
+    if not r.remaining and r.state == EXPECT_CHUNK_DATA:
+        r.state = EXPECT_CHUNK_END
 
 
 def drop(r):

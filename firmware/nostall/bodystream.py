@@ -11,10 +11,10 @@
 # pyright: reportGeneralTypeIssues=false
 # (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
-from nostall.body import piece
+from nostall.body import piece, plain, took
 from nostall.framing import CONTINUE
 from nostall.pool import BODY, HANDLER
-from nostall.proto import EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END
+from nostall.proto import EXPECT_BODY
 from nostall.stats import CLIENT
 
 
@@ -57,17 +57,14 @@ class BodyStream:
         size = len(mv)
         r = self._reader
         while got < size:
-            left = r.remaining
-            if left and not r.have() and (r.state == EXPECT_BODY or r.state == EXPECT_CHUNK_DATA):
+            left = plain(r)
+            if left and not r.have():
                 k = size - got
                 n = await self._recv(mv[got : got + (k if k < left else left)])
                 if n:
-                    r.remaining = left = left - n
-                    r.body_len += n
+                    took(r, n)
                     self.received += n
                     got += n
-                    if not left and r.state == EXPECT_CHUNK_DATA:
-                        r.state = EXPECT_CHUNK_END
                 continue
             p = await self._piece(size - got)
             if not p:

@@ -45,8 +45,8 @@ async def put(root, req, path):
     full = _full(_root(root), path)
     existed = _size(full) is not None
     stream = req.stream
-    if stream is not None and stream.length is not None and stream.length > _free(root):
-        raise HTTPError(507, "not enough space: %d bytes free" % _free(root))
+    if stream is not None:
+        _room_for(root, stream)
     await _receive(root, full, stream)
     return "", 204 if existed else 201
 
@@ -109,8 +109,7 @@ async def post(root, req):
     if stream is None:
         raise HTTPError(400, "send the files as a multipart/form-data form")
     root = _root(root)
-    if stream.length is not None and stream.length > _free(root):
-        raise HTTPError(507, "not enough space: %d bytes free" % _free(root))
+    _room_for(root, stream)
     form = MultipartReader(req.headers.get("content-type", ""))  # MultipartError: its 400/413/415
     block = bytearray(BLOCK_BYTES)
     saved = []
@@ -198,6 +197,14 @@ def _listdir(path):
         return os.listdir(path)
     except OSError:
         return []
+
+
+def _room_for(root, stream):
+    # 507 before the body when its Content-Length is known not to fit (chunked: when a write fails)
+    if stream.length is not None:
+        free = _free(root)
+        if stream.length > free:
+            raise HTTPError(507, "not enough space: %d bytes free" % free)
 
 
 def _free(root):
