@@ -5,7 +5,7 @@ import json
 
 from nostall.channel import STATUS
 from nostall.request import HTTPError
-from nostall.web import App, Response, tokens_equal
+from nostall.web import App, Response, lazy, tokens_equal
 
 MAX_SAMPLES = 200  # /api/samples?n= cap: one request may not hold its slot streaming for long
 DEFAULT_SAMPLES = "10"  # without ?n=: a few, quick to stream
@@ -71,16 +71,10 @@ def make_app(hw):
     app.events("/events", STATUS)  # the same figures as an event stream, for what has no WebSocket
     app.files(hw.data_root)  # /api/files (uploads stream to flash), /files
 
-    def update(module, name):
-        def handler(req):
-            # loaded by the first request to /api/update
-            return getattr(__import__("nostall." + module, None, None, (name,)), name)(hw, req)
-
-        return handler
-
-    app.route("/api/update/firmware", ("PUT",), 4 << 20)(update("update", "put_firmware"))  # 413 past the slot's size
-    app.route("/api/update/app", ("PUT",), 1 << 20)(update("appupdate", "put_app"))
-    app.get("/api/update")(update("update", "info"))
+    # updates (nostall/update.py, appupdate.py: loaded by the first request to /api/update)
+    app.route("/api/update/firmware", ("PUT",), 4 << 20)(lazy("update", "put_firmware", hw))  # 413 past the slot's size
+    app.route("/api/update/app", ("PUT",), 1 << 20)(lazy("appupdate", "put_app", hw))
+    app.get("/api/update")(lazy("update", "info", hw))
     app.static("/", hw.www_root)
     return app
 

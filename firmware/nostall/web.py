@@ -39,6 +39,16 @@ def guard(app, handler, all_methods):
     return guarded
 
 
+def lazy(module, name, first):
+    """A handler that calls nostall.<module>.<name>(first, req, **params), the module loaded by
+    the first request to it: what an app does not use costs no heap (App.files, app.py's updates)."""
+
+    def handler(req, **params):
+        return getattr(__import__("nostall." + module, None, None, (name,)), name)(first, req, **params)
+
+    return handler
+
+
 def tokens_equal(a, b):
     """nostall.auth.tokens_equal: a == b for two secrets, in constant time (the app API)."""
     from nostall.auth import tokens_equal as equal
@@ -192,20 +202,11 @@ class App(Routes):
         of at most max_bytes, streamed to flash), POST api (a multipart/form-data form of files),
         GET api (the list), DELETE api/<path>, GET url/<path>. The module is loaded by the first request to one of them."""
         root = root.rstrip("/")
-
-        def call(name):
-            def handler(req, **params):
-                from nostall import files
-
-                return getattr(files, name)(root, req, **params)
-
-            return handler
-
-        self.route(api + "/<path:path>", ("PUT",), max_bytes)(call("put"))
-        self.route(api, ("POST",), max_bytes)(call("post"))
-        self.route(api + "/<path:path>", ("DELETE",))(call("delete"))
-        self.route(api, ("GET",))(call("listing"))
-        self.route(url + "/<path:path>", ("GET",))(call("get"))
+        self.route(api + "/<path:path>", ("PUT",), max_bytes)(lazy("files", "put", root))
+        self.route(api, ("POST",), max_bytes)(lazy("files", "post", root))
+        self.route(api + "/<path:path>", ("DELETE",))(lazy("files", "delete", root))
+        self.route(api, ("GET",))(lazy("files", "listing", root))
+        self.route(url + "/<path:path>", ("GET",))(lazy("files", "get", root))
 
     def admit(self, req):
         """Asked when a request's head is in and its body is due, before any of the body is
