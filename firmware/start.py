@@ -13,8 +13,8 @@ from nostall.config import SettingsError
 
 
 def _settings():
-    # settings.py runs once: dropped once it has read the file (a Settings is a record), so its
-    # code (its checks) leaves the heap
+    # settings.py runs once: dropped once it has read the file (a Settings is a record), with
+    # bounds.py (the limits' checks), so their code leaves the heap
     import sys
 
     import nostall
@@ -23,9 +23,10 @@ def _settings():
     try:
         return load(board.SETTINGS_PATH, board.NEEDS_WIFI)
     finally:
-        sys.modules.pop("nostall.settings", None)
-        if hasattr(nostall, "settings"):
-            delattr(nostall, "settings")
+        for name in ("settings", "bounds"):
+            sys.modules.pop("nostall." + name, None)
+            if hasattr(nostall, name):
+                delattr(nostall, name)
 
 
 def main():

@@ -1,5 +1,6 @@
-# The API token: how it is read from the request, how it is compared, the 401. web.guard()
-# (which requests need it) imports this module at the first request that must show a token.
+# The API token: how it is read from the request, how it is compared, the 401. App.call() and
+# App.admit() (web.py: which requests need it) import this module at the first request that must
+# show a token.
 
 from nostall.request import HTTPError
 from nostall.response import error_response
@@ -34,7 +35,7 @@ def bearer_token(req):
 
 
 def refusal(app, req):
-    """The 401 for req when it lacks app.token (web.guard asks, only while a token is set),
+    """The 401 for req when it lacks app.token (App.call asks, only while a token is set),
     else None."""
     e = missing(app, req)
     return None if e is None else error_response(401, e.reason, e.headers)

@@ -7,8 +7,11 @@
 # how what its handler left unread is dropped (session.py).
 
 from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
-from nostall.request import HEX, HTTPError
+from micropython import const
 
+from nostall.request import HTTPError
+
+_HEX = const("0123456789abcdefABCDEF")
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
 MAX_HEX_DIGITS = 8  # chunk sizes up to 4 GiB - 1: int() never sees a huge number
 
@@ -55,7 +58,7 @@ def chunk_size(r):
     if line is None:
         return None
     size = line.split(b";", 1)[0].strip(b" \t")
-    if not size or any(chr(c) not in HEX for c in size):
+    if not size or any(chr(c) not in _HEX for c in size):
         r.fail(400, "malformed chunk size")
     size = size.lstrip(b"0") or b"0"
     if len(size) > MAX_HEX_DIGITS:

@@ -8,8 +8,10 @@
 # STATUS is the server's own channel: the /status figures, published every second while
 # someone follows it (the dashboard's WebSocket and event stream).
 
+from micropython import const
 
-_RING_BYTES = 4096  # a channel's kept messages at most: a few /status documents' worth
+
+_RING_BYTES = const(4096)  # a channel's kept messages at most: a few /status documents' worth
 
 
 class Channel:

@@ -1,33 +1,8 @@
 # Every limit and timeout of the server, with its unit in its name, and its one default.
 # Sizes assume an ESP32 running MicroPython v1.24+: lwIP gives MicroPython 10 sockets
 # (CONFIG_LWIP_MAX_SOCKETS) and 12 active TCP pcbs; the listener, DNS and mpremote/WebREPL
-# need some of them, so the default connection cap is 6.
-
-
-# the smallest value each limit may take (the rest: 1). 0 where 0 means "none" or "no cap";
-# sizes below which nothing useful fits: a WebSocket message as long as a control frame may be
-# (125, RFC 6455), a buffer for a short head, a request line "GET / HTTP/1.1", one header field
-# "Host: x", a file piece; ticks under 10 ms only cost wake-ups
-_MIN = {
-    "max_connections": 1,
-    "listen_backlog": 1,
-    "max_requests_per_connection": 0,
-    "max_turnaways": 0,
-    "max_long_lived_connections": 0,
-    "ws_max_message_bytes": 125,
-    "recv_buffer_bytes": 256,
-    "max_request_line_bytes": 16,
-    "max_header_bytes": 64,
-    "max_header_count": 1,
-    "max_body_bytes": 0,
-    "send_chunk_bytes": 64,
-    "tick_ms": 10,
-}
-
-
-# the largest some sizes may be: a long head gets a buffer of max_header_bytes while it is read
-# (16 KB: beyond what servers take, nginx 8 KB a line, Apache 8 KB a field, on a board's heap)
-_MAX = {"max_header_bytes": 16384}
+# need some of them, so the default connection cap is 6. The bounds of each (its minimum, and a
+# maximum for some) are bounds.py's, checked when a Config is given values of its own.
 
 
 class ConfigError(ValueError):
@@ -111,24 +86,10 @@ class Config:
     health_window_ms = 60000
 
     def __init__(self, **overrides):
-        for name, value in overrides.items():
-            if name not in NAMES:
-                raise ConfigError("unknown limit %r; known: %s" % (name, ", ".join(NAMES)))
-            if type(value) is not int:
-                raise ConfigError("limit %s must be an integer, got %r" % (name, value))
-            setattr(self, name, value)
-        self._check()
+        if overrides:  # the defaults need no checking: the checks load when there is something to check
+            from nostall.bounds import check
 
-    def _check(self):
-        for name in NAMES:
-            lo = _MIN.get(name, 1)
-            if getattr(self, name) < lo:
-                raise ConfigError("limit %s=%d is below its minimum %d" % (name, getattr(self, name), lo))
-            hi = _MAX.get(name)
-            if hi is not None and getattr(self, name) > hi:
-                raise ConfigError("limit %s=%d is above its maximum %d" % (name, getattr(self, name), hi))
-        if self.max_request_line_bytes > self.max_header_bytes:
-            raise ConfigError("max_request_line_bytes must not exceed max_header_bytes")
+            check(self, overrides)
 
     def as_dict(self):
         return {name: getattr(self, name) for name in NAMES}

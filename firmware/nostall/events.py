@@ -7,10 +7,29 @@
 # pyright: reportGeneralTypeIssues=false
 # (it says a Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
+from micropython import const
+
 from nostall.framing import CHUNKED, chunk, plan
 from nostall.pool import STREAM
+from nostall.response import Response
 
-_RETRY_MS = 3000  # an EventSource that lost its connection comes back after this
+_RETRY_MS = const(3000)  # an EventSource that lost its connection comes back after this
+_NO_CACHE = const((("Cache-Control", "no-cache"),))
+
+
+class EventStream(Response):
+    """An event stream (text/event-stream) of a Channel's messages, sent as they are published.
+
+    Example::
+
+        @app.get("/events")
+        def events(req):
+            return EventStream(my_channel)
+    """
+
+    def __init__(self, channel):
+        Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
+        self.channel = channel
 
 
 async def serve_events(conn, req, resp):
@@ -60,3 +79,6 @@ def _int(text, default):
         return int(text)
     except (TypeError, ValueError):
         return default
+
+
+EventStream.protocol = staticmethod(serve_events)

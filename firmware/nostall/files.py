@@ -10,7 +10,7 @@
 #     GET    /files/<path>       the file (static.py: ETag, .gz twins, 304)
 #     DELETE /api/files/<path>   204, or 404
 #
-# The changing ones are behind the API token (web.guard), checked before any body is read.
+# The changing ones are behind the API token (App.admit), checked before any body is read.
 # App.files() registers the routes; this module is imported by the first request to one.
 
 import os
@@ -39,6 +39,16 @@ def _root(root):
                 _remove(root + "/" + name)
         _ready.append(root)
     return root
+
+
+def entry(root, req, path):
+    # /api/files/<path>: one route for both its methods (App.files)
+    return put(root, req, path) if req.method == "PUT" else delete(root, req, path)
+
+
+def folder(root, req):
+    # /api/files: the list, or a form of files
+    return post(root, req) if req.method == "POST" else listing(root, req)
 
 
 async def put(root, req, path):

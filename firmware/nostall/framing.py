@@ -12,6 +12,7 @@
 # line is built at most once a second: between, it costs two calls and no allocation.
 
 import micropython
+from micropython import const
 import time
 
 from nostall.request import CTL, NOT_TOKEN
@@ -61,7 +62,7 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LAST_CHUNK = b"0\r\n\r\n"
 
 _STATUS_LINES = {}
-_STATUS_LINES_MAX = 64  # status lines kept built; a handler inventing statuses cannot grow it
+_STATUS_LINES_MAX = const(64)  # status lines kept built; a handler inventing statuses cannot grow it
 # Header lines kept built, by (name, value): most answers repeat the same few (Content-Type),
 # and building one costs a str, its encoding and MicroPython's interned-string lookup. Values
 # that change (ETag, Location) fill at most this many entries, then are built each time.
@@ -69,13 +70,13 @@ _HEADER_LINES = {}
 _HEADER_LINES_MAX = 16  # a few dozen bytes each: room for every fixed header an app sends, and a cap
 # Content-Length lines by length, the first few lengths answered (a poller's answers repeat theirs)
 _LENGTH_LINES = {}
-_LENGTH_LINES_MAX = 4
+_LENGTH_LINES_MAX = const(4)
 _KEEP_ALIVE_LINES = {}  # by idle timeout (one: the server's)
 # 2024-01-01 in this port's epoch (an ESP32's starts at 2000-01-01, the unix port's and CPython's
 # at 1970): a clock before it was never set (an ESP32 wakes at 2000-01-01 until NTP sets it)
 CLOCK_SET_AFTER_S = 1704067200 - (946684800 if time.gmtime(0)[0] == 2000 else 0)
-_DAYS = "MonTueWedThuFriSatSun"  # by gmtime's weekday (Monday is 0); one string: no tuple of 7 in the heap
-_MONTHS = "JanFebMarAprMayJunJulAugSepOctNovDec"
+_DAYS = const("MonTueWedThuFriSatSun")  # by gmtime's weekday (Monday is 0); one string: no tuple of 7 in the heap
+_MONTHS = const("JanFebMarAprMayJunJulAugSepOctNovDec")
 _wall_ns = time.time_ns  # the wall clock, read once a second (unit tests put a fake here)
 _date = [b"", ticks_ms()]  # the Date line (b"": no clock) and the tick it goes stale at
 # A head and a body (or a WebSocket frame head and its payload) up to one TCP segment

@@ -8,6 +8,7 @@
 # admit) the reader decides in r._framing(req): the reader's state changes are proto.py's.
 
 import micropython
+from micropython import const
 from nostall.request import METHODS, NOT_TOKEN, Request
 
 # bytes -> str for what the request line and header names usually hold: a dict lookup instead
@@ -25,8 +26,8 @@ del _n
 # request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
 # of every interned string; bounded (the first ones asked for stay), short ones only
 _TARGETS = {}
-_TARGETS_MAX = 4
-_TARGET_CACHED_BYTES = 48
+_TARGETS_MAX = const(4)
+_TARGET_CACHED_BYTES = const(48)
 
 
 def _token(raw):

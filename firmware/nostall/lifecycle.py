@@ -12,6 +12,7 @@ from nostall.pool import ABORTIVE, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_PING, Sl
 from nostall.proto import RequestReader
 from nostall.response import close_stream, error_response, next_piece
 from nostall.stats import CLIENT, RESET
+from micropython import const
 
 # close reasons (stats.CLIENT and stats.RESET: the client's doing)
 ERROR = "error"  # an OSError the client did not cause
@@ -23,7 +24,7 @@ EOF_DELIMITED_BODY = "eof_delimited_body"  # an HTTP/1.0 stream: the close ends 
 STREAM_ERROR = "stream_error"  # a stream failed after its head: the close cuts the body short
 HANDLER_TIMEOUT = "handler_timeout"  # pool.py's reason at HANDLER's deadline: a 503, not a close
 
-_RESETS = (104, 32, 128)  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
+_RESETS = const((104, 32, 128))  # ECONNRESET, EPIPE, ENOTCONN: the same numbers on Linux and lwIP
 _FETCH = object()  # a stream's next piece is still to be taken
 
 

@@ -63,23 +63,17 @@ _TABLE = (
     (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, ()),
     (WS_PING, "ws_ping", "ws_pong_timeout_ms", "ws_timeout", False, True, False, False, (WS, WRITE, LINGER, WS_CLOSED, WS_PING)),
 )
-NAMES = tuple(row[1] for row in _TABLE)
-TIMEOUT_LIMITS = tuple(row[2] for row in _TABLE)
-TIMEOUT_REASONS = tuple(row[3] for row in _TABLE)
-_ON_CLIENT = tuple(row[4] for row in _TABLE)
-ABORTIVE = tuple(row[5] for row in _TABLE)
-_WAKES = tuple(row[6] for row in _TABLE)
-AFTER_ACKS = tuple(row[7] for row in _TABLE)
-
-
-def _mask(states):
-    m = 1 << FREE
-    for s in states:
-        m |= 1 << s
-    return m
-
-
-_NEXT = tuple(_mask(row[8]) for row in _TABLE)  # bit s set: state s may follow
+# the table's columns, each a tuple indexed by state; the rows themselves are not kept
+_STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS, _FOLLOW = zip(*_TABLE)
+assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
+_NEXT = []  # bit s set: state s may follow
+for _f in _FOLLOW:
+    _m = 1 << FREE
+    for _s in _f:
+        _m |= 1 << _s
+    _NEXT.append(_m)
+_NEXT = tuple(_NEXT)
+del _TABLE, _STATES, _FOLLOW, _f, _m, _s
 
 
 class StateError(RuntimeError):

@@ -14,6 +14,7 @@
 # what a Request is, request.py's.
 
 import micropython
+from micropython import const
 from nostall.head import request_head
 from nostall.request import METHODS, HTTPError  # noqa: F401 - METHODS: as before, from nostall.proto
 
@@ -28,7 +29,7 @@ EXPECT_TRAILER = 5
 BROKEN = 6  # after an error: nothing more is parsed
 
 AGAIN = object()  # a step's "moved to another state"
-_MAX_DEC_DIGITS = 10  # Content-Length up to 9 999 999 999: int() never sees a huge number
+_MAX_DEC_DIGITS = const(10)  # Content-Length up to 9 999 999 999: int() never sees a huge number
 
 _USUAL_CONNECTION = {b"close": (b"close",), b"Close": (b"close",), b"keep-alive": (b"keep-alive",),
                      b"Keep-Alive": (b"keep-alive",)}

@@ -1,5 +1,5 @@
-# What a request is once read: Request, HTTPError (a request to refuse, with its status), the
-# character classes HTTP/1.1 defines, and URL decoding. Pure: no sockets, no asyncio.
+# What a request is once read: Request, HTTPError (a request to refuse, with its status) and the
+# character classes HTTP/1.1 defines (escapes.py decodes URLs). Pure: no sockets, no asyncio.
 
 import micropython
 import re
@@ -10,7 +10,6 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 # head (controls other than HTAB; CR and LF are checked separately as line ends).
 NOT_TOKEN = re.compile("[^!#$%&'*+.^_`|~0-9A-Za-z-]")
 CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
-HEX = "0123456789abcdefABCDEF"
 
 
 class HTTPError(Exception):
@@ -73,6 +72,8 @@ class Request:
     def args(self):
         """Query string as a dict (the last of repeated names wins)."""
         if self._args is None:
+            from nostall.escapes import parse_qs  # loaded by the first query read
+
             self._args = parse_qs(self.query)
         return self._args
 
@@ -93,71 +94,3 @@ class Request:
             return json.loads(self.body)
         except (ValueError, UnicodeError):
             raise HTTPError(400, "body is not valid JSON")
-
-
-def unquote(s, plus=False):
-    """Percent-decode a str (and '+' to space when plus); ValueError on a bad escape."""
-    if plus and "+" in s:
-        s = s.replace("+", " ")
-    if "%" not in s:
-        return s
-    # walked with find over the bytes, not split: 300 escapes in a request line would be a list of
-    # 300 strings, and each piece a copy
-    b = s.encode()
-    mv = memoryview(b)
-    n = len(b)
-    i = b.find(b"%")
-    out = bytearray(mv[:i])
-    while i >= 0:
-        if i + 2 >= n:
-            raise ValueError("bad percent escape")
-        out.append(_hex(b[i + 1]) << 4 | _hex(b[i + 2]))
-        j = b.find(b"%", i + 3)
-        out.extend(mv[i + 3:j if j >= 0 else n])
-        i = j
-    if max(out) >= 0xC0 and not_shortest_utf8(out):
-        raise ValueError("overlong UTF-8")
-    return str(bytes(out), "utf-8")
-
-
-def _hex(c):
-    # the value of one hex digit's byte; ValueError for any other byte
-    if 48 <= c <= 57:
-        return c - 48
-    c |= 32  # lower case
-    if 97 <= c <= 102:
-        return c - 87
-    raise ValueError("bad percent escape")
-
-
-def not_shortest_utf8(b):
-    # MicroPython's decoder (unlike CPython's) accepts overlong forms and surrogates: b"\xc0\xae"
-    # iterates as "." and b"\xc0\x8a" as "\n". Refuse them, so an escape never turns into either.
-    for i in range(len(b) - 1):
-        c = b[i]
-        if c >= 0xC0:
-            d = b[i + 1]
-            if c < 0xC2 or c > 0xF4 or (c == 0xE0 and d < 0xA0) or (c == 0xF0 and d < 0x90):
-                return True
-            if (c == 0xED and d > 0x9F) or (c == 0xF4 and d > 0x8F):
-                return True
-    return False
-
-
-def parse_qs(query):
-    """A query string as a dict; HTTPError 400 on a bad escape.
-
-    Example::
-
-        parse_qs("a=1&b=x+y")  # -> {"a": "1", "b": "x y"}
-    """
-    args = {}
-    if query:
-        for item in query.split("&"):
-            if item:
-                k, _, v = item.partition("=")
-                try:
-                    args[unquote(k, True)] = unquote(v, True)
-                except (ValueError, UnicodeError):
-                    raise HTTPError(400, "bad query string")
-    return args

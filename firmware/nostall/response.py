@@ -3,6 +3,7 @@
 # static.py builds those).
 
 import micropython
+from micropython import const
 import json
 
 from nostall.framing import check_header, error_body
@@ -23,6 +24,8 @@ MAX_JSON_DEPTH = 20
 
 
 _CONTENT_TYPES = {t: ("Content-Type", t) for t in (TEXT, JSON, HTML, "application/octet-stream")}
+# the reason may quote the request (its path): a browser must show it as text, never sniff it
+_NOSNIFF = const((("X-Content-Type-Options", "nosniff"),))
 
 
 class BadResponse(TypeError):
@@ -83,7 +86,8 @@ class Response:
             raise BadResponse(str(e))
 
     # a long-lived protocol that takes the connection after this head: an async
-    # protocol(conn, req, resp) -> True when the client closed TCP (session.py's LONG)
+    # protocol(conn, req, resp) -> True when the client closed TCP (session.py's LONG). Its
+    # responses are in its module, loaded by its first use: websocket.Upgrade, events.EventStream
     protocol = None
 
     @staticmethod
@@ -93,49 +97,6 @@ class Response:
     @staticmethod
     def redirect(location, status=302):
         return Response(b"", status, {"Location": location})
-
-
-async def _websocket(conn, req, resp):
-    from nostall.websocket import serve_websocket  # imported by the first WebSocket: RAM only then
-
-    return await serve_websocket(conn, req, resp)
-
-
-async def _events(conn, req, resp):
-    from nostall.events import serve_events  # imported by the first event stream
-
-    return await serve_events(conn, req, resp)
-
-
-class Upgrade(Response):
-    """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
-
-    protocol = staticmethod(_websocket)
-
-    def __init__(self, handler, params, headers):
-        Response.__init__(self, b"", 101, headers)
-        self.handler = handler
-        self.params = params
-
-
-class EventStream(Response):
-    """An event stream (text/event-stream) of a Channel's messages, sent as they are published.
-
-    Example::
-
-        @app.get("/events")
-        def events(req):
-            return EventStream(my_channel)
-    """
-
-    protocol = staticmethod(_events)
-
-    def __init__(self, channel):
-        Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
-        self.channel = channel
-
-
-_NO_CACHE = (("Cache-Control", "no-cache"),)
 
 
 def error_response(status, reason="", headers=None):
@@ -152,9 +113,6 @@ def error_response(status, reason="", headers=None):
             r.set_header(name, value)
     return r
 
-
-# the reason may quote the request (its path): a browser must show it as text, never sniff it
-_NOSNIFF = (("X-Content-Type-Options", "nosniff"),)
 
 
 @micropython.native

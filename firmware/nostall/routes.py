@@ -4,10 +4,10 @@
 # that matches with another method is a 405 with its Allow (OPTIONS: a 204 with it). App (web.py)
 # is a Routes: it adds what its decorators register, and finds with _find().
 
-from nostall.request import HTTPError, unquote
+from nostall.request import HTTPError
 from nostall.response import Response, error_response
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (web.guard)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (App.call)
 
 
 class Route:
@@ -67,17 +67,15 @@ class Routes:
         self._routes = []
         self._depth = 0  # the most segments a parameterized route names: paths split no further
 
-    def _add(self, pattern, methods, handler, guarded):
-        # guarded: handler behind the token (web.guard), for the methods outside SAFE_METHODS
-        # (a parameterized route has it for all: the guard lets safe methods through)
+    def _add(self, pattern, methods, handler):
         if "<" in pattern:
-            r = Route(pattern, tuple(methods), guarded)
+            r = Route(pattern, tuple(methods), handler)
             self._routes.append(r)
             self._depth = max(self._depth, len(r.segments))
         else:
             by_method = self._exact.setdefault(pattern, {})
             for m in methods:
-                by_method[m] = handler if m in SAFE_METHODS else guarded
+                by_method[m] = handler
 
     def has_route(self, path):
         return path in self._exact
@@ -128,6 +126,8 @@ def path_of(req):
     # the path as routes name it: percent escapes decoded (400 for a bad one)
     path = req.path
     if "%" in path:
+        from nostall.escapes import unquote  # loaded by the first path with an escape
+
         try:
             return unquote(path)
         except (ValueError, UnicodeError):

@@ -21,7 +21,6 @@
 # (it says Waiter "is not awaitable": MicroPython awaits anything with __next__, see waiter.py)
 
 import gc
-import json
 
 import asyncio
 import socket
@@ -36,18 +35,18 @@ from nostall.response import Response, error_response
 from nostall.session import MEMORY, SHUTDOWN
 from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
-from nostall.turnaway import TurnAways
 from nostall.waiter import Waiter
+from micropython import const
 
-_EAGAIN = (11, 35)  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
-_OUT_OF_SOCKETS = (23, 24, 12)  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
-_ACCEPT_BACKOFF_MS = 100  # out of sockets or memory: pause accepting, keep serving the others
-_SHUTDOWN_POLL_MS = 10  # at shutdown, how often to look whether connections in flight are done
-_STATUS_EVERY_MS = 1000  # the live figures (channel.STATUS) go out this often while followed
+_EAGAIN = const((11, 35))  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
+_OUT_OF_SOCKETS = const((23, 24, 12))  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
+_ACCEPT_BACKOFF_MS = const(100)  # out of sockets or memory: pause accepting, keep serving the others
+_SHUTDOWN_POLL_MS = const(10)  # at shutdown, how often to look whether connections in flight are done
+_STATUS_EVERY_MS = const(1000)  # the live figures (channel.STATUS) go out this often while followed
 # the 503 after a turn-away waited stall_evict_ms in vain: slots free as requests end, so a
 # second later one is likely free
-_BUSY_RETRY_AFTER = (("Retry-After", "1"),)
-_NO_STORE = (("Cache-Control", "no-store"),)
+_BUSY_RETRY_AFTER = const((("Retry-After", "1"),))
+_NO_STORE = const((("Cache-Control", "no-store"),))
 
 
 class Server:
@@ -78,7 +77,7 @@ class Server:
         self.stopping = False
         self._ready = Waiter()  # the accept loop's wait
         self._ticker_task = None
-        self.turnaways = TurnAways(self)
+        self.turnaways = None  # turnaway.TurnAways, made at the first newcomer that finds no slot
         # built once: when it is needed the heap may be short
         self.busy_answer = closing(error_response(503, "server busy, retry", _BUSY_RETRY_AFTER))
         if not app.has_route("/status"):
@@ -135,7 +134,8 @@ class Server:
                 stats.accept_errors += 1
                 # out of sockets (a board has 10 in all) or memory: make room by dropping a
                 # newcomer that sent nothing or an idle connection; else pause, serving the rest
-                if e.args[0] in _OUT_OF_SOCKETS and (self.turnaways.shed() or self.pool.evict()):
+                turnaways = self.turnaways
+                if e.args[0] in _OUT_OF_SOCKETS and ((turnaways and turnaways.shed()) or self.pool.evict()):
                     await asyncio.sleep_ms(0)  # the evicted connection's task closes its socket
                 else:
                     await asyncio.sleep_ms(_ACCEPT_BACKOFF_MS)
@@ -150,7 +150,7 @@ class Server:
                 stats.accepted += 1
                 # a free slot: no await (a coroutine per accept would cost as much as a request)
                 if not self._open(cs) and not await self.claim(cs):
-                    self.turnaways.add(cs)
+                    self._turn_away(cs)
             except MemoryError:
                 stats.accept_errors += 1
                 stats.ended(MEMORY, sockets.close(cs, True))
@@ -166,6 +166,16 @@ class Server:
             return False
         await asyncio.sleep_ms(0)  # the victim's task frees its slot when it handles the cancellation
         return self._open(cs)
+
+    def _turn_away(self, cs):
+        # the queue's code is loaded by the first newcomer that finds no slot: a board never
+        # that busy keeps its heap (a MemoryError here closes cs, as one in accept())
+        t = self.turnaways
+        if t is None:
+            from nostall.turnaway import TurnAways
+
+            t = self.turnaways = TurnAways(self)
+        t.add(cs)
 
     def _open(self, cs):
         """cs in a free slot, served by a task of its own; False if no slot is free."""
@@ -190,24 +200,10 @@ class Server:
             if STATUS.followers and up >= next_status:
                 # the live figures, once a second, while a dashboard follows them
                 next_status = up + _STATUS_EVERY_MS
-                STATUS.publish(self._live(up, stats.requests - requests))
-                requests = stats.requests
+                from nostall.status import live  # loaded by the first follower
 
-    def _live(self, up, requests):
-        st = self.stats
-        d = {"uptime_ms": up, "heap_free": gc.mem_free(), "heap_alloc": gc.mem_alloc(),
-             "connections_open": self.pool.in_use, "connections_peak": self.pool.peak,
-             "long_lived_open": self.pool.long_lived(), "requests": st.requests,
-             "requests_per_s": requests * 1000 // _STATUS_EVERY_MS, "closes_by_client": st.closes_by_client,
-             "resets_by_client": st.resets_by_client,
-             "closes_by_server_total": sum(st.closes_by_server.values()), "server_resets": st.server_resets}
-        try:
-            more = STATUS.extra()
-            if more:
-                d.update(more)
-        except Exception as e:  # the app's hook: its fault is logged, the figures go out
-            st.handler_error("exception", "STATUS.extra", e)
-        return json.dumps(d)
+                STATUS.publish(live(self, up, (stats.requests - requests) * 1000 // _STATUS_EVERY_MS))
+                requests = stats.requests
 
     async def shutdown(self):
         """Stop accepting; give connections in flight shutdown_timeout_ms, reset idle ones."""
@@ -220,7 +216,7 @@ class Server:
             for slot in pool.waiting(NEW) + pool.waiting(IDLE):
                 if slot.cancelled is None:
                     slot.cancel(SHUTDOWN)
-            if not pool.in_use and not len(self.turnaways):
+            if not pool.in_use and not self.turnaways:
                 break
             await asyncio.sleep_ms(_SHUTDOWN_POLL_MS)
         for slot in pool.slots:
@@ -229,12 +225,15 @@ class Server:
                 slot.conn.close(SHUTDOWN)
         # turn-aways still lingering have run for shutdown_timeout_ms: cancelled, they close
         # their sockets themselves (a task cancelled before it first ran would not)
-        self.turnaways.cancel()
+        if self.turnaways is not None:
+            self.turnaways.cancel()
         await asyncio.sleep_ms(0)  # let cancelled tasks unwind
 
     def _status(self, req):
         # live figures: no cache may show them later as now
-        return self.stats.document(self.pool, self.cfg.as_dict(), self.info, self.vitals, req.args.get("gc") == "1"), 200, _NO_STORE
+        from nostall.status import document  # loaded by the first /status
+
+        return document(self, req.args.get("gc") == "1"), 200, _NO_STORE
 
     def _metrics(self, req):
         # imported at the first scrape: a board nobody scrapes keeps its 6 KB (from source or .mpy)

@@ -19,6 +19,7 @@
 import gc
 
 import micropython
+from micropython import const
 
 from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
 from nostall.lifecycle import ERROR, EOF_DELIMITED_BODY, HANDLER_TIMEOUT, LINGER_OVERFLOW, MEMORY, PROTOCOL_ERROR, SHUTDOWN, STREAM_ERROR, Lifecycle  # noqa: F401 - ERROR: as before, from here
@@ -36,7 +37,7 @@ CLOSE = 4
 
 # the long-lived cap's 503: a WebSocket or stream slot frees when a tab closes, rarely within
 # a second; browsers' own reconnects then wait longer anyway
-_RETRY_LATER = (("Retry-After", "5"),)
+_RETRY_LATER = const((("Retry-After", "5"),))
 
 
 class Session(Lifecycle):

@@ -23,11 +23,12 @@
 import select
 import struct
 import sys
+from micropython import const
 
-_IPPROTO_TCP = 6  # the same numbers on Linux and lwIP; MicroPython's unix port lacks the names
-_TCP_NODELAY = 1
-_SOL_SOCKET = 1  # Linux
-_SO_LINGER = 13  # Linux
+_IPPROTO_TCP = const(6)  # the same numbers on Linux and lwIP; MicroPython's unix port lacks the names
+_TCP_NODELAY = const(1)
+_SOL_SOCKET = const(1)  # Linux
+_SO_LINGER = const(13)  # Linux
 
 try:
     from _nostall_tcp import abort as _tcp_abort  # pyright: ignore[reportMissingImports]

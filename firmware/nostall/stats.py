@@ -1,11 +1,9 @@
-# What the server counts, and the /status document built from it. Counting is the only job here:
-# every connection's end passes through ended(), every answered status through answered(), every
-# handler failure through handler_error().
+# What the server counts; status.py makes /status and the live figures of it. Counting is the
+# only job here: every connection's end passes through ended(), every answered status through
+# answered(), every handler failure through handler_error().
 
-import gc
 import sys
 
-from nostall.sockets import ABORTIVE_CLOSE
 from nostall.ticks import ticks_diff, ticks_ms
 
 # How a connection ended when it was not the server's doing; every other reason is a close the
@@ -70,41 +68,3 @@ class Stats:
         print("nostall: handler error (%s) on %s: %r" % (kind, path, exc))
         if exc is not None and hasattr(sys, "print_exception"):
             sys.print_exception(exc)
-
-    def document(self, pool, limits, info, vitals=None, collect=False):
-        """The /status JSON document: uptime, heap, connections, closes by side, errors, limits,
-        info (firmware version, board) and the board's vitals (Wi-Fi RSSI, reset cause).
-        collect: run the GC first, for a comparable heap."""
-        if collect:
-            gc.collect()
-        d = {
-            "uptime_ms": self.uptime_ms(),
-            "heap_free": gc.mem_free(),
-            "heap_alloc": gc.mem_alloc(),
-            "connections_open": pool.in_use,
-            "connections_peak": pool.peak,
-            "connections_accepted": self.accepted,
-            "requests": self.requests,
-            "closes_by_client": self.closes_by_client,
-            "resets_by_client": self.resets_by_client,
-            "closes_by_server": self.closes_by_server,
-            "closes_by_server_total": sum(self.closes_by_server.values()),
-            "server_resets": self.server_resets,
-            "abortive_close": ABORTIVE_CLOSE,
-            "status_4xx": self.status_4xx,
-            "status_5xx": self.status_5xx,
-            "handler_errors": self.handler_errors,
-            "handler_errors_by_kind": self.handler_errors_by_kind,
-            "rejected_busy": self.rejected_busy,
-            "long_lived_open": pool.long_lived(),
-            "ws_protocol_errors": self.ws_protocol_errors,
-            "accept_errors": self.accept_errors,
-            "limits": limits,
-        }
-        for k in info:
-            d[k] = info[k]
-        if vitals is not None:
-            v = vitals()
-            for k in v:
-                d[k] = v[k]
-        return d

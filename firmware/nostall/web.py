@@ -10,9 +10,7 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     JSON,
     TEXT,
     BadResponse,
-    EventStream,
     Response,
-    Upgrade,
     error_response,
     make_response,
 )
@@ -20,23 +18,6 @@ from nostall.routes import SAFE_METHODS, NotAllowed, Routes, not_allowed, path_o
 
 # What an app does not use costs no heap: auth.py, static.py and wsproto.py are imported by the
 # first request that needs them (a token checked, a file served, a WebSocket's handshake).
-
-
-def guard(app, handler, all_methods):
-    """handler, behind app.token: every method when all_methods, else all but SAFE_METHODS. A
-    request without the right token gets a 401 (auth.refusal); the handler never runs."""
-
-    def guarded(req, **params):
-        if app.token and (all_methods or req.method not in SAFE_METHODS):
-            from nostall.auth import refusal
-
-            r = refusal(app, req)
-            if r is not None:
-                return r
-        return handler(req, **params)
-
-    app._guarded[guarded] = all_methods  # App.admit() checks the token before a body comes
-    return guarded
 
 
 def lazy(module, name, first):
@@ -63,6 +44,14 @@ def send_file(root, path, req=None, max_age=None):
     return send(root, path, req, max_age)
 
 
+def EventStream(channel):  # noqa: N802 - the app API's name for events.EventStream
+    """nostall.events.EventStream(channel): an event stream of the channel's messages, for a
+    handler to return (the module loads at its first use)."""
+    from nostall.events import EventStream as stream
+
+    return stream(channel)
+
+
 class App(Routes):
     """Routes requests to handlers.
 
@@ -85,7 +74,7 @@ class App(Routes):
         Routes.__init__(self)
         self.token = token
         self._error_handlers = {}
-        self._guarded = {}  # a handler behind the token (guard()) -> its all_methods
+        self._guarded = {}  # a handler behind the token -> True: every method, False: all but SAFE_METHODS
         self._streams = {}  # a handler that reads its body as a stream -> the body's limit
 
 
@@ -110,15 +99,15 @@ class App(Routes):
             raise ValueError("route %r: stream is the body's limit in bytes" % pattern)
 
         def register(handler):
-            # methods that change things go through the token check; GET/HEAD/OPTIONS stay direct
-            guarded = handler
+            # methods that change things go through the token check (call(), admit()); GET,
+            # HEAD and OPTIONS stay open unless require_token made every method need it
             for m in methods:
                 if m not in SAFE_METHODS:
-                    guarded = guard(self, handler, False)
+                    self._guarded.setdefault(handler, False)
                     break
-            self._add(pattern, methods, handler, guarded)
+            self._add(pattern, methods, handler)
             if stream is not None:
-                self._streams[handler] = self._streams[guarded] = stream
+                self._streams[handler] = stream
             return handler
 
         return register
@@ -133,7 +122,8 @@ class App(Routes):
             def secret(req):
                 return {"s": 42}
         """
-        return guard(self, handler, True)
+        self._guarded[handler] = True
+        return handler
 
     def websocket(self, pattern):
         """Decorator: a WebSocket route; handler(req, ws, **params) runs once the handshake is
@@ -149,7 +139,8 @@ class App(Routes):
 
         def register(handler):
             def upgrade(req, **params):
-                from nostall.wsproto import handshake  # the first upgrade imports it
+                from nostall.websocket import Upgrade  # the first upgrade imports it
+                from nostall.wsproto import handshake
 
                 return Upgrade(handler, params, handshake(req))
 
@@ -202,10 +193,8 @@ class App(Routes):
         of at most max_bytes, streamed to flash), POST api (a multipart/form-data form of files),
         GET api (the list), DELETE api/<path>, GET url/<path>. The module is loaded by the first request to one of them."""
         root = root.rstrip("/")
-        self.route(api + "/<path:path>", ("PUT",), max_bytes)(lazy("files", "put", root))
-        self.route(api, ("POST",), max_bytes)(lazy("files", "post", root))
-        self.route(api + "/<path:path>", ("DELETE",))(lazy("files", "delete", root))
-        self.route(api, ("GET",))(lazy("files", "listing", root))
+        self.route(api + "/<path:path>", ("PUT", "DELETE"), max_bytes)(lazy("files", "entry", root))
+        self.route(api, ("GET", "POST"), max_bytes)(lazy("files", "folder", root))
         self.route(url + "/<path:path>", ("GET",))(lazy("files", "get", root))
 
     def admit(self, req):
@@ -220,11 +209,9 @@ class App(Routes):
         except Exception:  # no route, method not allowed, a bad escape: call() answers it
             return None
         stream = self._streams.get(handler)
-        all_methods = self._guarded.get(handler)
-        # a short buffered body is read and then refused by the guard (the connection goes on);
+        # a short buffered body is read and then refused by call() (the connection goes on);
         # a streamed one, or one the client holds back for "100 Continue", is refused now
-        if (all_methods is not None and self.token and (all_methods or req.method not in SAFE_METHODS)
-                and (stream is not None or "expect" in req.raw)):
+        if self.token and self._needs_token(req, handler) and (stream is not None or "expect" in req.raw):
             from nostall.auth import missing
 
             e = missing(self, req)
@@ -241,6 +228,12 @@ class App(Routes):
                 handler, params = self._find(req.method, path_of(req))
             except NotAllowed as e:
                 return not_allowed(req, e.allowed)
+            if self.token and self._needs_token(req, handler):
+                from nostall.auth import refusal  # loaded by the first request that must show the token
+
+                r = refusal(self, req)
+                if r is not None:
+                    return r
             rv = handler(req, **params) if params else handler(req)
             if type(rv) not in PLAIN and hasattr(rv, "send"):  # a coroutine (on MicroPython, a generator)
                 return finish(self, req, rv)
@@ -250,6 +243,11 @@ class App(Routes):
             req.error = e
             return error(self, req, 500, "handler failed", e)
         return made(self, req, rv)
+
+    def _needs_token(self, req, handler):
+        # asked only while a token is set
+        all_methods = self._guarded.get(handler)
+        return all_methods is not None and (all_methods or req.method not in SAFE_METHODS)
 
     async def dispatch(self, req):
         """The Response for req (call(), awaited where it must be)."""

@@ -14,8 +14,17 @@
 
 from nostall.framing import COALESCE_BYTES, NONE, response_head
 from nostall.pool import WS
-from nostall.response import error_kind
+from nostall.response import Response, error_kind
 from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, close_frame, frame, frame_head
+
+
+class Upgrade(Response):
+    """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
+
+    def __init__(self, handler, params, headers):
+        Response.__init__(self, b"", 101, headers)
+        self.handler = handler
+        self.params = params
 
 
 async def serve_websocket(conn, req, resp):
@@ -199,3 +208,5 @@ class WebSocket:
             pass
         self.session.closing(answered)
 
+
+Upgrade.protocol = staticmethod(serve_websocket)

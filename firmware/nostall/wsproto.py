@@ -10,7 +10,8 @@
 import binascii
 import hashlib
 
-from nostall.request import HTTPError, not_shortest_utf8
+from nostall.escapes import not_shortest_utf8
+from nostall.request import HTTPError
 
 CONT = 0
 TEXT = 1

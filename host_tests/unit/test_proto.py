@@ -12,7 +12,7 @@ from harness.paths import FIRMWARE, HOST_TESTS
 from nostall.config import Config, ConfigError
 from nostall.framing import CHUNKED, FIXED, NONE, chunk, response_head
 from nostall.proto import HTTPError, RequestReader
-from nostall.request import parse_qs, unquote
+from nostall.escapes import parse_qs, unquote
 
 
 @pytest.mark.parametrize("mode", proto_cases.MODES)

@@ -10,7 +10,8 @@ from nostall.framing import CONTINUE, closing
 from nostall.pool import (
     ABORTIVE, BODY, FREE, HANDLER, HEAD, IDLE, LINGER, NEW, STREAM, WRITE, WS, WS_CLOSED, WS_PING, Pool,
 )
-from nostall.response import EventStream, Response, error_response, make_response
+from nostall.events import EventStream
+from nostall.response import Response, error_response, make_response
 from nostall.session import (
     CLOSE, EOF_DELIMITED_BODY, LINGER_OVERFLOW, LONG, PROTOCOL_ERROR, RECV, RUN, SEND, STREAM_ERROR, Session,
 )

@@ -100,7 +100,7 @@ def test_deep_paths_route_and_cost_no_list_per_segment():
         gc.mem_alloc  # noqa: B018 - MicroPython's heap figures: only there is the cost measured
     except AttributeError:
         return
-    from nostall.request import unquote
+    from nostall.escapes import unquote
 
     deep = "/" + "../" * 300 + "a"
     escaped = "/" + "%2e%2e/" * 130

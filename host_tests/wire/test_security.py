@@ -17,7 +17,7 @@ from harness import micropython
 from harness.paths import APPS_SEC, FIRMWARE
 from harness.simboard import SimBoard
 from harness.target import wait_for
-from nostall.request import unquote
+from nostall.escapes import unquote
 from nostall.web import tokens_equal
 
 pytestmark = pytest.mark.abuse
@@ -125,7 +125,7 @@ def test_unquote_refuses_overlong_utf8(escaped, want):
 def test_tokens_equal_and_unquote_on_micropython():
     code = (
         "from nostall.web import tokens_equal\n"
-        "from nostall.request import unquote\n"
+        "from nostall.escapes import unquote\n"
         "bad = [c for c in %r if tokens_equal(c[0], c[1]) is not c[2] or tokens_equal(c[1], c[0]) is not c[2]]\n"
         "print('bad', len(bad), bad)\n"
         "def u(s):\n  try:\n    return unquote(s)\n  except (ValueError, UnicodeError):\n    return None\n"
