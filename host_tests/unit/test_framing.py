@@ -8,7 +8,9 @@ from unitcheck import raises
 
 from nostall import framing
 from nostall.config import Config
-from nostall.framing import CHUNKED, EOF, FIXED, NONE, check_header, chunk, closing, date_line, plan, response_head, status_line
+from nostall.framing import (
+    CHUNKED, EOF, FIXED, NONE, check_header, chunk, closing, date_line, plan, reason_phrase, response_head, status_line,
+)
 from nostall.proto import RequestReader
 from nostall.response import Response, error_response
 from nostall.ticks import ticks_diff, ticks_ms
@@ -224,3 +226,11 @@ def test_built_header_lines_are_kept_within_a_bound():
         assert b'ETag: "%d"\r\n' % i in head
     assert len(framing._HEADER_LINES) <= framing._HEADER_LINES_MAX
     assert b"X-L: v\r\n" in response_head(200, [["X-L", "v"]], 0, FIXED, True)  # a list, appended by hand
+
+
+def test_reason_phrases_first_last_and_unnamed():
+    assert reason_phrase(100) == "Continue" and reason_phrase(505) == "HTTP Version Not Supported"
+    assert reason_phrase(431) == "Request Header Fields Too Large" and reason_phrase(200) == "OK"
+    assert reason_phrase(299) == "Status" and reason_phrase(599, "Error") == "Error"
+    assert reason_phrase(20) == "Status"  # not a prefix match of 200
+    assert status_line(404) == b"HTTP/1.1 404 Not Found\r\n"
