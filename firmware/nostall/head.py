@@ -14,14 +14,15 @@ from nostall.request import METHODS, NOT_TOKEN, Request
 # bytes -> str for what the request line and header names usually hold: a dict lookup instead
 # of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
 _METHODS = {m.encode(): m for m in METHODS}
-_NAMES = {}
 # the fields pollers, browsers and WebSocket clients send most, as they spell them; any other
 # name is checked and lower-cased per request (_name): this table costs heap for every entry
-for _n in ("Host", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language", "Connection",
-           "Content-Length", "Content-Type", "Transfer-Encoding", "Authorization", "Cache-Control",
-           "If-None-Match", "Upgrade", "Origin", "Sec-WebSocket-Key", "Sec-WebSocket-Version"):
-    _NAMES[_n.encode()] = _n.lower()
-del _n
+_NAMES = {
+    b"Host": "host", b"User-Agent": "user-agent", b"Accept": "accept", b"Accept-Encoding": "accept-encoding",
+    b"Accept-Language": "accept-language", b"Connection": "connection", b"Content-Length": "content-length",
+    b"Content-Type": "content-type", b"Transfer-Encoding": "transfer-encoding", b"Authorization": "authorization",
+    b"Cache-Control": "cache-control", b"If-None-Match": "if-none-match", b"Upgrade": "upgrade",
+    b"Origin": "origin", b"Sec-WebSocket-Key": "sec-websocket-key", b"Sec-WebSocket-Version": "sec-websocket-version",
+}
 
 # request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
 # of every interned string; bounded (the first ones asked for stay), short ones only

@@ -10,68 +10,69 @@ from nostall.response import Response, error_response
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (App.call)
 
 
-class Route:
-    def __init__(self, pattern, methods, handler):
-        self.methods = methods
-        self.handler = handler
-        self.segments = []  # (literal str) or (name, kind)
-        self.tail = None  # a trailing <path:name> takes the rest of the path
-        parts = pattern.strip("/").split("/") if pattern != "/" else []
-        for i, part in enumerate(parts):
-            if part.startswith("<") and part.endswith(">"):
-                kind, _, name = part[1:-1].rpartition(":")
-                kind = kind or "string"
-                if kind not in ("string", "int", "path"):
-                    raise ValueError("route %r: unknown converter %r" % (pattern, kind))
-                if kind == "path":
-                    if i != len(parts) - 1:
-                        raise ValueError("route %r: <path:...> must come last" % pattern)
-                    self.tail = name
-                else:
-                    self.segments.append((name, kind))
+def _parse(pattern):
+    # a pattern with parameters -> (segments, tail): each segment a literal str or (name, kind);
+    # tail: the name of a trailing <path:name>, which takes the rest of the path (else None)
+    segments = []
+    tail = None
+    parts = pattern.strip("/").split("/") if pattern != "/" else []
+    for i, part in enumerate(parts):
+        if part.startswith("<") and part.endswith(">"):
+            kind, _, name = part[1:-1].rpartition(":")
+            kind = kind or "string"
+            if kind not in ("string", "int", "path"):
+                raise ValueError("route %r: unknown converter %r" % (pattern, kind))
+            if kind == "path":
+                if i != len(parts) - 1:
+                    raise ValueError("route %r: <path:...> must come last" % pattern)
+                tail = name
             else:
-                self.segments.append(part)
+                segments.append((name, kind))
+        else:
+            segments.append(part)
+    return tuple(segments), tail
 
-    def match(self, parts):
-        # parts: the path split at most Routes._depth (>= len(segments)) times; the last may hold "/"
-        segs = self.segments
-        n = len(segs)
-        if self.tail is None:
-            if len(parts) != n:
-                return None
-        elif len(parts) < n:
+
+def _match(segs, tail, parts):
+    # the params of a route (_parse) for parts (the path split at most Routes._depth times, the
+    # last part holding the rest), or None when it does not match
+    n = len(segs)
+    if tail is None:
+        if len(parts) != n:
             return None
-        params = {}
-        for i in range(n):
-            seg = segs[i]
-            part = parts[i]
-            if isinstance(seg, str):
-                if seg != part:
+    elif len(parts) < n:
+        return None
+    params = {}
+    for i in range(n):
+        seg = segs[i]
+        part = parts[i]
+        if isinstance(seg, str):
+            if seg != part:
+                return None
+        else:
+            if not part:
+                return None
+            if seg[1] == "int":
+                if not part.isdigit():
                     return None
-            else:
-                if not part:
-                    return None
-                if seg[1] == "int":
-                    if not part.isdigit():
-                        return None
-                    part = int(part)
-                params[seg[0]] = part
-        if self.tail is not None:
-            params[self.tail] = "/".join(parts[n:])
-        return params
+                part = int(part)
+            params[seg[0]] = part
+    if tail is not None:
+        params[tail] = "/".join(parts[n:])
+    return params
 
 
 class Routes:
     def __init__(self):
         self._exact = {}  # path -> {method: handler}: most routes have no parameters
-        self._routes = []
+        self._routes = []  # (segments, tail, methods, handler) of the parameterized ones
         self._depth = 0  # the most segments a parameterized route names: paths split no further
 
     def _add(self, pattern, methods, handler):
         if "<" in pattern:
-            r = Route(pattern, tuple(methods), handler)
-            self._routes.append(r)
-            self._depth = max(self._depth, len(r.segments))
+            segs, tail = _parse(pattern)
+            self._routes.append((segs, tail, tuple(methods), handler))
+            self._depth = max(self._depth, len(segs))
         else:
             by_method = self._exact.setdefault(pattern, {})
             for m in methods:
@@ -90,16 +91,16 @@ class Routes:
                 return h, None
             allowed = tuple(by_method)
         parts = None
-        for r in self._routes:
+        for segs, tail, methods, handler in self._routes:
             if parts is None:
                 # at most _depth + 1 parts, the last one holding the rest: a request line of 300
                 # "../" costs two strings here, not a list of 300 (a MemoryError on a fragmented heap)
                 parts = path.strip("/").split("/", self._depth) if path != "/" else []
-            params = r.match(parts)
+            params = _match(segs, tail, parts)
             if params is not None:
-                if method in r.methods or (method == "HEAD" and "GET" in r.methods):
-                    return r.handler, params
-                allowed = allowed + r.methods
+                if method in methods or (method == "HEAD" and "GET" in methods):
+                    return handler, params
+                allowed = allowed + methods
         if allowed:
             raise NotAllowed(allowed)
         raise HTTPError(404, "no route for " + path)

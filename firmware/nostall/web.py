@@ -23,11 +23,21 @@ from nostall.routes import SAFE_METHODS, NotAllowed, Routes, not_allowed, path_o
 def lazy(module, name, first):
     """A handler that calls nostall.<module>.<name>(first, req, **params), the module loaded by
     the first request to it: what an app does not use costs no heap (App.files, app.py's updates)."""
+    return _Lazy(module, name, first)
 
-    def handler(req, **params):
-        return getattr(__import__("nostall." + module, None, None, (name,)), name)(first, req, **params)
 
-    return handler
+class _Lazy:
+    # lazy()'s handler: an object rather than a closure, its three values in one small map
+    # rather than three cells
+
+    def __init__(self, module, name, first):
+        self.module = module
+        self.name = name
+        self.first = first
+
+    def __call__(self, req, **params):
+        name = self.name
+        return getattr(__import__("nostall." + self.module, None, None, (name,)), name)(self.first, req, **params)
 
 
 def tokens_equal(a, b):

@@ -113,3 +113,9 @@ def test_config_rejects_bad_limits_with_a_fix():
         Config(max_connections="4")
     with pytest.raises(ConfigError, match="below its minimum"):
         Config(max_connections=0)
+
+
+def test_the_usual_header_names_table_is_each_name_lower_cased():
+    from nostall import head
+
+    assert head._NAMES and all(v == k.decode().lower() for k, v in head._NAMES.items())
