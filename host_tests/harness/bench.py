@@ -44,6 +44,7 @@ TARGET_P99_RATIO = 1.5
 TARGET_IDLE_CONN_BYTES = 552  # beyond the slot's receive buffer: issue 18's "not above today's"
 TARGET_INSTR_RATIO = 2.0  # instructions per kept-alive request against the bound's (issue 18)
 TARGET_HEAP_RATIO = 0.70  # the firmware's heap after start-up from .mpy against BENCH_BASE's (issue 18)
+TARGET_HEAP_KB = 100  # and at most this (issue 18: "from 143 KB to at most 100 KB", 64-bit)
 TARGET_SOAK_HEAP_K = 64
 
 
@@ -189,11 +190,18 @@ def targets(figures, this, base=None):
     r = t.get(key) / b[key] if t.get(key) and b.get(key) else None
     target("%s <= %.1fx the bound's" % (key, TARGET_INSTR_RATIO), None if r is None else r <= TARGET_INSTR_RATIO,
            "%.2fx" % r if r else "not measured")
-    key = "firmware heap after start-up, .mpy, bytes"
-    was = figures.get(base.name, {}).get(key) if base is not None else None
-    r = t.get(key) / was if t.get(key) and was else None
-    target("firmware heap after start-up from .mpy <= %.2fx base" % TARGET_HEAP_RATIO, None if r is None else r <= TARGET_HEAP_RATIO,
-           "%.2fx: %s -> %s B" % (r, _fmt(was), _fmt(t.get(key))) if r else "needs BENCH_BASE")
+    # the issue's two bounds: 0.70x of the base, and 100 KB; each also with the qstr pools counted
+    # per entry (heapmods.pro_rata): a raw figure just under a pool's doubling line is not smaller
+    # on a board, which crosses that line with its own names anyway
+    for key, what in (("firmware heap after start-up, .mpy, bytes", "firmware heap after start-up from .mpy"),
+                      ("firmware heap after start-up, .mpy, qstr pools pro rata, bytes", "the same, qstr pools pro rata")):
+        was = figures.get(base.name, {}).get(key) if base is not None else None
+        r = t.get(key) / was if t.get(key) and was else None
+        target("%s <= %.2fx base" % (what, TARGET_HEAP_RATIO), None if r is None else r <= TARGET_HEAP_RATIO,
+               "%.2fx: %s -> %s B" % (r, _fmt(was), _fmt(t.get(key))) if r else "needs BENCH_BASE")
+        n = t.get(key)
+        target("%s <= %d KB" % (what, TARGET_HEAP_KB), None if n is None else n <= TARGET_HEAP_KB * 1024,
+               "%s B" % _fmt(n))
     per = t.get("heap per idle connection, bytes")
     target("heap per idle connection <= %d B plus the receive buffer" % TARGET_IDLE_CONN_BYTES, None if per is None else per <= TARGET_IDLE_CONN_BYTES,
            "%s B + %s B buffer" % (_fmt(per), _fmt(t.get("receive buffer per slot, bytes"))))
