@@ -155,6 +155,8 @@ class App(Routes):
                 return Upgrade(handler, params, handshake(req))
 
             self.route(pattern, ("GET",))(upgrade)
+            if self._guarded.get(handler):  # @app.require_token under it: the handshake needs the token
+                self._guarded[upgrade] = True
             return handler
 
         return register

@@ -157,6 +157,26 @@ def test_require_token_guards_every_method():
     assert call(app, "GET", "/secret", {"Authorization": "bearer " + TOKEN})[0].status == 200
 
 
+def test_require_token_under_a_websocket_route_guards_its_handshake():
+    app = App(token=TOKEN)
+
+    @app.websocket("/ws/secret")
+    @app.require_token
+    async def secret(req, ws):
+        pass
+
+    @app.websocket("/ws/open")
+    async def open_ws(req, ws):
+        pass
+
+    up = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "Sec-WebSocket-Version": "13"}
+    assert call(app, "GET", "/ws/secret", up)[0].status == 401  # refused before the handshake
+    with_token = dict(up, Authorization="Bearer " + TOKEN)
+    assert call(app, "GET", "/ws/secret", with_token)[0].status == 101
+    assert call(app, "GET", "/ws/open", up)[0].status == 101
+
+
 def test_handler_failures_are_500s_for_that_request_only():
     app = App()
 
