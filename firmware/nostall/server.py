@@ -200,9 +200,12 @@ class Server:
             if STATUS.followers and up >= next_status:
                 # the live figures, once a second, while a dashboard follows them
                 next_status = up + _STATUS_EVERY_MS
-                from nostall.status import live  # loaded by the first follower
+                try:
+                    from nostall.status import live  # loaded by the first follower
 
-                STATUS.publish(live(self, up, (stats.requests - requests) * 1000 // _STATUS_EVERY_MS))
+                    STATUS.publish(live(self, up, (stats.requests - requests) * 1000 // _STATUS_EVERY_MS))
+                except MemoryError:  # no room for this second's figures: the ticker's deadlines go on
+                    gc.collect()
                 requests = stats.requests
 
     async def shutdown(self):
