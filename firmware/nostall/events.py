@@ -17,21 +17,6 @@ _RETRY_MS = const(3000)  # an EventSource that lost its connection comes back af
 _NO_CACHE = const((("Cache-Control", "no-cache"),))
 
 
-class EventStream(Response):
-    """An event stream (text/event-stream) of a Channel's messages, sent as they are published.
-
-    Example::
-
-        @app.get("/events")
-        def events(req):
-            return EventStream(my_channel)
-    """
-
-    def __init__(self, channel):
-        Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
-        self.channel = channel
-
-
 async def serve_events(conn, req, resp):
     """Send resp.channel's messages on conn until the client goes (then it returns True: the
     client closed)."""
@@ -81,4 +66,18 @@ def _int(text, default):
         return default
 
 
-EventStream.protocol = staticmethod(serve_events)
+class EventStream(Response):
+    """An event stream (text/event-stream) of a Channel's messages, sent as they are published.
+
+    Example::
+
+        @app.get("/events")
+        def events(req):
+            return EventStream(my_channel)
+    """
+
+    protocol = staticmethod(serve_events)
+
+    def __init__(self, channel):
+        Response.__init__(self, b"", 200, _NO_CACHE, "text/event-stream; charset=utf-8", stream=())
+        self.channel = channel

@@ -66,14 +66,21 @@ _TABLE = (
 # the table's columns, each a tuple indexed by state; the rows themselves are not kept
 _STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS, _FOLLOW = zip(*_TABLE)
 assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
-_NEXT = []  # bit s set: state s may follow
-for _f in _FOLLOW:
-    _m = 1 << FREE
-    for _s in _f:
-        _m |= 1 << _s
-    _NEXT.append(_m)
-_NEXT = tuple(_NEXT)
-del _TABLE, _STATES, _FOLLOW, _f, _m, _s
+
+
+def _masks(follows):
+    # each row's "may go to" as a bit mask (FREE always)
+    out = []
+    for states in follows:
+        m = 1 << FREE
+        for s in states:
+            m |= 1 << s
+        out.append(m)
+    return tuple(out)
+
+
+_NEXT = _masks(_FOLLOW)  # bit s set: state s may follow
+del _TABLE, _STATES, _FOLLOW, _masks
 
 
 class StateError(RuntimeError):

@@ -18,15 +18,6 @@ from nostall.response import Response, error_kind
 from nostall.wsproto import BINARY, CLOSE, PING, PONG, TEXT, FrameReader, WSError, close_frame, frame, frame_head
 
 
-class Upgrade(Response):
-    """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
-
-    def __init__(self, handler, params, headers):
-        Response.__init__(self, b"", 101, headers)
-        self.handler = handler
-        self.params = params
-
-
 async def serve_websocket(conn, req, resp):
     """The 101, then the route's handler with its WebSocket, then the close handshake; True when
     the client closed TCP (without a close frame, or after it)."""
@@ -43,6 +34,17 @@ async def serve_websocket(conn, req, resp):
         await ws.close(1011)
     await ws.close(1000)
     return ws.eof
+
+
+class Upgrade(Response):
+    """The 101 answer of a WebSocket route: the connection then runs handler(req, ws, **params)."""
+
+    protocol = staticmethod(serve_websocket)
+
+    def __init__(self, handler, params, headers):
+        Response.__init__(self, b"", 101, headers)
+        self.handler = handler
+        self.params = params
 
 
 class WebSocket:
@@ -208,5 +210,3 @@ class WebSocket:
             pass
         self.session.closing(answered)
 
-
-Upgrade.protocol = staticmethod(serve_websocket)
