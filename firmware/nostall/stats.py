@@ -28,6 +28,7 @@ class Stats:
         self.status_5xx = 0
         self.handler_errors = 0
         self.handler_errors_by_kind = {}  # exception, memory, bad_response, stream, timeout
+        self.turned_away = 0  # newcomers that found no slot (turnaway.py): waited, or refused at once
         self.rejected_busy = 0
         self.ws_protocol_errors = 0  # WebSocket clients closed for breaking RFC 6455
         self.accept_errors = 0

@@ -23,6 +23,7 @@ def document(server, collect=False):
     d["status_5xx"] = st.status_5xx
     d["handler_errors"] = st.handler_errors
     d["handler_errors_by_kind"] = st.handler_errors_by_kind
+    d["turned_away"] = st.turned_away
     d["rejected_busy"] = st.rejected_busy
     d["ws_protocol_errors"] = st.ws_protocol_errors
     d["accept_errors"] = st.accept_errors

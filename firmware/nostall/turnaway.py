@@ -95,6 +95,7 @@ class TurnAways:
         drops what it may, and max_turnaways waiting already makes the longest waiting one's
         503 due. False if cs was not taken in (answered and closed at once)."""
         server = self.server
+        server.stats.turned_away += 1
         limit = server.cfg.max_turnaways
         queue = self.queue
         while len(queue) >= limit and self._drop():

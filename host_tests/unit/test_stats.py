@@ -67,7 +67,7 @@ def test_status_document():
     assert d["board"] == "test" and d["firmware_version"] == "9" and d["long_lived_open"] == 1
     assert d["heap_free"] > 0 and d["heap_alloc"] > 0 and d["uptime_ms"] >= 0 and d["wifi_rssi"] == -60
     for key in ("requests", "closes_by_client", "resets_by_client", "status_4xx", "status_5xx",
-                "handler_errors", "handler_errors_by_kind", "rejected_busy", "accept_errors"):
+                "handler_errors", "handler_errors_by_kind", "turned_away", "rejected_busy", "accept_errors"):
         assert key in d, key
 
 
