@@ -322,6 +322,31 @@ def warm_slots(t):
         for c in conns:
             c.close()
     wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=3)
+    turn_one_away(t, n)
+
+
+def turn_one_away(t, n):
+    """The first newcomer that finds no slot loads the turn-away queue's code (once), so a
+    baseline taken before would count it as lost heap: n + 1 connections open at once, silent (a
+    silent newcomer may take only an idle connection's slot, or that of one silent for
+    stall_evict_ms), and close (the client's close: no server close is counted); again (bounded)
+    until /status counts a newcomer turned away. Nothing asks /status meanwhile: a request would
+    take a silent one's slot."""
+    for _ in range(5):
+        before = t.status(retry_s=PATIENCE_S).get("turned_away")
+        if before is None:  # a firmware without the counter
+            return
+        conns = []
+        try:
+            for _ in range(n + 1):
+                conns.append(t.connect())
+            time.sleep(0.2)  # accepted, the last one queued
+        finally:
+            for c in conns:
+                c.close()
+        wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=3)
+        if t.status(retry_s=PATIENCE_S)["turned_away"] > before:
+            return
 
 
 class Baseline:
