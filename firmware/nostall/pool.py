@@ -68,19 +68,15 @@ _STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, A
 assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
 
 
-def _masks(follows):
-    # each row's "may go to" as a bit mask (FREE always)
-    out = []
-    for states in follows:
-        m = 1 << FREE
-        for s in states:
-            m |= 1 << s
-        out.append(m)
-    return tuple(out)
+def _mask(states):
+    m = 1 << FREE
+    for s in states:
+        m |= 1 << s
+    return m
 
 
-_NEXT = _masks(_FOLLOW)  # bit s set: state s may follow
-del _TABLE, _STATES, _FOLLOW, _masks
+_NEXT = tuple(_mask(f) for f in _FOLLOW)  # bit s set: state s may follow
+del _TABLE, _STATES, _FOLLOW, _mask
 
 
 class StateError(RuntimeError):

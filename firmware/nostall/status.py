@@ -5,6 +5,7 @@
 import gc
 import json
 
+from nostall.channel import STATUS
 from nostall.sockets import ABORTIVE_CLOSE
 
 
@@ -28,20 +29,14 @@ def document(server, collect=False):
     d["ws_protocol_errors"] = st.ws_protocol_errors
     d["accept_errors"] = st.accept_errors
     d["limits"] = server.cfg.as_dict()
-    info = server.info
-    for k in info:
-        d[k] = info[k]
+    d.update(server.info)
     if server.vitals is not None:
-        v = server.vitals()
-        for k in v:
-            d[k] = v[k]
+        d.update(server.vitals())
     return d
 
 
 def live(server, up, requests_per_s):
     """The live figures (JSON text) and the app's own (STATUS.extra: the LED, a reading)."""
-    from nostall.channel import STATUS
-
     d = _common(server, up)
     d["requests_per_s"] = requests_per_s
     try:
