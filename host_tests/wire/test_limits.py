@@ -80,7 +80,8 @@ def test_busy_server_answers_503_with_retry_after(make_sim):
         c.close()
     assert fds_back(t, base)  # before asking: a /status connection at the cap would evict one
     s = wait_for(lambda: (lambda s: s if s["connections_open"] == 1 else None)(t.status()))
-    assert s["rejected_busy"] == 1 and s["closes_by_server_total"] == 0
+    # one newcomer found no slot: it waited (turned_away), then got the busy 503 (rejected_busy)
+    assert s["turned_away"] == 1 and s["rejected_busy"] == 1 and s["closes_by_server_total"] == 0
     assert fds_back(t, base)
 
 
