@@ -6,9 +6,9 @@
 # how a streamed body is read (bodystream.py), a piece at a time, never held whole, and drop()
 # how what its handler left unread is dropped (session.py).
 
-from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
 from micropython import const
 
+from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
 from nostall.request import HTTPError
 
 _HEX = const("0123456789abcdefABCDEF")

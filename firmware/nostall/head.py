@@ -9,6 +9,7 @@
 
 import micropython
 from micropython import const
+
 from nostall.request import METHODS, NOT_TOKEN, Request
 
 # bytes -> str for what the request line and header names usually hold: a dict lookup instead

@@ -8,11 +8,12 @@
 
 import gc
 
+from micropython import const
+
 from nostall.pool import ABORTIVE, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_PING, Slot
 from nostall.proto import RequestReader
 from nostall.response import close_stream, error_response, next_piece
 from nostall.stats import CLIENT, RESET
-from micropython import const
 
 # close reasons (stats.CLIENT and stats.RESET: the client's doing)
 ERROR = "error"  # an OSError the client did not cause

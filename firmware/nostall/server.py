@@ -24,6 +24,7 @@ import gc
 
 import asyncio
 import socket
+from micropython import const
 
 from nostall import sockets
 from nostall.channel import STATUS
@@ -36,7 +37,6 @@ from nostall.session import MEMORY, SHUTDOWN
 from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.waiter import Waiter
-from micropython import const
 
 _EAGAIN = const((11, 35))  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
 _OUT_OF_SOCKETS = const((23, 24, 12))  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
