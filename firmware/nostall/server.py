@@ -24,10 +24,10 @@ import gc
 
 import asyncio
 import socket
+import sys
 from micropython import const
 
 from nostall import sockets
-from nostall.channel import STATUS
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
@@ -197,13 +197,16 @@ class Server:
             await asyncio.sleep_ms(self.cfg.tick_ms)
             pool.expire()
             up = stats.uptime_ms()  # often enough that ticks_ms never wraps between two readings
-            if STATUS.followers and up >= next_status:
-                # the live figures, once a second, while a dashboard follows them
+            # the live figures, once a second, while a dashboard follows them (channel.STATUS:
+            # loaded by an app that offers them, as app.py's /ws/live and /events; no other can
+            # have followers, and keeps the module's heap)
+            channel = sys.modules.get("nostall.channel")
+            if channel is not None and channel.STATUS.followers and up >= next_status:
                 next_status = up + _STATUS_EVERY_MS
                 try:
                     from nostall.status import live  # loaded by the first follower
 
-                    STATUS.publish(live(self, up, (stats.requests - requests) * 1000 // _STATUS_EVERY_MS))
+                    channel.STATUS.publish(live(self, up, (stats.requests - requests) * 1000 // _STATUS_EVERY_MS))
                 except MemoryError:  # no room for this second's figures: the ticker's deadlines go on
                     gc.collect()
                 requests = stats.requests
