@@ -23,10 +23,16 @@ column); a module imported later (a feature's first use) stays; on the 64-bit po
 1.3-1.6x a board's room (--m32 measures a board's object sizes).
 
     PYTHONPATH=host_tests:firmware .venv/bin/python -m harness.heapmods [--firmware DIR] [--mpy] [--sim]
-        [--micropython BIN] [--m32] [--mpy-opt N]
+        [--micropython BIN] [--m32] [--mpy-opt N] [--frozen]
 
 --m32 runs a 32-bit build of the unix port (a board's object sizes), looked for in
 .cache/mp32-v1.28.0/ (micropython and mpy-cross; ../shared/facts.md has the recipe).
+
+--frozen measures a --micropython built with the firmware frozen in, as `make build` freezes it
+(the same recipe with FROZEN_MANIFEST listing asyncio and boards/manifest_firmware.py's modules,
+and MPY_CROSS_FLAGS=-march=x86 or x64 for the native functions): the probes find nothing on the
+path but .frozen. --firmware still names the sources the import order is read from. Its .mpy
+figures are no stock figures: the frozen names are in the image, so loaded .mpy files intern none.
 """
 
 import argparse
@@ -386,6 +392,7 @@ def main(argv=None):
     ap.add_argument("--mpy-opt", type=int, default=None, help="mpy-cross -O level (default: none, as make deploy)")
     ap.add_argument("--micropython", default=None, help="the unix port binary (default: the venv's)")
     ap.add_argument("--m32", action="store_true", help="the 32-bit build in %s" % M32_DIR)
+    ap.add_argument("--frozen", action="store_true", help="the binary has the firmware frozen in: import it from there")
     ap.add_argument("--sim", action="store_true", help="also the sim board's heap after start-up, split")
     ap.add_argument("--sim-only", action="store_true", help="only the sim board's figures")
     ap.add_argument("--json", default=None, help="write the figures to this file")
@@ -393,14 +400,20 @@ def main(argv=None):
     binary = a.micropython or (os.path.join(M32_DIR, "micropython") if a.m32 else micropython.binary())
     if not os.path.exists(binary):
         sys.exit("error: no %s (build it: ../shared/facts.md, 32-bit recipe)" % binary)
-    bits32 = "mp32" in binary or a.m32
+    bits32 = a.m32 or subprocess.run([binary, "-c", "import sys; print(sys.maxsize)"], capture_output=True,
+                                     text=True, timeout=30).stdout.strip() == str(2**31 - 1)
     src = os.path.abspath(a.firmware)
     tmp = None
     fw = src
+    if a.frozen:
+        if a.mpy or a.sim or a.sim_only:
+            sys.exit("error: --frozen measures the frozen firmware alone (no --mpy, no --sim)")
+        tmp = tempfile.mkdtemp(prefix="heapmods-")
+        fw = tmp  # an empty folder on the path: every import comes from .frozen
     if a.mpy:
         tmp = tempfile.mkdtemp(prefix="heapmods-")
         fw = compile_tree(src, os.path.join(tmp, "mpy"), mpy_cross_for(binary), a.mpy_opt, "x86" if bits32 else "host")
-    kind = ".mpy%s" % (" -O%d" % a.mpy_opt if a.mpy_opt else "") if a.mpy else "source"
+    kind = ".mpy%s" % (" -O%d" % a.mpy_opt if a.mpy_opt else "") if a.mpy else "frozen" if a.frozen else "source"
     bits = "32-bit" if bits32 else "64-bit"
     report = {"firmware": src, "form": kind, "interpreter": binary}
     try:
