@@ -160,4 +160,4 @@ class Lifecycle(Slot):
         first = reason != CLIENT and reason != RESET and reason != EOF_DELIMITED_BODY
         force = first and (reason == WRITE_TIMEOUT or (reason != STREAM_ERROR and (state == WRITE or state == WS or state == WS_PING or state == STREAM)))
         self.pool.release(self)
-        return first and (ABORTIVE[state] or force), force
+        return first and (ABORTIVE >> state & 1 == 1 or force), force

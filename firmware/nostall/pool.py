@@ -68,14 +68,16 @@ _STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, A
 assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
 
 
-def _mask(states):
-    m = 1 << FREE
+def _mask(states, m):
     for s in states:
         m |= 1 << s
     return m
 
 
-_NEXT = tuple(_mask(f) for f in _FOLLOW)  # bit s set: state s may follow
+_NEXT = tuple(_mask(f, 1 << FREE) for f in _FOLLOW)  # bit s set: state s may follow
+# the yes/no columns as one int each, bit s for state s (ABORTIVE >> s & 1): four tuples of 12
+# were half a KB of every board's heap
+_ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS = (_mask((s for s in _STATES if c[s]), 0) for c in (_ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS))
 del _TABLE, _STATES, _FOLLOW, _mask
 
 
@@ -106,7 +108,7 @@ class Slot:
         self.state = state
         self.since = now = pool.clock()
         # after acks: first a look for the acknowledgement, one tick from now (Pool._overdue)
-        self.acked = not AFTER_ACKS[state]
+        self.acked = not AFTER_ACKS >> state & 1
         self.deadline = ticks_add(now, pool.timeouts[state] if self.acked else pool.tick_ms)
 
     def wake(self):
@@ -231,7 +233,7 @@ class Pool:
             # not one whose last bytes are in flight: it waits on the link, not on its client,
             # and a close now would leave a TIME_WAIT (no reset with bytes unacknowledged); not
             # a NEW one whose request is in its socket, unread yet: it is not silent
-            if ((s == state if state is not None else _ON_CLIENT[s]) and slot.cancelled is None and slot.acked
+            if ((s == state if state is not None else _ON_CLIENT >> s & 1) and slot.cancelled is None and slot.acked
                     and not (s == NEW and slot.input_waiting())):
                 waited = ticks_diff(now, slot.since)
                 if waited > longest:
@@ -256,7 +258,7 @@ class Pool:
 
     def _overdue(self, slot, now):
         s = slot.state
-        if _WAKES[s]:
+        if _WAKES >> s & 1:
             slot.wake()
             return
         if not slot.acked:
