@@ -63,7 +63,8 @@ _TABLE = (
     (WS_CLOSED, "ws_closed", "ws_close_wait_ms", "ws_close_timeout", True, True, False, True, ()),
     (WS_PING, "ws_ping", "ws_pong_timeout_ms", "ws_timeout", False, True, False, False, (WS, WRITE, LINGER, WS_CLOSED, WS_PING)),
 )
-# the table's columns, each a tuple indexed by state; the rows themselves are not kept
+# the table's columns, each a tuple indexed by state (the yes/no ones made masks below); the rows
+# themselves are not kept
 _STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS, _FOLLOW = zip(*_TABLE)
 assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
 

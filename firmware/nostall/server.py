@@ -193,6 +193,7 @@ class Server:
         stats = self.stats
         next_status = 0
         requests = 0
+        channel = None  # nostall.channel, once an app has loaded it (it stays)
         while True:
             await asyncio.sleep_ms(self.cfg.tick_ms)
             pool.expire()
@@ -200,7 +201,8 @@ class Server:
             # the live figures, once a second, while a dashboard follows them (channel.STATUS:
             # loaded by an app that offers them, as app.py's /ws/live and /events; no other can
             # have followers, and keeps the module's heap)
-            channel = sys.modules.get("nostall.channel")
+            if channel is None:
+                channel = sys.modules.get("nostall.channel")
             if channel is not None and channel.STATUS.followers and up >= next_status:
                 next_status = up + _STATUS_EVERY_MS
                 try:

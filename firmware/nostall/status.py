@@ -5,7 +5,6 @@
 import gc
 import json
 
-from nostall.channel import STATUS
 from nostall.sockets import ABORTIVE_CLOSE
 
 
@@ -37,6 +36,8 @@ def document(server, collect=False):
 
 def live(server, up, requests_per_s):
     """The live figures (JSON text) and the app's own (STATUS.extra: the LED, a reading)."""
+    from nostall.channel import STATUS  # loaded already: the ticker calls this for its followers
+
     d = _common(server, up)
     d["requests_per_s"] = requests_per_s
     try:
