@@ -11,6 +11,14 @@ from micropython import const
 from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
 from nostall.request import HTTPError
 
+# refusals, as numbers: their words are refusals.py's rows
+_BODY_TOO_LARGE = const(24)
+_BROKEN = const(26)
+_BAD_CHUNK_LINE = const(27)
+_BAD_CHUNK_SIZE = const(28)
+_CHUNK_TOO_LONG = const(29)
+_BAD_TRAILER = const(30)
+
 _HEX = const("0123456789abcdefABCDEF")
 _MAX_CHUNK_LINE = 64  # chunk size and extensions; a longer line is an attack, not a body
 MAX_HEX_DIGITS = 8  # chunk sizes up to 4 GiB - 1: int() never sees a huge number
@@ -47,7 +55,7 @@ def _done(r):
 
 
 def _line(r, limit):
-    line = r.line(limit, "malformed chunk line")
+    line = r.line(limit, _BAD_CHUNK_LINE)
     if line is not None:
         r.need_continue = False
     return line
@@ -59,13 +67,13 @@ def chunk_size(r):
         return None
     size = line.split(b";", 1)[0].strip(b" \t")
     if not size or any(chr(c) not in _HEX for c in size):
-        r.fail(400, "malformed chunk size")
+        r.fail(400, _BAD_CHUNK_SIZE)
     size = size.lstrip(b"0") or b"0"
     if len(size) > MAX_HEX_DIGITS:
-        r.fail(413, "body too large")
+        r.fail(413, _BODY_TOO_LARGE)
     n = int(size, 16)
     if r.body_len + n > r.limit:
-        r.fail(413, "body too large")
+        r.fail(413, _BODY_TOO_LARGE)
     if n == 0:
         r.state = EXPECT_TRAILER
     else:
@@ -92,10 +100,10 @@ def chunk_end(r):
     if crlf is None:
         one = r.peek(1)
         if one is not None and one[0] != 13:
-            r.fail(400, "chunk data longer than its size")
+            r.fail(400, _CHUNK_TOO_LONG)
         return None
     if crlf[0] != 13 or crlf[1] != 10:
-        r.fail(400, "chunk data longer than its size")
+        r.fail(400, _CHUNK_TOO_LONG)
     r.take(2)
     r.state = EXPECT_CHUNK_SIZE
     return AGAIN
@@ -109,7 +117,7 @@ def trailer(r):
         r.req.body = bytes(r.body or b"")
         return _done(r)
     if b"\n" in line or b":" not in line:
-        r.fail(400, "malformed trailer")
+        r.fail(400, _BAD_TRAILER)
     return AGAIN
 
 
@@ -138,7 +146,7 @@ def piece(r, n):
         elif st == EXPECT_TRAILER:
             a = trailer(r)
         else:
-            a = r.fail(400, "connection is in error")  # raises
+            a = r.fail(400, _BROKEN)  # raises
         if a is None:
             return None
         if a is not AGAIN:  # the trailers' end: the request is complete

@@ -225,4 +225,8 @@ def chunk(data):
 
 
 def error_body(status, reason):
+    if type(reason) is int:  # one of the server's own refusals: its words load at the first
+        from nostall.refusals import words
+
+        reason = words(reason)
     return ("%d %s: %s\n" % (status, reason_phrase(status, "Error"), reason)).encode()

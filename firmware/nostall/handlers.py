@@ -5,9 +5,14 @@
 # turn a failure into a success.
 
 import sys
+from micropython import const
 
 from nostall.request import HTTPError
 from nostall.response import BadResponse, Response, error_response, make_response
+
+# refusals, as numbers: their words are refusals.py's rows
+_HANDLER_FAILED = const(34)
+_BAD_RESPONSE = const(35)
 
 # what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
 PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
@@ -49,7 +54,7 @@ def made(app, req, rv):
         if not isinstance(e, (BadResponse, MemoryError)):
             e = BadResponse(repr(e))  # e.g. a header value with CR/LF in it
         req.error = e
-        return error(app, req, 500, "handler returned a bad response", e)
+        return error(app, req, 500, _BAD_RESPONSE, e)
 
 
 async def finish(app, req, coro):
@@ -60,7 +65,7 @@ async def finish(app, req, coro):
         r = error(app, req, e.status, e.reason, None, e.headers)
     except Exception as e:
         req.error = e
-        r = error(app, req, 500, "handler failed", e)
+        r = error(app, req, 500, _HANDLER_FAILED, e)
     else:
         r = made(app, req, rv)
     if not isinstance(r, Response):

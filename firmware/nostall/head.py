@@ -12,6 +12,25 @@ from micropython import const
 
 from nostall.request import METHODS, NOT_TOKEN, Request
 
+# refusals, as numbers: their words are refusals.py's rows
+_LINE_TOO_LONG = const(1)
+_BARE_LF = const(2)
+_HEAD_TOO_LARGE = const(3)
+_BARE_CR_LF = const(4)
+_CONTROL_CHAR = const(5)
+_HEAD_NOT_UTF8 = const(6)
+_TOO_MANY_FIELDS = const(7)
+_BAD_FIELD = const(8)
+_TWO_LENGTHS = const(9)
+_TWO_HOSTS = const(10)
+_BAD_REQUEST_LINE = const(11)
+_BAD_METHOD = const(12)
+_UNKNOWN_METHOD = const(13)
+_BAD_VERSION = const(14)
+_UNKNOWN_VERSION = const(15)
+_TARGET_NOT_UTF8 = const(16)
+_BAD_TARGET = const(17)
+
 # bytes -> str for what the request line and header names usually hold: a dict lookup instead
 # of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
 _METHODS = {m.encode(): m for m in METHODS}
@@ -58,15 +77,15 @@ def request_head(r):
     lf = buf.find(b"\n", start, min(end, start + cfg.max_request_line_bytes + 2))
     if lf < 0:
         if end - start > cfg.max_request_line_bytes + 1:
-            r.fail(414, "request line too long")
+            r.fail(414, _LINE_TOO_LONG)
     elif lf == start or buf[lf - 1] != 13:
-        r.fail(400, "bare LF line ending")
+        r.fail(400, _BARE_LF)
     i = buf.find(b"\r\n\r\n", r.scan, end)
     if i < 0:
         if buf.find(b"\n\n", r.scan, end) >= 0 or buf.find(b"\r\n\n", r.scan, end) >= 0:
-            r.fail(400, "bare LF line ending")
+            r.fail(400, _BARE_LF)
         if end - start >= cfg.max_header_bytes:
-            r.fail(431, "request head too large")
+            r.fail(431, _HEAD_TOO_LARGE)
         r.scan = max(start, end - 3)
         if start == 0 and r.end == len(buf):  # full (space() has moved it to the front)
             r._grow()
@@ -79,24 +98,24 @@ def request_head(r):
     # when the app first reads req.headers (request.py); the target goes through a cache.
     n = head.count(b"\r\n")  # header fields
     if head.count(b"\n") != n or head.count(b"\r") != n:
-        r.fail(400, "bare CR or LF in request head")
+        r.fail(400, _BARE_CR_LF)
     # a control character (CTL but HTAB): C loops (replace, min) instead of a regex per byte
     rest = head.replace(b"\r\n", b"") if n else head
     if b"\t" in rest:
         rest = rest.replace(b"\t", b"")
     if rest and (min(rest) < 32 or b"\x7f" in rest):
-        r.fail(400, "control character in request head")
+        r.fail(400, _CONTROL_CHAR)
     eol = head.find(b"\r\n")
     req = _request_line(r, head if eol < 0 else head[:eol])
     if rest and max(rest) > 127:  # not ASCII: decoded once, to refuse what is not UTF-8
         try:
             str(head, "utf-8")
         except UnicodeError:
-            r.fail(400, "request head is not UTF-8")
+            r.fail(400, _HEAD_NOT_UTF8)
     # counted before the split: a head of many short lines would cost an object per line
     # (700 in 2 KB) before its 431
     if n > cfg.max_header_count:
-        r.fail(431, "too many header fields")
+        r.fail(431, _TOO_MANY_FIELDS)
     # field by field in place: no list of lines, one bytes copy per value
     raw = req.raw
     pos = eol + 2
@@ -106,7 +125,7 @@ def request_head(r):
             nl = len(head)
         c = head.find(b":", pos, nl)
         if c <= pos:
-            r.fail(400, "malformed header field")
+            r.fail(400, _BAD_FIELD)
         name = head[pos:c]
         key = _NAMES.get(name)
         if key is None:
@@ -124,9 +143,9 @@ def request_head(r):
             raw[key] = value
         elif key == "content-length":
             if old != value:
-                r.fail(400, "conflicting Content-Length")
+                r.fail(400, _TWO_LENGTHS)
         elif key == "host":
-            r.fail(400, "more than one Host")
+            r.fail(400, _TWO_HOSTS)
         else:
             raw[key] = old + b", " + value
     return r._framing(req)
@@ -137,20 +156,20 @@ def _name(r, raw):
     # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
     name = _token(raw)
     if name is None:
-        r.fail(400, "malformed header field")
+        r.fail(400, _BAD_FIELD)
     return name.lower()
 
 
 def _request_line(r, line):
     parts = line.split(b" ")
     if len(parts) != 3:
-        r.fail(400, "malformed request line")
+        r.fail(400, _BAD_REQUEST_LINE)
     raw_method, raw_target, raw_version = parts
     method = _METHODS.get(raw_method)
     if method is None:
         if _token(raw_method) is None:
-            r.fail(400, "malformed method")
-        r.fail(501, "method not implemented")
+            r.fail(400, _BAD_METHOD)
+        r.fail(501, _UNKNOWN_METHOD)
     if raw_version == b"HTTP/1.1":
         version = "HTTP/1.1"
     elif raw_version == b"HTTP/1.0":
@@ -158,9 +177,9 @@ def _request_line(r, line):
     else:
         v = raw_version
         if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
-            r.fail(400, "malformed HTTP version")
+            r.fail(400, _BAD_VERSION)
         if v[5] != 49:
-            r.fail(505, "HTTP version not supported")
+            r.fail(505, _UNKNOWN_VERSION)
         version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
     target = _TARGETS.get(raw_target)
     if target is not None:  # a path this board was asked for before: no new str
@@ -168,7 +187,7 @@ def _request_line(r, line):
     try:
         target = str(raw_target, "utf-8")
     except UnicodeError:
-        r.fail(400, "request target is not UTF-8")
+        r.fail(400, _TARGET_NOT_UTF8)
     if not target.startswith("/"):
         if target == "*" and method == "OPTIONS":
             pass
@@ -183,7 +202,7 @@ def _request_line(r, line):
             rest = rest[p:]
             target = rest if rest.startswith("/") else "/" + rest
         else:
-            r.fail(400, "malformed request target")
+            r.fail(400, _BAD_TARGET)
     elif len(_TARGETS) < _TARGETS_MAX and len(raw_target) <= _TARGET_CACHED_BYTES:
         _TARGETS[raw_target] = target
     return Request(method, target, version, None)

@@ -15,6 +15,9 @@ from nostall.proto import RequestReader
 from nostall.response import close_stream, error_response, next_piece
 from nostall.stats import CLIENT, RESET
 
+# refusals, as numbers: their words are refusals.py's rows
+_STREAM_FAILED = const(37)
+
 # close reasons (stats.CLIENT and stats.RESET: the client's doing)
 ERROR = "error"  # an OSError the client did not cause
 SHUTDOWN = "shutdown"
@@ -94,7 +97,7 @@ class Lifecycle(Slot):
             close_stream(stream)
             close_stream(resp.stream)
             req.error = e
-            return None, None, error_response(500, "handler's stream failed")
+            return None, None, error_response(500, _STREAM_FAILED)
 
     def _next_piece(self):
         # the stream's next piece that is not empty, taken (None at its end); raises what the

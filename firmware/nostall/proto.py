@@ -18,6 +18,17 @@ from micropython import const
 from nostall.head import request_head
 from nostall.request import METHODS, HTTPError  # noqa: F401 - METHODS: as before, from nostall.proto
 
+# refusals, as numbers: their words are refusals.py's rows
+_NO_HOST = const(18)
+_LENGTH_AND_CODING = const(19)
+_CODING_IN_10 = const(20)
+_BAD_CODING = const(21)
+_UNKNOWN_CODING = const(22)
+_BAD_LENGTH = const(23)
+_BODY_TOO_LARGE = const(24)
+_BAD_EXPECT = const(25)
+_BROKEN = const(26)
+
 # Reader states: what the reader expects next. (The connection's own states, pool.py's, say
 # what the connection waits for; the session asks the reader waiting(), never its state.)
 EXPECT_HEAD = 0
@@ -193,20 +204,20 @@ class RequestReader:
             else:
                 req.keep_alive = b"keep-alive" in tokens
         if req.version == "HTTP/1.1" and "host" not in raw:
-            self.fail(400, "HTTP/1.1 request without Host")
+            self.fail(400, _NO_HOST)
         te = raw.get("transfer-encoding")
         cl = raw.get("content-length")
         if te is not None:
             if cl is not None:
-                self.fail(400, "both Content-Length and Transfer-Encoding")
+                self.fail(400, _LENGTH_AND_CODING)
             if req.version != "HTTP/1.1":
-                self.fail(400, "Transfer-Encoding in HTTP/1.0")
+                self.fail(400, _CODING_IN_10)
             codings = _tokens(te)
             if codings != [b"chunked"]:
                 # RFC 9112 6.3: chunked must be the last coding, once; other codings: not here
                 if b"" in codings or b"chunked" in codings[:-1]:
-                    self.fail(400, "malformed Transfer-Encoding")
-                self.fail(501, "transfer coding not implemented")
+                    self.fail(400, _BAD_CODING)
+                self.fail(501, _UNKNOWN_CODING)
             streamed = self._admit(req)
             self.req = req
             self.body = None if streamed else bytearray()
@@ -216,15 +227,15 @@ class RequestReader:
             return req if streamed else AGAIN
         if cl is not None:
             if not cl or not cl.isdigit():  # bytes: ASCII digits only
-                self.fail(400, "malformed Content-Length")
+                self.fail(400, _BAD_LENGTH)
             cl = cl.lstrip(b"0") or b"0"
             if len(cl) > _MAX_DEC_DIGITS:
-                self.fail(413, "body too large")
+                self.fail(413, _BODY_TOO_LARGE)
             n = int(cl)
             if n:
                 streamed = self._admit(req)
                 if n > self.limit:
-                    self.fail(413, "body too large")
+                    self.fail(413, _BODY_TOO_LARGE)
                 self.req = req
                 self.body_len = 0
                 self.remaining = n
@@ -255,7 +266,7 @@ class RequestReader:
         if e is None:
             return False
         if e.lower() != b"100-continue":
-            self.fail(400, "unsupported Expect")
+            self.fail(400, _BAD_EXPECT)
         return req.version == "HTTP/1.1" and self.end == self.start
 
 
@@ -268,7 +279,7 @@ def _body(r):
 
 
 def _broken(r):
-    raise HTTPError(400, "connection is in error")
+    raise HTTPError(400, _BROKEN)
 
 
 # What next() runs in each reader state: a step returns a Request, None (needs more bytes) or

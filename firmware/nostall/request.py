@@ -3,6 +3,11 @@
 
 import micropython
 import re
+from micropython import const
+
+# refusals, as numbers: their words are refusals.py's rows
+_BODY_NOT_UTF8 = const(31)
+_BODY_NOT_JSON = const(32)
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
@@ -13,7 +18,8 @@ CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class HTTPError(Exception):
-    """A request the server must refuse; .status is the response status, .headers what the
+    """A request the server must refuse; .status is the response status, .reason the answer's
+    words (the server's own refusals give a number, refusals.py's row), .headers what the
     refusal must carry ((name, value) pairs, e.g. a 426's Sec-WebSocket-Version), or None.
 
     Example::
@@ -83,7 +89,7 @@ class Request:
         try:
             return str(self.body, "utf-8")
         except UnicodeError:
-            raise HTTPError(400, "body is not UTF-8")
+            raise HTTPError(400, _BODY_NOT_UTF8)
 
     @property
     def json(self):
@@ -93,4 +99,4 @@ class Request:
         try:
             return json.loads(self.body)
         except (ValueError, UnicodeError):
-            raise HTTPError(400, "body is not valid JSON")
+            raise HTTPError(400, _BODY_NOT_JSON)

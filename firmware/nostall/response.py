@@ -99,9 +99,10 @@ class Response:
         return Response(b"", status, {"Location": location})
 
 
-def error_response(status, reason="", headers=None):
+def error_response(status, reason="", headers=None):  # type: (int, str | int, tuple | list | None) -> Response
     """The response to every failure, whoever finds it (the reader, the app, the server):
-    "<status> <phrase>: <reason>" as plain text.
+    "<status> <phrase>: <reason>" as plain text (reason: words, or the number of the server's
+    own refusal, refusals.py's row).
 
     Example::
 

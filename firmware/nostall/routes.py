@@ -4,8 +4,13 @@
 # that matches with another method is a 405 with its Allow (OPTIONS: a 204 with it). App (web.py)
 # is a Routes: it adds what its decorators register, and finds with _find().
 
+from micropython import const
+
 from nostall.request import HTTPError
 from nostall.response import Response, error_response
+
+# refusals, as numbers: their words are refusals.py's rows
+_BAD_ESCAPE = const(33)
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (App.call)
 
@@ -132,5 +137,5 @@ def path_of(req):
         try:
             return unquote(path)
         except (ValueError, UnicodeError):
-            raise HTTPError(400, "bad percent escape in path")
+            raise HTTPError(400, _BAD_ESCAPE)
     return path

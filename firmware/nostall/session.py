@@ -29,6 +29,10 @@ from nostall.response import close_stream, error_kind, error_response
 from nostall.stats import CLIENT
 from nostall.ticks import ticks_diff
 
+# refusals, as numbers: their words are refusals.py's rows
+_HANDLER_TOO_LONG = const(36)
+_TOO_MANY_LONG = const(38)
+
 RECV = 0
 SEND = 1
 RUN = 2
@@ -151,7 +155,7 @@ class Session(Lifecycle):
         """The app ran past handler_timeout_ms: its 503 (the connection goes on)."""
         self.cancelled = None
         self.server.stats.handler_error("timeout", self.req.path, None)
-        return error_response(503, "handler took too long")
+        return error_response(503, _HANDLER_TOO_LONG)
 
     @micropython.native
     def respond(self, resp):
@@ -177,7 +181,7 @@ class Session(Lifecycle):
                 self.resp = resp
                 self.enter(WRITE)  # its head goes out first, the protocol's
                 return LONG
-            resp = error_response(503, "too many WebSocket and event-stream clients", _RETRY_LATER)
+            resp = error_response(503, _TOO_MANY_LONG, _RETRY_LATER)
         stream = None
         piece = None
         if resp.streamed and req.method != "HEAD":

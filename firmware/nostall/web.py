@@ -3,6 +3,8 @@
 # nothing here touches a socket. The routing table is routes.py's; what a handler's return or
 # exception becomes, handlers.py's; what a handler may return, response.py's; files, static.py's.
 
+from micropython import const
+
 from nostall.handlers import PLAIN, error, finish, made
 from nostall.request import METHODS, HTTPError
 from nostall.response import (  # noqa: F401 - the app API in one import: from nostall.web import ...
@@ -15,6 +17,9 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     make_response,
 )
 from nostall.routes import SAFE_METHODS, NotAllowed, Routes, not_allowed, path_of
+
+# refusals, as numbers: their words are refusals.py's rows
+_HANDLER_FAILED = const(34)
 
 # What an app does not use costs no heap: auth.py, static.py and wsproto.py are imported by the
 # first request that needs them (a token checked, a file served, a WebSocket's handshake).
@@ -253,7 +258,7 @@ class App(Routes):
             return error(self, req, e.status, e.reason, None, e.headers)
         except Exception as e:  # the handler's fault: 500 for this request only
             req.error = e
-            return error(self, req, 500, "handler failed", e)
+            return error(self, req, 500, _HANDLER_FAILED, e)
         return made(self, req, rv)
 
     def _needs_token(self, req, handler):

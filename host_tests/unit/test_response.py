@@ -5,6 +5,9 @@
 
 from unitcheck import header, raises
 
+from nostall.config import Config
+from nostall.proto import HTTPError, RequestReader
+from nostall.refusals import words
 from nostall.response import JSON, TEXT, BadResponse, Response, dumps, error_response, make_response
 
 
@@ -73,3 +76,15 @@ def test_one_error_builder():
     assert header(r, "Content-Type") == TEXT
     assert header(r, "X-Content-Type-Options") == "nosniff"  # the reason may quote the request
     assert header(r, "X-A") == "b"
+
+
+def test_the_servers_own_refusals_are_numbers_with_words():
+    # the reader refuses with a number (refusals.py's row): its words come with the answer
+    r = RequestReader(Config())
+    r.feed(b"GET / HTTP/1.1\nHost: x\n\n")
+    with raises(HTTPError) as e:
+        r.next()
+    assert e.value.status == 400 and type(e.value.reason) is int
+    body = bytes(error_response(400, e.value.reason).body)
+    assert body == b"400 Bad Request: bare LF line ending\n", body
+    assert words(1) == "request line too long"  # the first row
