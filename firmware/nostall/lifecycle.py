@@ -35,6 +35,14 @@ _FETCH = object()  # a stream's next piece is still to be taken
 class Lifecycle(Slot):
     """What a Session (session.py) holds and how it ends; the pool's slot."""
 
+    # what only some connections set, as class attributes until then (as RequestReader's body
+    # fields): each attribute an instance holds takes a place in its map, in every slot from
+    # start-up. A long-lived protocol, a refusal or a linger grows the map of its slot once
+    handler = None  # a long-lived protocol's object (a WebSocket): wake(), ended()
+    resp = None  # a long-lived protocol's response (LONG: resp.protocol runs)
+    _budget = 0  # linger: bytes still dropped before linger_overflow (set by _drain)
+    _why = None  # after a refusal: the reason unless the client closes first
+
     def __init__(self, server, pool, conn=None):
         Slot.__init__(self, pool)
         self.server = server  # cfg, stats, app, stopping, idle_s, busy_answer
@@ -47,22 +55,17 @@ class Lifecycle(Slot):
         self.req = None
         self.reason = None
         self.requests = 0
-        self.handler = None  # a long-lived protocol's object (a WebSocket): wake(), ended()
-        self.resp = None  # a long-lived protocol's response (LONG: resp.protocol runs)
         self._body = None  # a body sent after the head
         self._stream = None
         self._piece = None
         self._chunked = False
         self._keep = False  # after this answer: IDLE (else LINGER, or the close for EOF)
-        self._budget = 0  # linger: bytes still dropped before linger_overflow
-        self._why = None  # after a refusal: the reason unless the client closes first
 
     def attach(self):
         """A new connection in this slot."""
         self.reader.reset()
         self.requests = 0
         self.reason = None
-        self.handler = None
 
     # ---- the shell's wait that raised ----
 
@@ -152,9 +155,12 @@ class Lifecycle(Slot):
         self.reader.reset()  # a slot at rest keeps nothing of its last connection
         self._end_stream()
         self._body = None
-        self.resp = None
         self.req = None
         self.out = b""
+        if self.resp is not None:
+            self.resp = None
+        if self._why is not None:
+            self._why = None
         h = self.handler
         if h is not None:
             self.handler = None

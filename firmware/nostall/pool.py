@@ -89,6 +89,8 @@ class StateError(RuntimeError):
 class Slot:
     """One connection's place in the pool: its state, deadline, LRU stamp and task."""
 
+    long_lived = False  # a WebSocket or event stream (also while it writes); set only on those
+
     def __init__(self, pool):
         self.pool = pool
         self.state = FREE
@@ -98,7 +100,6 @@ class Slot:
         self.task = None
         self.started = False  # its task has run: cancelling it now runs its finally (the close)
         self.cancelled = None  # why the pool cancelled its task; None: it has not
-        self.long_lived = False  # a WebSocket or event stream (also while it writes)
         self.acked = True  # False while a state after acks waits for them (its time not yet begun)
 
     def enter(self, state):
@@ -191,7 +192,8 @@ class Pool:
         if slot.state != FREE:
             slot.enter(FREE)
             slot.task = None
-            slot.long_lived = False
+            if slot.long_lived:
+                slot.long_lived = False
             self.in_use -= 1
 
     def touch(self, slot):

@@ -60,12 +60,21 @@ class RequestReader:
         req = r.next()        # Request, or None: feed more
     """
 
+    # what only a request with a body sets (_framing), as class attributes until then: each
+    # attribute an instance holds takes a place in its map, in every connection slot from
+    # start-up (their maps grow at the first body, as Session's do at a first WebSocket)
+    req = None  # request whose body is being read
+    body = None  # a body read whole: what came of it so far
+    body_len = 0  # bytes of body received (set when a body starts)
+    remaining = 0  # bytes left in a Content-Length body or the current chunk (set with it)
+    limit = 0  # this request's body limit (set by _admit before any byte of it is taken)
+    need_continue = False  # the head asked "Expect: 100-continue" and its body is due
+
     def __init__(self, cfg, buf=None, admit=None):
         self.cfg = cfg
         # admit(req) when a head with a body is in: None (the body read whole, up to
         # max_body_bytes), or the limit of a body the app reads as a stream; HTTPError refuses
         self.admit = admit
-        self.limit = cfg.max_body_bytes  # this request's body limit
         # the slot's own buffer, made at start-up (recv_buffer_bytes). A head that outgrows it
         # gets one of max_header_bytes for as long as that request is read, as nginx's large
         # header buffers: most heads are a few hundred bytes, and every slot's own buffer is
@@ -94,11 +103,10 @@ class RequestReader:
         self.end = 0  # end of received bytes
         self.scan = 0  # where the search for the end of the head resumes
         self.state = EXPECT_HEAD
-        self.req = None  # request whose body is being read
-        self.body = None
-        self.body_len = 0  # bytes of body received
-        self.remaining = 0  # bytes left in a Content-Length body or the current chunk
-        self.need_continue = False  # the head asked "Expect: 100-continue" and its body is due
+        if self.req is not None or self.need_continue:  # a body was due: none is now
+            self.req = None
+            self.body = None
+            self.need_continue = False
 
     def pending(self):
         """True when part of a request has arrived: EOF now would cut a request short."""

@@ -197,7 +197,6 @@ class Session(Lifecycle):
         left = 0 if server.stopping else (cap - self.requests if cap else None)
         head, mode, self._keep = plan(req, resp, left, server.idle_s)
         self.enter(WRITE)
-        self._why = None
         if mode == NONE:
             self.out = head
         elif stream is None:
