@@ -11,7 +11,7 @@ from micropython import const
 from nostall.proto import AGAIN, EXPECT_BODY, EXPECT_CHUNK_DATA, EXPECT_CHUNK_END, EXPECT_CHUNK_SIZE, EXPECT_HEAD, EXPECT_TRAILER
 from nostall.request import HTTPError
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _BODY_TOO_LARGE = const(24)
 _BROKEN = const(26)
 _BAD_CHUNK_LINE = const(27)

@@ -17,8 +17,9 @@
 from asyncio import core  # pyright: ignore[reportAttributeAccessIssue] - MicroPython's asyncio.core
 
 from nostall import sockets
+from nostall.lifecycle import ERROR
 from nostall.response import Response
-from nostall.session import ERROR, HANDLER_TIMEOUT, LONG, RECV, RUN, SEND, Session
+from nostall.session import HANDLER_TIMEOUT, LONG, RECV, RUN, SEND, Session
 from nostall.waiter import DONE, Waiter
 
 CancelledError = core.CancelledError

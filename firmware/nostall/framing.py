@@ -18,6 +18,10 @@ import time
 from nostall.request import CTL, NOT_TOKEN
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 
+# what it says, as numbers: their words are words.py's rows
+_BAD_STATUS = const(49)
+_BAD_HEADER = const(50)
+
 # The reason phrases (RFC 9110 15), "|<status> <phrase>" each, in one string: a dict of them
 # held ~3 KB of a board's heap in 31 str objects. They are looked up rarely: a status line is
 # built once per status (status_line) and an error body only for an error.
@@ -80,7 +84,9 @@ def status_line(status):
     line = _STATUS_LINES.get(status)
     if line is None:
         if not 100 <= status <= 599:
-            raise ValueError("bad status %r" % (status,))
+            from nostall.words import say  # a handler's mistake (a 500): rare
+
+            raise ValueError(say(_BAD_STATUS, status))
         line = ("HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))).encode()
         if len(_STATUS_LINES) < _STATUS_LINES_MAX:
             _STATUS_LINES[status] = line
@@ -97,7 +103,9 @@ def check_header(name, value):
     name, value = h
     bad = not name or NOT_TOKEN.search(name) or CTL.search(value)
     if bad or "\r" in value or "\n" in value or "\0" in value:
-        raise ValueError("refused response header %r" % (name,))
+        from nostall.words import say  # a handler's mistake (a 500): rare
+
+        raise ValueError(say(_BAD_HEADER, name))
     return h
 
 
@@ -226,7 +234,7 @@ def chunk(data):
 
 def error_body(status, reason):
     if type(reason) is int:  # one of the server's own refusals: its words load at the first
-        from nostall.refusals import words
+        from nostall.words import words
 
         reason = words(reason)
     return ("%d %s: %s\n" % (status, reason_phrase(status, "Error"), reason)).encode()

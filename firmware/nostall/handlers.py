@@ -8,11 +8,12 @@ import sys
 from micropython import const
 
 from nostall.request import HTTPError
-from nostall.response import BadResponse, Response, error_response, make_response
+from nostall.response import BadResponse, Response, bad_response, error_response, make_response
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _HANDLER_FAILED = const(34)
 _BAD_RESPONSE = const(35)
+_YIELDED = const(48)
 
 # what handlers mostly return: no need to ask whether it is a coroutine (hasattr costs a raise)
 PLAIN = (str, dict, Response, bytes, list, tuple, type(None))
@@ -30,7 +31,7 @@ def _awaited(coro):
             return e.value
         if y is not None:
             coro.close()
-            raise BadResponse("a handler yielded a value: to stream, return Response(stream=generator)")
+            raise bad_response(_YIELDED)
         exc = None
         try:
             yield

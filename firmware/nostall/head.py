@@ -12,7 +12,7 @@ from micropython import const
 
 from nostall.request import METHODS, NOT_TOKEN, Request
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _LINE_TOO_LONG = const(1)
 _BARE_LF = const(2)
 _HEAD_TOO_LARGE = const(3)

@@ -10,12 +10,18 @@ import gc
 
 from micropython import const
 
-from nostall.pool import ABORTIVE, STREAM, WRITE, WRITE_TIMEOUT, WS, WS_PING, Slot
+from nostall.pool import ABORTIVE, WRITE_TIMEOUT, Slot
 from nostall.proto import RequestReader
 from nostall.response import close_stream, error_response, next_piece
 from nostall.stats import CLIENT, RESET
 
-# refusals, as numbers: their words are refusals.py's rows
+# pool.py's states this module names, as consts (test_consts.py checks their numbers)
+_WRITE = const(6)
+_WS = const(8)
+_STREAM = const(9)
+_WS_PING = const(11)
+
+# what it says, as numbers: their words are words.py's rows
 _STREAM_FAILED = const(37)
 
 # close reasons (stats.CLIENT and stats.RESET: the client's doing)
@@ -167,6 +173,6 @@ class Lifecycle(Slot):
             h.ended()  # off its channel, its message buffer dropped
         state = self.state
         first = reason != CLIENT and reason != RESET and reason != EOF_DELIMITED_BODY
-        force = first and (reason == WRITE_TIMEOUT or (reason != STREAM_ERROR and (state == WRITE or state == WS or state == WS_PING or state == STREAM)))
+        force = first and (reason == WRITE_TIMEOUT or (reason != STREAM_ERROR and (state == _WRITE or state == _WS or state == _WS_PING or state == _STREAM)))
         self.pool.release(self)
         return first and (ABORTIVE >> state & 1 == 1 or force), force

@@ -66,7 +66,7 @@ _TABLE = (
 # the table's columns, each a tuple indexed by state (the yes/no ones made masks below); the rows
 # themselves are not kept
 _STATES, NAMES, TIMEOUT_LIMITS, TIMEOUT_REASONS, _ON_CLIENT, ABORTIVE, _WAKES, AFTER_ACKS, _FOLLOW = zip(*_TABLE)
-assert _STATES == tuple(range(len(_TABLE))), "the table's rows are in state order"
+assert _STATES == tuple(range(len(_TABLE)))  # the rows are in state order
 
 
 def _mask(states, m):

@@ -18,7 +18,7 @@ from micropython import const
 from nostall.head import request_head
 from nostall.request import METHODS, HTTPError  # noqa: F401 - METHODS: as before, from nostall.proto
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _NO_HOST = const(18)
 _LENGTH_AND_CODING = const(19)
 _CODING_IN_10 = const(20)

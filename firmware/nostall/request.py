@@ -5,7 +5,7 @@ import micropython
 import re
 from micropython import const
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _BODY_NOT_UTF8 = const(31)
 _BODY_NOT_JSON = const(32)
 
@@ -19,7 +19,7 @@ CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class HTTPError(Exception):
     """A request the server must refuse; .status is the response status, .reason the answer's
-    words (the server's own refusals give a number, refusals.py's row), .headers what the
+    words (the server's own refusals give a number, words.py's row), .headers what the
     refusal must carry ((name, value) pairs, e.g. a 426's Sec-WebSocket-Version), or None.
 
     Example::

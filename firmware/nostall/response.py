@@ -27,9 +27,27 @@ _CONTENT_TYPES = {t: ("Content-Type", t) for t in (TEXT, JSON, HTML, "applicatio
 # the reason may quote the request (its path): a browser must show it as text, never sniff it
 _NOSNIFF = const((("X-Content-Type-Options", "nosniff"),))
 
+# what it says, as numbers: their words are words.py's rows
+_BODY_TYPE = const(39)
+_BAD_RETURNED_STATUS = const(40)
+_BAD_TUPLE = const(41)
+_BAD_RETURN = const(42)
+_NOT_FINITE = const(43)
+_TOO_DEEP = const(44)
+_BAD_KEY = const(45)
+_NOT_JSON = const(46)
+_BAD_PIECE = const(47)
+
 
 class BadResponse(TypeError):
     """A handler returned something that cannot be sent; its request gets a 500."""
+
+
+def bad_response(n, *args):
+    """A BadResponse saying words.py's row n (loaded now: a handler's mistake is rare)."""
+    from nostall.words import say
+
+    return BadResponse(say(n, *args))
 
 
 class Response:
@@ -57,7 +75,7 @@ class Response:
             if content_type is None:
                 content_type = TEXT
         elif not isinstance(body, BYTES_TYPES):
-            raise BadResponse("a Response body is str or bytes, not %s" % type(body).__name__)
+            raise bad_response(_BODY_TYPE, type(body).__name__)
         self.body = body
         self.status = status
         if stream is not None or file is not None:
@@ -102,7 +120,7 @@ class Response:
 def error_response(status, reason="", headers=None):  # type: (int, str | int, tuple | list | None) -> Response
     """The response to every failure, whoever finds it (the reader, the app, the server):
     "<status> <phrase>: <reason>" as plain text (reason: words, or the number of the server's
-    own refusal, refusals.py's row).
+    own refusal, words.py's row).
 
     Example::
 
@@ -123,7 +141,7 @@ def make_response(rv):
     r = _make_response(rv)
     s = r.status
     if type(s) is not int or not (200 <= s <= 599 or (s == 101 and r.protocol is not None)):
-        raise BadResponse("bad response status %r" % (s,))
+        raise bad_response(_BAD_RETURNED_STATUS, s)
     if r is rv or type(rv) is tuple:  # the handler's own Response: it may have appended to r.headers
         for name, value in r.headers:
             check_header(name, value)
@@ -141,7 +159,7 @@ def _make_response(rv):
         elif len(rv) == 2:
             rv, status = rv
         else:
-            raise BadResponse("a handler's tuple is (body, status[, headers])")
+            raise bad_response(_BAD_TUPLE)
         if isinstance(rv, Response):
             rv.status = status
             if headers:
@@ -156,7 +174,7 @@ def _make_response(rv):
         return Response(rv.encode(), status, headers, TEXT)
     if isinstance(rv, bytes):
         return Response(rv, status, headers)
-    raise BadResponse("a handler returned %s; return str, bytes, dict, list, None or Response" % type(rv).__name__)
+    raise bad_response(_BAD_RETURN, type(rv).__name__)
 
 
 def dumps(obj):
@@ -173,10 +191,10 @@ def _check_json(v, depth):
         return
     if isinstance(v, float):
         if v != v or v == _INF or v == -_INF:
-            raise BadResponse("NaN and Infinity are not JSON")
+            raise bad_response(_NOT_FINITE)
         return
     if depth > MAX_JSON_DEPTH:
-        raise BadResponse("JSON nested deeper than %d" % MAX_JSON_DEPTH)
+        raise bad_response(_TOO_DEEP, MAX_JSON_DEPTH)
     if isinstance(v, _JSON_LISTS):
         for x in v:
             _check_json(x, depth + 1)
@@ -184,10 +202,10 @@ def _check_json(v, depth):
     if isinstance(v, dict):
         for k in v:
             if not isinstance(k, _JSON_SCALARS):
-                raise BadResponse("a JSON key is str, not %s" % type(k).__name__)
+                raise bad_response(_BAD_KEY, type(k).__name__)
             _check_json(v[k], depth + 1)
         return
-    raise BadResponse("%s is not JSON" % type(v).__name__)
+    raise bad_response(_NOT_JSON, type(v).__name__)
 
 
 def next_piece(stream):
@@ -197,7 +215,7 @@ def next_piece(stream):
     except StopIteration:
         return None
     if not isinstance(p, BYTES_TYPES):
-        raise BadResponse("a stream yielded %s, not bytes" % type(p).__name__)
+        raise bad_response(_BAD_PIECE, type(p).__name__)
     return p
 
 

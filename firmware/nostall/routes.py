@@ -9,10 +9,10 @@ from micropython import const
 from nostall.request import HTTPError
 from nostall.response import Response, error_response
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _BAD_ESCAPE = const(33)
-
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (App.call)
+_UNKNOWN_CONVERTER = const(51)
+_PATH_NOT_LAST = const(52)
 
 
 def _parse(pattern):
@@ -26,10 +26,14 @@ def _parse(pattern):
             kind, _, name = part[1:-1].rpartition(":")
             kind = kind or "string"
             if kind not in ("string", "int", "path"):
-                raise ValueError("route %r: unknown converter %r" % (pattern, kind))
+                from nostall.words import say  # a mistake in the app: rare
+
+                raise ValueError(say(_UNKNOWN_CONVERTER, pattern, kind))
             if kind == "path":
                 if i != len(parts) - 1:
-                    raise ValueError("route %r: <path:...> must come last" % pattern)
+                    from nostall.words import say
+
+                    raise ValueError(say(_PATH_NOT_LAST, pattern))
                 tail = name
             else:
                 segments.append((name, kind))

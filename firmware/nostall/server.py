@@ -31,12 +31,16 @@ from nostall import sockets
 from nostall.config import Config
 from nostall.connection import Connection
 from nostall.framing import closing
-from nostall.pool import IDLE, NEW, Pool
+from nostall.pool import Pool
 from nostall.response import Response, error_response
 from nostall.session import MEMORY, SHUTDOWN
 from nostall.stats import Stats
 from nostall.ticks import ticks_add, ticks_diff, ticks_ms
 from nostall.waiter import Waiter
+
+# pool.py's states this module names, as consts (test_consts.py checks their numbers)
+_NEW = const(1)
+_IDLE = const(2)
 
 _EAGAIN = const((11, 35))  # EAGAIN on Linux and lwIP, EAGAIN on BSD/macOS
 _OUT_OF_SOCKETS = const((23, 24, 12))  # ENFILE, EMFILE, ENOMEM (the same numbers in lwIP/newlib)
@@ -221,7 +225,7 @@ class Server:
         pool = self.pool
         deadline = ticks_add(ticks_ms(), self.cfg.shutdown_timeout_ms)
         while ticks_diff(deadline, ticks_ms()) > 0:
-            for slot in pool.waiting(NEW) + pool.waiting(IDLE):
+            for slot in pool.waiting(_NEW) + pool.waiting(_IDLE):
                 if slot.cancelled is None:
                     slot.cancel(SHUTDOWN)
             if not pool.in_use and not self.turnaways:

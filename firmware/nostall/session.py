@@ -22,14 +22,25 @@ import micropython
 from micropython import const
 
 from nostall.framing import CHUNKED, COALESCE_BYTES, CONTINUE, EOF, LAST_CHUNK, NONE, chunk, closing, plan
-from nostall.lifecycle import ERROR, EOF_DELIMITED_BODY, HANDLER_TIMEOUT, LINGER_OVERFLOW, MEMORY, PROTOCOL_ERROR, SHUTDOWN, STREAM_ERROR, Lifecycle  # noqa: F401 - ERROR: as before, from here
-from nostall.pool import BODY, HANDLER, HEAD, IDLE, LINGER, NEW, WRITE, WS, WS_CLOSED, WS_PING
+from nostall.lifecycle import EOF_DELIMITED_BODY, HANDLER_TIMEOUT, LINGER_OVERFLOW, MEMORY, PROTOCOL_ERROR, SHUTDOWN, STREAM_ERROR, Lifecycle
 from nostall.request import HTTPError
 from nostall.response import close_stream, error_kind, error_response
 from nostall.stats import CLIENT
 from nostall.ticks import ticks_diff
 
-# refusals, as numbers: their words are refusals.py's rows
+# pool.py's states this module names, as consts (test_consts.py checks their numbers)
+_NEW = const(1)
+_IDLE = const(2)
+_HEAD = const(3)
+_BODY = const(4)
+_HANDLER = const(5)
+_WRITE = const(6)
+_LINGER = const(7)
+_WS = const(8)
+_WS_CLOSED = const(10)
+_WS_PING = const(11)
+
+# what it says, as numbers: their words are words.py's rows
 _HANDLER_TOO_LONG = const(36)
 _TOO_MANY_LONG = const(38)
 
@@ -69,7 +80,7 @@ class Session(Lifecycle):
                 self.reason = CLIENT  # the close we want (mid-request: the client gave up)
                 return CLOSE
             st = self.state
-            if st == LINGER or st == WS_CLOSED:
+            if st == _LINGER or st == _WS_CLOSED:
                 self.reader.reset()  # dropped: what a client sends while it should close
                 self._budget -= n
                 if self._budget > 0:
@@ -81,9 +92,9 @@ class Session(Lifecycle):
         if self.reason is not None:
             return CLOSE
         st = self.state
-        if st == WRITE:
+        if st == _WRITE:
             return self._write()
-        if st == LINGER or st == WS_CLOSED:
+        if st == _LINGER or st == _WS_CLOSED:
             return RECV
         return self._read()
 
@@ -118,14 +129,14 @@ class Session(Lifecycle):
         if w == 2:
             # the head may have come in the same read as the request's first byte: the body's
             # timeout applies now, not the head's
-            if st != BODY:
-                self.enter(BODY)
+            if st != _BODY:
+                self.enter(_BODY)
             if r.take_continue():
                 self.out = CONTINUE
                 return SEND
-        elif st == NEW or st == IDLE:
+        elif st == _NEW or st == _IDLE:
             if w:
-                self.enter(HEAD)
+                self.enter(_HEAD)
             elif self.server.stopping:
                 self.reason = SHUTDOWN
                 return CLOSE
@@ -139,7 +150,7 @@ class Session(Lifecycle):
 
     def _refuse(self, status, answer, why):
         self.server.stats.answered(status)
-        self.enter(WRITE)
+        self.enter(_WRITE)
         self._keep = False
         self._why = why
         self.out = answer
@@ -149,7 +160,7 @@ class Session(Lifecycle):
 
     def handling(self):
         """The handler waits (an async one): HANDLER, with handler_timeout_ms."""
-        self.enter(HANDLER)
+        self.enter(_HANDLER)
 
     def timed_out(self):
         """The app ran past handler_timeout_ms: its 503 (the connection goes on)."""
@@ -179,7 +190,7 @@ class Session(Lifecycle):
                 stats.requests += 1
                 self.long_lived = True
                 self.resp = resp
-                self.enter(WRITE)  # its head goes out first, the protocol's
+                self.enter(_WRITE)  # its head goes out first, the protocol's
                 return LONG
             resp = error_response(503, _TOO_MANY_LONG, _RETRY_LATER)
         stream = None
@@ -196,7 +207,7 @@ class Session(Lifecycle):
         cap = server.cfg.max_requests_per_connection
         left = 0 if server.stopping else (cap - self.requests if cap else None)
         head, mode, self._keep = plan(req, resp, left, server.idle_s)
-        self.enter(WRITE)
+        self.enter(_WRITE)
         if mode == NONE:
             self.out = head
         elif stream is None:
@@ -231,7 +242,7 @@ class Session(Lifecycle):
                 self.reason = STREAM_ERROR
                 return CLOSE
             if piece is not None:
-                self.enter(WRITE)  # a slow client must not look like a stalled handler
+                self.enter(_WRITE)  # a slow client must not look like a stalled handler
                 self.out = chunk(piece) if self._chunked else piece
                 return SEND
             self._end_stream()
@@ -245,9 +256,9 @@ class Session(Lifecycle):
         self.req = None  # answered: an idle connection keeps nothing of it (nor of its bytes)
         self.out = b""
         if keep:
-            self.enter(IDLE)
+            self.enter(_IDLE)
             return self._read()  # a request already in the buffer (pipelining) at once
-        self.enter(LINGER)
+        self.enter(_LINGER)
         self._drain()
         return RECV
 
@@ -260,22 +271,22 @@ class Session(Lifecycle):
 
     def alive(self):
         """A WebSocket's client sent a frame: it is there, its ping timer starts again."""
-        self.enter(WS)
+        self.enter(_WS)
 
     def ping_due(self):
         """A WebSocket ping goes out now: the client has ws_pong_timeout_ms to answer."""
-        self.enter(WS_PING)
+        self.enter(_WS_PING)
 
     def closing(self, answered):
         """A WebSocket's close frame went out: wait for the client's (LINGER), or, the handshake
         done or failed (answered), for its TCP close (WS_CLOSED)."""
-        self.enter(WS_CLOSED if answered else LINGER)
+        self.enter(_WS_CLOSED if answered else _LINGER)
 
     def long_done(self, eof):
         """The protocol returned; eof: the client closed TCP. A close handshake lingers."""
         self.resp = None
         st = self.state
-        if eof or (st != LINGER and st != WS_CLOSED):
+        if eof or (st != _LINGER and st != _WS_CLOSED):
             self.reason = CLIENT
         else:
             self._drain()
@@ -296,7 +307,7 @@ class Session(Lifecycle):
         """A long-lived write must wait for the client: WRITE (write_timeout_ms) meanwhile;
         returns the state to resume()."""
         st = self.state
-        self.enter(WRITE)
+        self.enter(_WRITE)
         return st
 
     def resume(self, state):
@@ -304,6 +315,6 @@ class Session(Lifecycle):
 
     def progress(self):
         # a send that had to wait moved on: WRITE's deadline counts from the last progress
-        if self.state == WRITE:
-            self.enter(WRITE)
+        if self.state == _WRITE:
+            self.enter(_WRITE)
 

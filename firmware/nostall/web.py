@@ -16,10 +16,14 @@ from nostall.response import (  # noqa: F401 - the app API in one import: from n
     error_response,
     make_response,
 )
-from nostall.routes import SAFE_METHODS, NotAllowed, Routes, not_allowed, path_of
+from nostall.routes import NotAllowed, Routes, not_allowed, path_of
 
-# refusals, as numbers: their words are refusals.py's rows
+# what it says, as numbers: their words are words.py's rows
 _HANDLER_FAILED = const(34)
+_UNKNOWN_ROUTE_METHOD = const(53)
+_BAD_STREAM_LIMIT = const(54)
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")  # open even while the app has a token (App.call)
 
 # What an app does not use costs no heap: auth.py, static.py and wsproto.py are imported by the
 # first request that needs them (a token checked, a file served, a WebSocket's handshake).
@@ -109,9 +113,13 @@ class App(Routes):
         """
         for m in methods:
             if m not in METHODS:
-                raise ValueError("route %r: unknown method %r" % (pattern, m))
+                from nostall.words import say  # a mistake in the app: rare
+
+                raise ValueError(say(_UNKNOWN_ROUTE_METHOD, pattern, m))
         if stream is not None and (type(stream) is not int or stream < 0):
-            raise ValueError("route %r: stream is the body's limit in bytes" % pattern)
+            from nostall.words import say
+
+            raise ValueError(say(_BAD_STREAM_LIMIT, pattern))
 
         def register(handler):
             # methods that change things go through the token check (call(), admit()); GET,

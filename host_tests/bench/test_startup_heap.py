@@ -9,7 +9,7 @@ from harness.paths import FIRMWARE
 
 # loaded by a feature's first use (or, for settings and bounds, run once by start.py and dropped)
 FEATURE_MODULES = ("appimage", "appupdate", "auth", "body", "bodystream", "bounds", "escapes", "events", "files",
-                   "flash", "metrics", "multipart", "refusals", "settings", "static", "status", "turnaway", "update",
+                   "flash", "metrics", "multipart", "settings", "static", "status", "turnaway", "update", "words",
                    "websocket", "wsproto")
 
 

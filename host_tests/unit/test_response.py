@@ -7,7 +7,7 @@ from unitcheck import header, raises
 
 from nostall.config import Config
 from nostall.proto import HTTPError, RequestReader
-from nostall.refusals import words
+from nostall.words import words
 from nostall.response import JSON, TEXT, BadResponse, Response, dumps, error_response, make_response
 
 
@@ -79,7 +79,7 @@ def test_one_error_builder():
 
 
 def test_the_servers_own_refusals_are_numbers_with_words():
-    # the reader refuses with a number (refusals.py's row): its words come with the answer
+    # the reader refuses with a number (words.py's row): its words come with the answer
     r = RequestReader(Config())
     r.feed(b"GET / HTTP/1.1\nHost: x\n\n")
     with raises(HTTPError) as e:

@@ -1,13 +1,15 @@
-# The words of the refusals and failures the server answers itself, by number, as errno and
-# strerror(): the reader refuses with r.fail(400, _BARE_LF), where _BARE_LF = const(2) is a
-# private name of the module that refuses (a const costs nothing), and error_body() (framing.py)
-# loads this module for the answer's text at the first refusal. Each text held as a str from
-# start-up cost every server ~60 B of heap (64-bit .mpy), refused or not: 2.3 KB for these 38.
-# Here they are one str (a tuple of 38 would cost 3 KB more at the first refusal, as framing.py's
-# reason phrases). An app's refusals (HTTPError(404, "no such sensor")) carry their own words.
+# The words of what the server says itself, by number, as errno and strerror(): its refusals'
+# answers and the errors it raises for an app's mistakes. The reader refuses with
+# r.fail(400, _BARE_LF), where _BARE_LF = const(2) is a private name of the module that refuses
+# (a const costs nothing), and error_body() (framing.py) loads this module for the answer's text
+# at the first refusal; an error raised for a mistake takes its words from say() the same way.
+# Each text held as a str from start-up cost every server ~60 B of heap (64-bit .mpy), refused
+# or not: 3.4 KB for these. Here they are one str (a tuple of them would cost ~70 B more a row at
+# the first use, as framing.py's reason phrases). An app's refusals (HTTPError(404, "no such
+# sensor")) carry their own words.
 #
 # A row's number is its place (the first is 1); its comment names the const that stands for it,
-# and host_tests/unit/test_refusals.py checks each module's const of that name has that number.
+# and host_tests/build/test_consts.py checks each module's const of that name has that number.
 
 from micropython import const
 
@@ -50,13 +52,35 @@ _WORDS = const(
     "|handler took too long"  # _HANDLER_TOO_LONG
     "|handler's stream failed"  # _STREAM_FAILED
     "|too many WebSocket and event-stream clients"  # _TOO_MANY_LONG
+    "|a Response body is str or bytes, not %s"  # _BODY_TYPE
+    "|bad response status %r"  # _BAD_RETURNED_STATUS
+    "|a handler's tuple is (body, status[, headers])"  # _BAD_TUPLE
+    "|a handler returned %s; return str, bytes, dict, list, None or Response"  # _BAD_RETURN
+    "|NaN and Infinity are not JSON"  # _NOT_FINITE
+    "|JSON nested deeper than %d"  # _TOO_DEEP
+    "|a JSON key is str, not %s"  # _BAD_KEY
+    "|%s is not JSON"  # _NOT_JSON
+    "|a stream yielded %s, not bytes"  # _BAD_PIECE
+    "|a handler yielded a value: to stream, return Response(stream=generator)"  # _YIELDED
+    "|bad status %r"  # _BAD_STATUS
+    "|refused response header %r"  # _BAD_HEADER
+    "|route %r: unknown converter %r"  # _UNKNOWN_CONVERTER
+    "|route %r: <path:...> must come last"  # _PATH_NOT_LAST
+    "|route %r: unknown method %r"  # _UNKNOWN_ROUTE_METHOD
+    "|route %r: stream is the body's limit in bytes"  # _BAD_STREAM_LIMIT
 )
 
 
 def words(n):
-    """Refusal n's words."""
+    """Row n's words."""
     i = 0
     for _ in range(n):
         i = _WORDS.index("|", i) + 1
     j = _WORDS.find("|", i)
     return _WORDS[i:j] if j >= 0 else _WORDS[i:]
+
+
+def say(n, *args):
+    """Row n's words with args in its %-fields: the message of an error raised for a mistake."""
+    w = words(n)
+    return w % args if args else w
