@@ -28,6 +28,13 @@ from nostall.response import close_stream, error_kind, error_response
 from nostall.stats import CLIENT
 from nostall.ticks import ticks_diff
 
+# what the shell does next (the module comment)
+RECV = 0
+SEND = 1
+RUN = 2
+LONG = 3
+CLOSE = 4
+
 # pool.py's states this module names, as consts (test_consts.py checks their numbers)
 _NEW = const(1)
 _IDLE = const(2)
@@ -43,12 +50,6 @@ _WS_PING = const(11)
 # what it says, as numbers: their words are words.py's rows
 _HANDLER_TOO_LONG = const(36)
 _TOO_MANY_LONG = const(38)
-
-RECV = 0
-SEND = 1
-RUN = 2
-LONG = 3
-CLOSE = 4
 
 # the long-lived cap's 503: a WebSocket or stream slot frees when a tab closes, rarely within
 # a second; browsers' own reconnects then wait longer anyway
