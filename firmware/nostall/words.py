@@ -4,9 +4,9 @@
 # (a const costs nothing), and error_body() (framing.py) loads this module for the answer's text
 # at the first refusal; an error raised for a mistake takes its words from say() the same way.
 # Each text held as a str from start-up cost every server ~60 B of heap (64-bit .mpy), refused
-# or not: 3.4 KB for these. Here they are one str (a tuple of them would cost ~70 B more a row at
-# the first use, as framing.py's reason phrases). An app's refusals (HTTPError(404, "no such
-# sensor")) carry their own words.
+# or not: 2.3 KB for the 38 refusals alone. Here they are one str, as framing.py's reason
+# phrases are (a tuple of str cost 1.8 KB more at the first use). An app's refusals
+# (HTTPError(404, "no such sensor")) carry their own words.
 #
 # A row's number is its place (the first is 1); its comment names the const that stands for it,
 # and host_tests/build/test_consts.py checks each module's const of that name has that number.
