@@ -94,9 +94,11 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1, holds_pcbs
     warm.stop()
     warm.close()
     # the warm-up's sockets are closed: the server sees each one's EOF or reset at its next read.
-    # (CI once saw connections_open stay above 1 for 5 s here, once in many runs: 10 s, and the
-    # figures if it happens again)
-    settled = wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=10)
+    # Not always, on the sim: in 1 of 40 such warm-ups (2026-12-05) five slots stayed NEW with
+    # their tasks parked and their clients' EOF unseen until first_request_timeout_ms (20 s, not
+    # shortened here) closed them. The server still drops them within its timeouts, which is
+    # what is checked; the figures if it takes longer
+    settled = wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=25)
     if not settled:
         st = t.status(retry_s=PATIENCE_S)
         raise AssertionError("after the warm-up: %r" % {k: st[k] for k in (
