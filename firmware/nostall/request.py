@@ -19,8 +19,9 @@ CTL = re.compile("[\x01-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 class HTTPError(Exception):
     """A request the server must refuse; .status is the response status, .reason the answer's
-    words (the server's own refusals give a number, words.py's row), .headers what the
-    refusal must carry ((name, value) pairs, e.g. a 426's Sec-WebSocket-Version), or None.
+    words (str; the server's own refusals are raised with a number, words.py's row, whose words
+    are looked up here), .headers what the refusal must carry ((name, value) pairs, e.g. a
+    426's Sec-WebSocket-Version), or None.
 
     Example::
 
@@ -28,6 +29,10 @@ class HTTPError(Exception):
     """
 
     def __init__(self, status, reason, headers=None):
+        if type(reason) is int:  # words.py loads at the first refusal, as its answer needs it
+            from nostall.words import words
+
+            reason = words(reason)
         super().__init__(reason)
         self.status = status
         self.reason = reason
