@@ -19,6 +19,9 @@ WWW_ROOT = "/www"
 DATA_ROOT = "/data"  # what /api/files writes (made at its first use)
 UPDATE_PATH = "/update.json"  # boots counted, the firmware slot on trial, the last update's result
 APP_STATE = "/app.json"  # which copy of the firmware's Python runs, and whether on trial (main.py)
+# MicroPython's esp32 port grows its GC heap from ESP-IDF's when an allocation does not fit
+# (MICROPY_GC_SPLIT_HEAP_AUTO); the unix port's heap is one fixed area
+HEAP_GROWS = sys.platform == "esp32"
 _TRIAL_POLL_MS = 200  # how often a firmware on trial looks whether it has served a request
 
 _JOIN_POLL_MS = 100  # how often a join in progress is checked

@@ -43,7 +43,10 @@ def main():
     info = {"firmware_version": VERSION, "board": hw.name}
     server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
     gc.collect()
-    gc.threshold(-1)  # started: collect when the heap is full again (main.py packed start-up's objects)
+    # started: collect when the heap is full again (main.py packed start-up's objects), or where
+    # the heap grows from the system's, every gc_every_bytes (config.py says why)
+    every = server.cfg.gc_every_bytes
+    gc.threshold(every if board.HEAP_GROWS and every else -1)
 
     async def run():
         ip = await hw.connect()  # Wi-Fi, with retries and backoff

@@ -20,6 +20,7 @@ _MIN = {
     "max_header_count": 1,
     "max_body_bytes": 0,
     "send_chunk_bytes": 64,
+    "gc_every_bytes": 0,
     "tick_ms": 10,
 }
 
