@@ -15,6 +15,8 @@
   const FETCH_MS = 4000; // a poll that takes longer has failed
   const UPGRADE_MS = 60000; // on SSE or polling, try the WebSocket again this often
   const CAP_S = 30; // the longest wait between two reconnection rounds
+  const BUSY_TRIES = 2; // a busy 503 is tried again this many times
+  const BUSY_WAIT_S = 5; // if its Retry-After is at most this long (the board's busy 503 says 1 s)
   const KEEP = 60; // samples in the charts
 
   let tr = 0; // the link being tried or used: 0 WebSocket, 1 SSE, 2 polling
@@ -140,13 +142,21 @@
 
   const sleep = ms => new Promise(r => setTimeout(r, ms)); // at once when ms <= 0
 
+  // a GET, or the LED's PUT (both may be sent again); the board's busy 503 (every slot taken for
+  // a moment) is tried again after its Retry-After, twice at most, as the board asks
   async function get(url, opts) {
-    const c = new AbortController();
-    const t = setTimeout(() => c.abort(), FETCH_MS);
-    try {
-      return await fetch(url, Object.assign({cache: 'no-store', signal: c.signal}, opts));
-    } finally {
-      clearTimeout(t);
+    for (let tries = 0; ; tries++) {
+      const c = new AbortController();
+      const t = setTimeout(() => c.abort(), FETCH_MS);
+      let r;
+      try {
+        r = await fetch(url, Object.assign({cache: 'no-store', signal: c.signal}, opts));
+      } finally {
+        clearTimeout(t);
+      }
+      const wait = r.status === 503 ? Number(r.headers.get('Retry-After')) : 0;
+      if (tries >= BUSY_TRIES || !(wait > 0 && wait <= BUSY_WAIT_S)) return r;
+      await sleep(wait * 1000);
     }
   }
 

@@ -134,6 +134,22 @@ def test_falls_back_to_polling_when_both_are_refused(make_sim, browser):
     assert led(t) is (not before)
 
 
+def test_a_busy_503_is_tried_again_after_its_retry_after(make_sim, browser):
+    """At the connection cap a newcomer may get the board's busy 503 with Retry-After 1 (a slot
+    or a 503 within 2 s): the page sends the LED's PUT again after it, not an error."""
+    t = make_sim(limits={"max_long_lived_connections": 0}, app_dir=APPS_BROWSER, env={"BROWSER_BUSY": "PUT /api/led:1"})
+    page = open_dashboard(browser, t)
+    page.wait_live("poll")
+    before = led(t)
+    five = t.status()["status_5xx"]  # the WebSocket's and the event stream's 503s so far
+    t0 = time.monotonic()
+    s = click_led(browser, page, before)
+    assert s["led"] == "LED " + ("off" if before else "on") and s["err"] == "", s
+    assert time.monotonic() - t0 >= 1.0  # after the Retry-After
+    st = t.status()
+    assert led(t) is (not before) and st["status_5xx"] == five + 1, (five, st)
+
+
 def _ws_connect(target, path="/ws/echo"):
     """A WebSocket client holding a long-lived slot."""
     with target.client():
