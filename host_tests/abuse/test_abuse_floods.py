@@ -93,11 +93,15 @@ def run_flood(t, flood, figure, abuse, load, reasons, fds_per_slot=1, holds_pcbs
     good.run_for(warm_s)
     warm.stop()
     warm.close()
-    # the warm-up's sockets are closed: the server sees each one's EOF or reset at its next read.
-    # Not always, on the sim: in 1 of 40 such warm-ups (2026-12-05) five slots stayed NEW with
-    # their tasks parked and their clients' EOF unseen until first_request_timeout_ms (20 s, not
-    # shortened here) closed them. The server still drops them within its timeouts, which is
-    # what is checked; the figures if it takes longer
+    # the warm-up's sockets are closed: the server sees each one's EOF or reset at its next read,
+    # once the EOF gets there. Not always soon, on the sim: in 1 of 40 such warm-ups (2026-12-05)
+    # five slots stayed NEW with their clients' EOF unseen until first_request_timeout_ms (20 s,
+    # not shortened here) closed them. Linux's, not the server's: a flood overflows the sim's
+    # listen queue (TcpExtListenOverflows: 2376 over 4 slowloris warm-ups), the kernel drops the
+    # ACKs and FINs of connections it cannot queue, and the clients' FINs are retransmitted with
+    # backoff: after the warm-up's close 45-64 of its sockets were still in FIN-WAIT-1 at 1 s,
+    # 26-44 at 25 s (ss; a connection the sim accepts meanwhile is NEW until its FIN comes). The
+    # server drops such slots within its timeouts, which is what is checked; the figures if not
     settled = wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=25)
     if not settled:
         st = t.status(retry_s=PATIENCE_S)

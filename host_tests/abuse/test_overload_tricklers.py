@@ -78,8 +78,8 @@ def test_every_plain_request_is_answered_under_tricklers_and_silent_sockets(make
             f.stop()
         for f in floods:
             f.close()
-    # within the server's timeouts: a NEW slot whose client's EOF the sim missed (rare, see
-    # test_abuse_floods.py) waits out first_request_timeout_ms, 20 s
+    # within the server's timeouts: a NEW slot whose client's FIN Linux dropped at a full listen
+    # queue (rare, see test_abuse_floods.py) waits out first_request_timeout_ms, 20 s
     assert wait_for(lambda: t.status(retry_s=PATIENCE_S)["connections_open"] <= 1, timeout=25)
     st = t.status(retry_s=PATIENCE_S)
     by = st["closes_by_server"]
