@@ -21,11 +21,9 @@ def make_app(hw):
     if busy:
         what, n = busy.split(":")
         method, path = what.split(" ")
-        by_method = app._exact[path]
-        handler = by_method[method]
-        by_method[method] = _busy(handler, [int(n)])
-        if handler in app._guarded:  # behind the token as the real one is
-            app._guarded[by_method[method]] = app._guarded[handler]
+        handler = app._find(method, path)[0]  # the real app's
+        # in its place, registered as any route is (a PUT: behind the token, as the real one)
+        app.route(path, (method,))(_busy(handler, [int(n)]))
     return app
 
 
