@@ -35,7 +35,12 @@ _BAD_TARGET = const(17)
 # of a decode, a token check and a lower() per field. Fixed: what clients send cannot grow it.
 _METHODS = {m.encode(): m for m in METHODS}
 # the fields pollers, browsers and WebSocket clients send most, as they spell them; any other
-# name is checked and lower-cased per request (_name): this table costs heap for every entry
+# name is checked and lower-cased (_name), a new str each (a search of every interned string),
+# and the first _NAMES_LEARNED of those, up to _NAME_CACHED_BYTES long, are added here: a
+# browser sends the same dozen names with every request (Referer, Sec-Fetch-*...). Bounded, as
+# _TARGETS: a client that sends junk names fills it once and costs the per-request work again.
+_NAMES_LEARNED = const(8)
+_NAME_CACHED_BYTES = const(32)
 _NAMES = {
     b"Host": "host", b"User-Agent": "user-agent", b"Accept": "accept", b"Accept-Encoding": "accept-encoding",
     b"Accept-Language": "accept-language", b"Connection": "connection", b"Content-Length": "content-length",
@@ -43,12 +48,65 @@ _NAMES = {
     b"Cache-Control": "cache-control", b"If-None-Match": "if-none-match", b"Upgrade": "upgrade",
     b"Origin": "origin", b"Sec-WebSocket-Key": "sec-websocket-key", b"Sec-WebSocket-Version": "sec-websocket-version",
 }
+_NAMES_MAX = len(_NAMES) + _NAMES_LEARNED
 
 # request targets seen, as str: pollers ask for the same few paths, and a new str costs a search
 # of every interned string; bounded (the first ones asked for stay), short ones only
 _TARGETS = {}
 _TARGETS_MAX = const(4)
 _TARGET_CACHED_BYTES = const(48)
+
+
+# what _scan() finds in a head, as bits of its answer (the count of CRLFs above them)
+_BARE = const(1)  # a CR without its LF, or an LF without its CR
+_CTL = const(2)  # a control character other than HTAB, or DEL
+_NON_ASCII = const(4)
+_FLAGS = const(3)  # bits of flags below the count
+
+
+@micropython.viper
+def _scan(buf, start: int, end: int) -> int:
+    # buf[start:end], a head without its blank line, in one pass of machine code: the CRLFs
+    # (its header fields) << _FLAGS | the bits above. Byte by byte in bytecode, or with C loops
+    # (count, replace, min, max), a browser's 400-byte head cost ~90k instructions; here ~4k.
+    # On CPython (the unit tests) ptr8 is the buffer itself (host_tests/micropython.py).
+    p = ptr8(buf)  # pyright: ignore[reportUndefinedVariable] - viper's cast
+    n = 0
+    flags = 0
+    i = start
+    while i < end:
+        c = p[i]
+        if c < 32:
+            if c == 13 and i + 1 < end and p[i + 1] == 10:
+                n += 1
+                i += 1
+            elif c == 13 or c == 10:
+                flags |= _BARE
+            elif c != 9:
+                flags |= _CTL
+        elif c > 126:
+            flags |= _CTL if c == 127 else _NON_ASCII
+        i += 1
+    return (n << _FLAGS) | flags
+
+
+@micropython.viper
+def _field(buf, pos: int, end: int) -> int:
+    # the header line at buf[pos:]: where it ends (its CR, or end) << 15 | where its first colon
+    # is (0: none). One pass of machine code, where two finds call memcmp once per byte. _scan
+    # has refused a bare CR, so the first CR ends the line; a head is at most 16 KB (bounds.py):
+    # both fit in a small int on a 32-bit board.
+    p = ptr8(buf)  # pyright: ignore[reportUndefinedVariable] - viper's cast
+    c = 0
+    i = pos
+    while i < end:
+        b = p[i]
+        if b == 13:
+            break
+        if b == 58 and c == 0:  # ":"
+            c = i
+        i += 1
+    return (i << 15) | c
 
 
 def _token(raw):
@@ -90,24 +148,21 @@ def request_head(r):
         if start == 0 and r.end == len(buf):  # full (space() has moved it to the front)
             r._grow()
         return None
+    scan = _scan(buf, start, i)
     head = bytes(r.mv[start:i])
     r.start = i + 4
     r.scan = r.start
     # The head stays bytes: a str costs MicroPython a search of its interned strings (every
     # new str is looked up there first), so header values are kept as bytes and decoded only
     # when the app first reads req.headers (request.py); the target goes through a cache.
-    n = head.count(b"\r\n")  # header fields
-    if head.count(b"\n") != n or head.count(b"\r") != n:
+    if scan & _BARE:
         r.fail(400, _BARE_CR_LF)
-    # a control character (CTL but HTAB): C loops (replace, min) instead of a regex per byte
-    rest = head.replace(b"\r\n", b"") if n else head
-    if b"\t" in rest:
-        rest = rest.replace(b"\t", b"")
-    if rest and (min(rest) < 32 or b"\x7f" in rest):
+    if scan & _CTL:
         r.fail(400, _CONTROL_CHAR)
+    n = scan >> _FLAGS  # header fields
     eol = head.find(b"\r\n")
     req = _request_line(r, head if eol < 0 else head[:eol])
-    if rest and max(rest) > 127:  # not ASCII: decoded once, to refuse what is not UTF-8
+    if scan & _NON_ASCII:  # decoded once, to refuse what is not UTF-8
         try:
             str(head, "utf-8")
         except UnicodeError:
@@ -119,11 +174,11 @@ def request_head(r):
     # field by field in place: no list of lines, one bytes copy per value
     raw = req.raw
     pos = eol + 2
+    size = len(head)
     for _ in range(n):
-        nl = head.find(b"\r\n", pos)
-        if nl < 0:
-            nl = len(head)
-        c = head.find(b":", pos, nl)
+        f = _field(head, pos, size)
+        nl = f >> 15
+        c = f & 0x7FFF
         if c <= pos:
             r.fail(400, _BAD_FIELD)
         name = head[pos:c]
@@ -152,12 +207,15 @@ def request_head(r):
 
 
 def _name(r, raw):
-    # a header name not among the usual ones: checked as a token (which also refuses
-    # obs-fold, a line starting with SP or HTAB, and "Name :"), then lower-cased
+    # a header name not in _NAMES: checked as a token (which also refuses obs-fold, a line
+    # starting with SP or HTAB, and "Name :"), then lower-cased, and learned while there is room
     name = _token(raw)
     if name is None:
         r.fail(400, _BAD_FIELD)
-    return name.lower()
+    name = name.lower()
+    if len(_NAMES) < _NAMES_MAX and len(raw) <= _NAME_CACHED_BYTES:
+        _NAMES[raw] = name
+    return name
 
 
 def _request_line(r, line):

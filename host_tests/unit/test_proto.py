@@ -119,3 +119,35 @@ def test_the_usual_header_names_table_is_each_name_lower_cased():
     from nostall import head
 
     assert head._NAMES and all(v == k.decode().lower() for k, v in head._NAMES.items())
+
+
+def test_other_header_names_are_learned_up_to_the_bound():
+    from nostall import head
+
+    saved = dict(head._NAMES)
+    usual = list(saved)[: head._NAMES_MAX - head._NAMES_LEARNED]  # the table's own rows come first
+    try:
+        for k in list(saved)[len(usual) :]:  # what earlier tests taught it
+            del head._NAMES[k]
+
+        def parse(extra):
+            r = RequestReader(Config())
+            r.feed(b"GET / HTTP/1.1\r\nHost: x\r\n" + extra + b"\r\n")
+            return r.next()
+
+        req = parse(b"Sec-Fetch-Mode: cors\r\nReferer: http://b/\r\n")
+        assert req.headers["sec-fetch-mode"] == "cors" and req.headers["referer"] == "http://b/"
+        assert head._NAMES[b"Sec-Fetch-Mode"] == "sec-fetch-mode" and head._NAMES[b"Referer"] == "referer"
+        # a long name is parsed but not kept; then junk fills the table once, and stays out
+        parse(b"X-" + b"a" * 40 + b": 1\r\n")
+        assert len(head._NAMES) == len(usual) + 2
+        req = parse(b"".join(b"X-%d: %d\r\n" % (i, i) for i in range(20)))
+        assert req.headers["x-19"] == "19"
+        assert len(head._NAMES) == head._NAMES_MAX == len(usual) + 8
+        # a name that is not a token is refused, learned or not
+        with pytest.raises(HTTPError):
+            parse(b"Bad Name: 1\r\n")
+    finally:
+        head._NAMES.clear()
+        head._NAMES.update(saved)
+
