@@ -3,8 +3,9 @@ servers that install from PyPI (harness.contestants), on the same interpreter, h
 numbers and ratios only, nothing here asserts. Rounds are interleaved and their order swapped
 every round: these machines are noisy, ratios from one run hold where absolute numbers do not.
 
-  throughput   - wrk on loopback: keep-alive at 4 and 16 connections (p50/p99 at 16), a new
-                 connection per request, a 100 KB file over keep-alive (harness.loads)
+  throughput   - wrk on loopback: keep-alive at 4 and 16 connections (p50/p99 at 16), at 4 with
+                 a browser's request head, a new connection per request, a 100 KB file over
+                 keep-alive (harness.loads)
   emu          - the same server behind the lwIP board emulator (root): keep-alive and new connections
   instructions - CPU instructions per keep-alive request (valgrind): this server and the bound
   heap         - heap after start-up and per idle keep-alive connection (this server)
@@ -104,7 +105,7 @@ def _median(values):
 
 def throughput(cs, handles, rounds, seconds, figures):
     def run(c, ld):
-        return loads.wrk(handles[c.name].url + ld.path, ld.conns, seconds, ld.new_connections)
+        return loads.wrk(handles[c.name].url + ld.path, ld.conns, seconds, ld.new_connections, headers=ld.headers)
 
     _rounds(cs, rounds, loads.LOOPBACK, run, figures)
 
@@ -217,7 +218,7 @@ def chart(cs, figures, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [ld.key for ld in loads.LOOPBACK[:3] + loads.EMULATED if any(ld.key in figures[c.name] for c in cs)]
+    keys = [ld.key for ld in loads.LOOPBACK[:4] + loads.EMULATED if any(ld.key in figures[c.name] for c in cs)]
     if not keys:
         return None
     fig, ax = plt.subplots(figsize=(11, 5))

@@ -11,20 +11,31 @@ import subprocess
 
 
 class Load:
-    """One load: path, connections, and whether each request comes on a new connection."""
+    """One load: path, connections, whether each request comes on a new connection, and the
+    header fields wrk adds to its own (Host only)."""
 
-    def __init__(self, key, path, conns, new_connections=False):
+    def __init__(self, key, path, conns, new_connections=False, headers=()):
         self.key = key
         self.path = path
         self.conns = conns
         self.new_connections = new_connections
+        self.headers = headers
 
 
+# what a browser's fetch() sends beside Host (Firefox 128; a 0.4 KB head of 10 fields, as
+# apps_bench/phases/phases.py's BROWSER): wrk's own request is a request line and Host only, the
+# smallest head a server ever gets
+BROWSER_FIELDS = (
+    "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Accept: */*",
+    "Accept-Language: en-US,en;q=0.5", "Accept-Encoding: gzip, deflate", "Referer: http://192.168.4.1/",
+    "Connection: keep-alive", "Sec-Fetch-Dest: empty", "Sec-Fetch-Mode: cors",
+)
 KA4 = Load("keep-alive req/s, 4 connections", "/", 4)
 KA16 = Load("keep-alive req/s, 16 connections", "/", 16)
+KA4_BROWSER = Load("keep-alive req/s, 4 connections, a browser's head", "/", 4, headers=BROWSER_FIELDS)
 NEW4 = Load("new connection per request, req/s, 4 connections", "/", 4, True)
 BIG4 = Load("100 KB file over keep-alive, MB/s, 4 connections", "/big", 4)
-LOOPBACK = (KA4, KA16, NEW4, BIG4)
+LOOPBACK = (KA4, KA16, KA4_BROWSER, NEW4, BIG4)
 EMU_KA4 = Load("through lwIP: keep-alive req/s, 4 connections", "/", 4)
 EMU_NEW4 = Load("through lwIP: new connection per request, req/s, 4 connections", "/", 4, True)
 EMULATED = (EMU_KA4, EMU_NEW4)
@@ -33,13 +44,16 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 _BYTES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
 
-def wrk(url, conns, seconds, new_connections=False, ns=None):
+def wrk(url, conns, seconds, new_connections=False, ns=None, headers=()):
     """One wrk -t1 run: {"rps", "p50_ms", "p99_ms", "bytes_per_s", "errors"}; ns: run it inside
-    that network namespace (`ip netns exec`). A run that does not end 30 s after its time (the
-    server stopped answering and wrk waits on it) is killed: 0 req/s and "hung"."""
+    that network namespace (`ip netns exec`); headers: fields added to wrk's request. A run that
+    does not end 30 s after its time (the server stopped answering and wrk waits on it) is
+    killed: 0 req/s and "hung"."""
     argv = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds, "--latency"]
     if new_connections:
         argv += ["-H", "Connection: close"]  # wrk closes and reconnects after each answer
+    for h in headers:
+        argv += ["-H", h]
     argv.append(url)
     if ns:
         argv = ["ip", "netns", "exec", ns] + argv
