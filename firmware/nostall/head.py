@@ -161,7 +161,7 @@ def request_head(r):
         r.fail(400, _CONTROL_CHAR)
     n = scan >> _FLAGS  # header fields
     eol = head.find(b"\r\n")
-    req = _request_line(r, head if eol < 0 else head[:eol])
+    req = _request_line(r, head, len(head) if eol < 0 else eol)
     if scan & _NON_ASCII:  # decoded once, to refuse what is not UTF-8
         try:
             str(head, "utf-8")
@@ -218,27 +218,30 @@ def _name(r, raw):
     return name
 
 
-def _request_line(r, line):
-    parts = line.split(b" ")
-    if len(parts) != 3:
+def _request_line(r, head, end):
+    # head[:end], taken apart where it lies: no list of parts, no copy of the line or the version
+    sp = head.find(b" ", 0, end)
+    sp2 = head.find(b" ", sp + 1, end) if sp >= 0 else -1
+    if sp2 < 0 or head.find(b" ", sp2 + 1, end) >= 0:  # not three parts
         r.fail(400, _BAD_REQUEST_LINE)
-    raw_method, raw_target, raw_version = parts
+    raw_method = head[:sp]
     method = _METHODS.get(raw_method)
     if method is None:
         if _token(raw_method) is None:
             r.fail(400, _BAD_METHOD)
         r.fail(501, _UNKNOWN_METHOD)
-    if raw_version == b"HTTP/1.1":
+    if end - sp2 == 9 and head.startswith(b"HTTP/1.1", sp2 + 1):
         version = "HTTP/1.1"
-    elif raw_version == b"HTTP/1.0":
+    elif end - sp2 == 9 and head.startswith(b"HTTP/1.0", sp2 + 1):
         version = "HTTP/1.0"
     else:
-        v = raw_version
+        v = head[sp2 + 1 : end]
         if len(v) != 8 or not v.startswith(b"HTTP/") or v[6] != 46 or not (48 <= v[5] <= 57 and 48 <= v[7] <= 57):
             r.fail(400, _BAD_VERSION)
         if v[5] != 49:
             r.fail(505, _UNKNOWN_VERSION)
         version = "HTTP/1.1"  # RFC 9110 2.5: a later 1.x minor version is served as 1.1
+    raw_target = head[sp + 1 : sp2]
     target = _TARGETS.get(raw_target)
     if target is not None:  # a path this board was asked for before: no new str
         return Request(method, target, version, None)

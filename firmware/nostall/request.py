@@ -48,6 +48,7 @@ class Request:
     body = b""
     query = ""
     keep_alive = True  # settled by the reader once headers are in (HTTP/1.0: False to start)
+    version = "HTTP/1.1"  # what nearly every client speaks: stored only when it is not
     _args = None
     error = None  # the exception a handler raised, for the server's accounting
     stream = None  # a streamed route's body (bodystream.BodyStream); None: no body, or read whole
@@ -56,7 +57,6 @@ class Request:
     def __init__(self, method, target, version, headers=None):
         self.method = method
         self.target = target
-        self.version = version
         if headers is not None:
             self.headers = headers
         self.raw = {}  # lower-case name -> the value's bytes, as received (proto.py fills it)
@@ -67,6 +67,7 @@ class Request:
             self.path = target[:p]
             self.query = target[p + 1 :]
         if version != "HTTP/1.1":
+            self.version = version
             self.keep_alive = False
 
     def __getattr__(self, name):
