@@ -110,12 +110,14 @@ def check_header(name, value):
 
 
 @micropython.native
-def plan(req, resp, left, idle_s):
+def plan(req, resp, left, idle_s, coalesce=0):
     """(head, body mode, keep) for resp answering req.
 
     left: requests this connection may still carry after this one (0: it ends here; None: no
     cap); idle_s: the idle timeout announced in Keep-Alive. A failed handler (req.error) ends the
-    connection too; the client still closes first, as always.
+    connection too; the client still closes first, as always. coalesce: a body of at most this
+    many bytes (not a stream) comes joined to the head, for one write (COALESCE_BYTES): one join,
+    where head + body made a second copy.
 
     Example::
 
@@ -144,7 +146,8 @@ def plan(req, resp, left, idle_s):
     date = _date  # date_line(), inlined: this runs per response
     if ticks_diff(date[1], ticks_ms()) <= 0:
         _new_date()
-    return response_head(status, resp.headers, length, mode, keep, ka, version, date[0]), mode, keep
+    tail = resp.body if mode == FIXED and not resp.streamed and len(resp.body) <= coalesce else b""
+    return response_head(status, resp.headers, length, mode, keep, ka, version, date[0], tail), mode, keep
 
 
 def closing(resp):
@@ -181,8 +184,8 @@ def _new_date():
 
 
 @micropython.native
-def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1", date=b""):
-    """Status line and header block as bytes.
+def response_head(status, headers, length, mode, keep, keep_alive=None, version="HTTP/1.1", date=b"", tail=b""):
+    """Status line and header block as bytes (then tail, a short body, when given).
 
     headers: (name, value) pairs already checked by check_header; length: body bytes, or None
     when unknown (then chunked in CHUNKED mode, EOF-delimited in EOF mode); keep_alive:
@@ -222,6 +225,8 @@ def response_head(status, headers, length, mode, keep, keep_alive=None, version=
     else:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
+    if tail:
+        parts.append(tail)
     return b"".join(parts)
 
 

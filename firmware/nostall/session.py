@@ -207,16 +207,14 @@ class Session(Lifecycle):
                 stats.handler_error(error_kind(req.error), req.path, req.error)
         cap = server.cfg.max_requests_per_connection
         left = 0 if server.stopping else (cap - self.requests if cap else None)
-        head, mode, self._keep = plan(req, resp, left, server.idle_s)
+        head, mode, self._keep = plan(req, resp, left, server.idle_s, COALESCE_BYTES)
         self.enter(_WRITE)
         if mode == NONE:
             self.out = head
         elif stream is None:
+            self.out = head  # with the body when it is short: plan() joined them, one write
             body = resp.body
-            if len(body) <= COALESCE_BYTES:
-                self.out = head + body
-            else:  # a second send, not copied
-                self.out = head
+            if len(body) > COALESCE_BYTES:  # a second send, not copied
                 self._body = body
         else:
             self.out = head
