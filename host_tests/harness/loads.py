@@ -22,7 +22,7 @@ class Load:
         self.headers = headers
 
 
-# what a browser's fetch() sends beside Host (Firefox 128; a 0.4 KB head of 10 fields, as
+# what a browser's fetch() sends beside Host (Firefox 128; a 0.4 KB head of 9 fields with Host, as
 # apps_bench/phases/phases.py's BROWSER): wrk's own request is a request line and Host only, the
 # smallest head a server ever gets
 BROWSER_FIELDS = (
