@@ -34,7 +34,7 @@ from harness.target import Target
 # the long-lived objects those tests left (caches, modules loaded earlier) cut a 256K heap's free
 # 110 KB into pieces of at most 6 KB, and compiling websocket.py there failed ("allocating 1280
 # bytes", a new qstr pool) depending on where a few bytes of other code fell: a board loads
-# .mpy files or frozen code, and compiles nothing. Boards made for one test keep DEFAULT_HEAP.
+# .mpy files or frozen code, and compiles nothing. Boards made for one test keep --sim-heap.
 SHARED_HEAP = "384K"
 
 
@@ -44,8 +44,9 @@ def pytest_addoption(parser):
                 help="sim: the firmware on the unix port, on loopback; emu: the same behind real lwIP")
     g.addoption("--board-ip", default=os.environ.get("BOARD_IP") or None, help="test a real board at this IP")
     g.addoption("--board-port", type=int, default=int(os.environ.get("BOARD_PORT") or 80))
-    g.addoption("--sim-heap", default=os.environ.get("SIM_HEAP") or None,
-                help="sim board heap size (default %s; the shared board %s)" % (DEFAULT_HEAP, SHARED_HEAP))
+    g.addoption("--sim-heap", default=os.environ.get("SIM_HEAP") or DEFAULT_HEAP, help="sim board heap size")
+    g.addoption("--shared-sim-heap", default=os.environ.get("SIM_HEAP") or SHARED_HEAP,
+                help="heap of the sim board most tests share (SHARED_HEAP, above)")
     g.addoption("--sim-firmware", default=os.environ.get("SIM_FIRMWARE") or FIRMWARE, help="firmware dir for the sim")
     g.addoption("--stall-threshold", type=float, default=2.0, help="soak: slowest acceptable request, s")
     g.addoption("--soak-count", type=int, default=1000)
@@ -82,7 +83,7 @@ def board(request, tmp_path_factory, emu_ns):
         yield Target(ip, cfg.getoption("--board-port"))
         return
     log = str(tmp_path_factory.mktemp("sim") / "sim.log")
-    with SimBoard(heap=cfg.getoption("--sim-heap") or SHARED_HEAP, firmware=cfg.getoption("--sim-firmware"), log=log,
+    with SimBoard(heap=cfg.getoption("--shared-sim-heap"), firmware=cfg.getoption("--sim-firmware"), log=log,
                   lwip=emu_ns is not None) as sim:
         t = front(sim, emu_ns)
         try:
@@ -107,7 +108,7 @@ def _client_side(request, emu_ns):
 def _fleet(config, tmp_path, emu_ns):
     if config.getoption("--board-ip"):
         pytest.skip("needs its own sim board with special settings")
-    return SimFleet(tmp_path, config.getoption("--sim-heap") or DEFAULT_HEAP, config.getoption("--sim-firmware"), emu_ns)
+    return SimFleet(tmp_path, config.getoption("--sim-heap"), config.getoption("--sim-firmware"), emu_ns)
 
 
 @pytest.fixture
@@ -210,7 +211,7 @@ def make_qemu(tmp_path_factory, need_qemu):
 def emu_firmware_port(request, tmp_path_factory):
     """The real firmware on a sim board of its own, as the upstream behind the lwIP emulator."""
     log = str(tmp_path_factory.mktemp("emu-sim") / "sim.log")
-    with SimBoard(heap=request.config.getoption("--sim-heap") or DEFAULT_HEAP, firmware=request.config.getoption("--sim-firmware"), log=log) as sim:
+    with SimBoard(heap=request.config.getoption("--sim-heap"), firmware=request.config.getoption("--sim-firmware"), log=log) as sim:
         yield sim.port
 
 

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from harness.simboard import DEFAULT_HEAP, SimBoard
+from harness.simboard import SimBoard
 from harness.target import Target
 from harness.target import server_time_wait as time_wait
 
@@ -51,7 +51,7 @@ def sims(request, tmp_path):
     settings.write_text(json.dumps({"http_port": 8080, "limits": {"shutdown_timeout_ms": 300, "tick_ms": 50}}))
 
     def start(port=None):
-        sim = SimBoard(port=port, heap=request.config.getoption("--sim-heap") or DEFAULT_HEAP,
+        sim = SimBoard(port=port, heap=request.config.getoption("--sim-heap"),
                        firmware=request.config.getoption("--sim-firmware"), settings=str(settings),
                        log=str(tmp_path / ("sim%d.log" % len(started))))
         started.append(sim)

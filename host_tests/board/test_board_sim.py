@@ -19,7 +19,7 @@ import requests
 
 from harness import simrun
 from harness.paths import APPS_BOARD, HOST_TESTS
-from harness.simboard import DEFAULT_HEAP, SimBoard, free_port, wait_listening
+from harness.simboard import SimBoard, free_port, wait_listening
 from harness.target import RawConn, get_status, wait_for
 
 JOIN_FAILS = 3  # the access point refuses the first joins; board.py waits 1, 2, 4 s between them
@@ -37,7 +37,7 @@ def sims(request, tmp_path):
         n = len(started)
         path = tmp_path / ("settings%d.json" % n)
         path.write_text(json.dumps(dict({"hostname": "simboard"}, **(settings or {}))))
-        sim = SimBoard(heap=request.config.getoption("--sim-heap") or DEFAULT_HEAP, firmware=request.config.getoption("--sim-firmware"),
+        sim = SimBoard(heap=request.config.getoption("--sim-heap"), firmware=request.config.getoption("--sim-firmware"),
                        settings=str(path), extra_path=[APPS_BOARD], log=str(tmp_path / ("sim%d.log" % n)),
                        radio=radio, home=tmp_path / ("sim%d" % n))
         started.append(sim)
