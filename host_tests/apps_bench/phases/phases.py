@@ -142,14 +142,14 @@ async def framing(n):  # framing.plan: body mode, keep-alive, the response head 
 
 
 async def join(n):  # the head and its short body in one write, where the shell joined them
-    head = plan(req, resp, left, idle_s)[0]
-    body = resp.body
     if JOINED:  # plan() did it (framing, above): nothing more
         for _ in range(n):
             pass
-    else:
-        for _ in range(n):
-            head + body
+        return
+    head = plan(req, resp, left, idle_s)[0]
+    body = resp.body
+    for _ in range(n):
+        head + body
 
 
 async def bound_parse(n):  # what the bound does with the lines it reads, beyond reading them
