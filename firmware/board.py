@@ -141,6 +141,14 @@ class Board:
 
     # ---- network ----
 
+    def system_free(self):
+        """ESP-IDF's free heap in bytes: lwIP's, the network driver's, and where MicroPython grows
+        its own from (the server's ticker reads it: nostall/heapkeep.py)."""
+        n = 0
+        for r in esp32.idf_heap_info(esp32.HEAP_DATA):
+            n += r[1]
+        return n
+
     async def connect(self):
         """Join the Wi-Fi network (power save off), retrying with backoff until it works, or bring
         up Ethernet when the settings have a "lan" section; then set the clock by NTP when the

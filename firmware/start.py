@@ -44,9 +44,10 @@ def main():
     server = Server(web_app, settings.config, board.BIND_HOST, settings.http_port, info, hw.vitals)
     gc.collect()
     # started: collect when the heap is full again (main.py packed start-up's objects), or where
-    # the heap grows from the system's, every gc_every_bytes (config.py says why)
-    every = server.cfg.gc_every_bytes
-    gc.threshold(every if board.HEAP_GROWS and every else -1)
+    # the heap grows from the system's, every gc_every_bytes while it is grown (heapkeep.py)
+    gc.threshold(-1)
+    if board.HEAP_GROWS:
+        server.keep_heap(hw.system_free)
 
     async def run():
         ip = await hw.connect()  # Wi-Fi, with retries and backoff

@@ -21,6 +21,7 @@ _MIN = {
     "max_body_bytes": 0,
     "send_chunk_bytes": 64,
     "gc_every_bytes": 0,
+    "heap_grown_bytes": 0,
     "tick_ms": 10,
 }
 

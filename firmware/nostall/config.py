@@ -48,13 +48,18 @@ class Config:
     max_body_bytes = 16384  # Content-Length or decoded chunked body; larger: 413
     send_chunk_bytes = 1024  # files are read and sent in pieces this big (one buffer per transfer)
     # Where MicroPython grows its heap from the system's (the esp32 port): a collection every
-    # this many bytes allocated, once started. The port grows its heap for a transient (a 16 KB
-    # WebSocket message) by ESP-IDF's largest free block, leaving lwIP and the network driver
-    # 7-20 KB, and gives the area back at a collection that finds it empty; without one until
-    # the grown heap is full, what is kept meanwhile (a module loaded at its first use) holds the
-    # area for good: on the QEMU C3 ESP-IDF stayed at 19 KB free and the Ethernet driver ran out
-    # of receive buffers. 0: a collection only when the heap is full
+    # this many bytes allocated while the heap is grown (heapkeep.py). The port grows its heap
+    # for a transient (a 16 KB WebSocket message) by ESP-IDF's largest free block, leaving lwIP
+    # and the network driver 7-20 KB, and gives the area back at a collection that finds it empty;
+    # without one until the grown heap is full, what is kept meanwhile (a module loaded at its
+    # first use) holds the area for good: on the QEMU C3 ESP-IDF stayed at 19 KB free and the
+    # Ethernet driver ran out of receive buffers. 0: a collection only when the heap is full
     gc_every_bytes = 16384
+    # ESP-IDF's free heap this far below its highest since the server started: "grown" (an area
+    # is at least 18 KB for a 16 KB message, as large as the heap so far at first). Otherwise
+    # collections only when full: every gc_every_bytes cost a C3 ~79k instructions a request.
+    # 0: always grown
+    heap_grown_bytes = 16384
     # timeouts (milliseconds)
     header_timeout_ms = 5000  # from the first byte of a request to the end of its head
     body_timeout_ms = 10000  # to read a whole body

@@ -82,6 +82,7 @@ class Server:
         self._ready = Waiter()  # the accept loop's wait
         self._ticker_task = None
         self.turnaways = None  # turnaway.TurnAways, made at the first newcomer that finds no slot
+        self.heap = None  # a heapkeep.HeapKeeper where the heap grows from the system's (keep_heap())
         # built once: when it is needed the heap may be short
         self.busy_answer = closing(error_response(503, "server busy, retry", _BUSY_RETRY_AFTER))
         if not app.has_route("/status"):
@@ -192,6 +193,14 @@ class Server:
         self.pool.open(slot, task)
         return True
 
+    def keep_heap(self, system_free):
+        """Where the heap grows from the system's (the esp32 port): system_free() is its free
+        bytes, read every tick; frequent collections only while it is down (heapkeep.py)."""
+        from nostall.heapkeep import HeapKeeper
+
+        cfg = self.cfg
+        self.heap = HeapKeeper(system_free, cfg.gc_every_bytes, cfg.heap_grown_bytes)
+
     async def _ticker(self):
         pool = self.pool
         stats = self.stats
@@ -201,6 +210,8 @@ class Server:
         while True:
             await asyncio.sleep_ms(self.cfg.tick_ms)
             pool.expire()
+            if self.heap is not None:
+                self.heap.tick()
             up = stats.uptime_ms()  # often enough that ticks_ms never wraps between two readings
             # the live figures, once a second, while a dashboard follows them (channel.STATUS:
             # loaded by an app that offers them, as app.py's /ws/live and /events; no other can

@@ -243,8 +243,9 @@ def test_websocket_echo_and_event_stream(qb, figures):
                 assert ws.recv(timeout=5) == msg
     # Two 16 KB copies at once do not fit the heap after start-up: the port grows it by ESP-IDF's
     # largest free block. That area goes back once empty, at a collection: within a few requests
-    # (gc_every_bytes), not when the grown heap is full, which would first let what is kept
-    # meanwhile hold it, and lwIP and the Ethernet driver with 19 KB for good (config.py)
+    # (gc_every_bytes, on while ESP-IDF's free heap is down: heapkeep.py), not when the grown
+    # heap is full, which would first let what is kept meanwhile hold it, and lwIP and the
+    # Ethernet driver with 19 KB for good (config.py)
     after = t.status(retry_s=5)
     back = wait_for(lambda: (lambda s: s if s["idf_heap_free"] >= idf_before - 16384 else None)(
         t.status(retry_s=5)), timeout=5)
