@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from harness import appimage_build, micropython, simrun
-from harness.paths import ROOT, SIM_GLUE
+from harness.paths import FIRMWARE, ROOT, SIM_GLUE
 
 STUBS = {"esp32c3": "ESP32_GENERIC_C3", "esp32": "ESP32_GENERIC"}
 
@@ -406,3 +406,26 @@ def test_rollback_across_real_sim_restarts(tmp_path):
         ["ota_1", "ota_1", simrun.HARD_RESET],
     ], boots
     assert [c for _, c in runner.restarts] == [simrun.HARD_RESET] * 5
+
+
+HEAP_SCRIPT = """
+import json
+import board
+from nostall.config import Config
+from nostall.server import Server
+from nostall.web import App
+
+free = board.Board.system_free(None)  # uses nothing of the board but esp32.idf_heap_info
+s = Server(App(), Config(gc_every_bytes=8192, heap_grown_bytes=4096))
+s.keep_heap(lambda: board.Board.system_free(None))
+s.heap.tick()
+print(json.dumps({"free": free, "high": s.heap.high, "grown": s.heap.grown, "every": s.heap.every,
+                  "margin": s.heap.margin}))
+"""
+
+
+def test_the_heap_keeper_reads_esp_idf_s_free_heap_through_the_board(tmp_path):
+    # on a board start.py calls keep_heap(hw.system_free) (board.HEAP_GROWS); the sim's heap does
+    # not grow, so here the same calls are made by hand, on the fake's one data region
+    o = _run(HEAP_SCRIPT, tmp_path, env={"MICROPYPATH": micropython.env([SIM_GLUE, FIRMWARE])["MICROPYPATH"]})
+    assert o == {"free": 120000, "high": 120000, "grown": False, "every": 8192, "margin": 4096}
