@@ -7,7 +7,8 @@
 # (a collection is ~450k instructions there) while the heap is not grown at all, which is nearly
 # always. So the server's ticker reads the system heap's free bytes (ESP-IDF's: ~10k
 # instructions) and turns the frequent collections on only while they are heap_grown_bytes below
-# their highest since the server started: MicroPython's heap grew, or lwIP holds that much.
+# their highest since the server started: MicroPython's heap grew, or lwIP or the network driver
+# holds that much (then they stay on for as long: what every request paid before, no more).
 #
 #     keeper = HeapKeeper(board.system_free, cfg.gc_every_bytes, cfg.heap_grown_bytes)
 #     keeper.tick()      # every tick: gc.threshold(gc_every_bytes) while grown, else -1
