@@ -52,14 +52,6 @@ class Connection:
                 reason = s.cancelled
                 return
             a = s.next()
-            if a == RECV:
-                # a new connection's request is usually in the socket by the time its task first
-                # runs (clients send it with the handshake's last ACK): read it now, not after a
-                # trip through the event loop's poll (~130k instructions on the QEMU C3, 38k on
-                # the unix port); None: not there yet, so wait as for any other
-                n = self.sock.readinto(s.space())
-                if n is not None:
-                    a = s.next(n)
             while True:
                 if a == RECV:
                     a = s.next(await io.recv(self.sock, s.space()))
